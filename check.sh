@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs everything CI checks: formatting, clippy (native and wasm32), all tests.
+# Usage: ./check.sh   (set CARGO_TARGET_DIR to share a build cache)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (native)"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo clippy (wasm32)"
+cargo clippy --all-targets --target wasm32-unknown-unknown -- -D warnings
+
+step "cargo test"
+cargo test

@@ -1,0 +1,8 @@
+//! resonance-lab: Resonance RoPE and the RoPE context-extension schedules it builds on (PI, NTK,
+//! YaRN, Llama-3), made visible and testable.
+//!
+//! Modules depend one way: `rope` (pure math) <- `cli` (headless JSON).
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;
+pub mod rope;

@@ -1,0 +1,413 @@
+//! Math core tests against independent expectations: SPEC.md's worked numbers, transformers'
+//! f32 schedules re-derived in numpy (tests/data/hf_reference.json, made by
+//! scripts/hf_reference.py), mpmath phases, hand-derived cases, brute force and properties.
+
+use proptest::prelude::*;
+use resonance_lab::rope::{
+    self, Method, PairLayout, Phase, Schedule, ScheduleConfig, gap::gap_brute_force, reference,
+};
+use serde_json::Value;
+use std::f64::consts::PI;
+
+fn cfg(method: Method, dim: usize, base: f64, l: u64, lp: u64) -> ScheduleConfig {
+    ScheduleConfig::with_lengths(method, dim, base, l, lp)
+}
+
+fn reference_json() -> Value {
+    serde_json::from_str(include_str!("data/hf_reference.json")).unwrap()
+}
+
+/// Applies the CLI-style arguments of a reference case to a default config.
+fn config_from_args(args: &[Value]) -> ScheduleConfig {
+    let args: Vec<&str> = args.iter().map(|a| a.as_str().unwrap()).collect();
+    let mut c = ScheduleConfig::default();
+    let mut scale = None;
+    let mut it = args.into_iter();
+    while let Some(flag) = it.next() {
+        match flag {
+            "--resonance" => c.resonance = true,
+            "--no-truncate" => c.truncate = false,
+            _ => {
+                let v = it.next().unwrap();
+                match flag {
+                    "--method" => c.method = Method::from_name(v).unwrap(),
+                    "--dim" => c.dim = v.parse().unwrap(),
+                    "--base" => c.base = v.parse().unwrap(),
+                    "--train-len" => c.train_len = v.parse().unwrap(),
+                    "--scale" => scale = Some(v.parse().unwrap()),
+                    "--seq-len" => c.seq_len = v.parse().unwrap(),
+                    other => panic!("unknown arg {other}"),
+                }
+            }
+        }
+    }
+    c.eval_len = c.train_len * 4;
+    c.scale = scale.unwrap_or(4.0);
+    c
+}
+
+fn ulp_distance(a: f32, b: f32) -> u32 {
+    (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs() as u32
+}
+
+#[test]
+fn f32_schedules_match_transformers_within_one_ulp() {
+    let data = reference_json();
+    for case in data["schedules"].as_array().unwrap() {
+        let c = config_from_args(case["args"].as_array().unwrap());
+        let s = Schedule::new(&c).unwrap();
+        let want: Vec<f32> = case["inv_freq"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(s.inv_freq.len(), want.len(), "{}", case["name"]);
+        for (i, (&got, &w)) in s.inv_freq.iter().zip(&want).enumerate() {
+            assert!(
+                ulp_distance(got, w) <= 1,
+                "{} feature {i}: {got:e} vs {w:e}",
+                case["name"]
+            );
+        }
+        let att = case["attention_factor"].as_f64().unwrap();
+        assert!((s.attention_factor - att).abs() < 1e-12, "{}", case["name"]);
+        if let Some(r) = case.get("rounded") {
+            let rounded: Vec<f64> = r
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert_eq!(
+                s.rounding.as_ref().unwrap().rounded,
+                rounded,
+                "{}",
+                case["name"]
+            );
+        }
+        if let Some(r) = case.get("correction_range") {
+            let (lo, hi) = rope::schedule::yarn_correction_range(&c);
+            assert!((lo - r[0].as_f64().unwrap()).abs() < 1e-12);
+            assert!((hi - r[1].as_f64().unwrap()).abs() < 1e-12);
+        }
+    }
+}
+
+#[test]
+fn wavelengths_and_critical_features_from_spec() {
+    let s = Schedule::new(&cfg(Method::Rope, 64, 1e4, 64, 256)).unwrap();
+    for (got, want) in s.wavelength.iter().zip([6.28, 8.38, 11.17, 14.90]) {
+        assert!((got - want).abs() < 0.005, "{got} vs {want}");
+    }
+    assert_eq!(s.critical_feature, 9);
+    let s = Schedule::new(&cfg(Method::Rope, 128, 1e4, 4096, 16384)).unwrap();
+    assert_eq!(s.critical_feature, 46);
+    let mut c = cfg(Method::Rope, 64, 1e4, 64, 256);
+    c.resonance = true;
+    let r = Schedule::new(&c).unwrap();
+    assert_eq!(
+        &r.wavelength[..10],
+        &[6.0, 8.0, 11.0, 15.0, 20.0, 26.0, 35.0, 47.0, 63.0, 84.0]
+    );
+    assert_eq!(r.critical_feature, 9);
+    assert!(r.rounding.as_ref().unwrap().duplicates.is_empty());
+}
+
+#[test]
+fn yarn_llama2_correction_range_and_attention_factor() {
+    let mut c = cfg(Method::Yarn, 128, 1e4, 4096, 32768);
+    c.scale = 8.0;
+    assert_eq!(rope::schedule::yarn_correction_range(&c), (20.0, 46.0));
+    let s = Schedule::new(&c).unwrap();
+    assert!((s.attention_factor - 1.2079).abs() < 5e-5);
+    // features at or below low keep theta, at or above high get theta / s
+    let plain = Schedule::new(&cfg(Method::Rope, 128, 1e4, 4096, 32768)).unwrap();
+    for i in 0..=20 {
+        assert_eq!(s.inv_freq[i], plain.inv_freq[i]);
+    }
+    for i in 46..64 {
+        let want = plain.inv_freq_f64[i] / 8.0;
+        assert!((s.inv_freq_f64[i] - want).abs() <= want * 1e-12);
+    }
+}
+
+#[test]
+fn interpolation_gap_matches_spec_worked_numbers() {
+    let rope_gap =
+        rope::gap_analysis(&Schedule::new(&cfg(Method::Rope, 64, 1e4, 64, 256)).unwrap()).gap;
+    let want = [
+        0.071, 0.080, 0.075, 0.128, 0.109, 0.008, 0.060, 0.063, 0.050,
+    ];
+    for (i, w) in want.iter().enumerate() {
+        assert!(
+            (rope_gap[i] - w).abs() <= 0.0006,
+            "feature {i}: {} vs {w}",
+            rope_gap[i]
+        );
+    }
+    for (i, w) in [(9, 0.78), (10, 1.36), (11, 1.81)] {
+        assert!(
+            (rope_gap[i] - w).abs() <= 0.006,
+            "feature {i}: {}",
+            rope_gap[i]
+        );
+    }
+    let mut c = cfg(Method::Rope, 64, 1e4, 64, 256);
+    c.resonance = true;
+    let res_gap = rope::gap_analysis(&Schedule::new(&c).unwrap()).gap;
+    for (i, g) in res_gap.iter().enumerate().take(9) {
+        assert!(*g < 1e-12, "resonance feature {i}: {g}");
+    }
+    for (i, w) in [(9, 0.75), (10, 1.35), (11, 1.81)] {
+        assert!(
+            (res_gap[i] - w).abs() <= 0.006,
+            "resonance feature {i}: {}",
+            res_gap[i]
+        );
+    }
+}
+
+#[test]
+fn gap_curve_hand_derived_case() {
+    // lambda = 4 tokens, L = 3: positions 0,1,2 cover angles 0, pi/2, pi; position 3 (3pi/2)
+    // is pi/2 from both neighbours, positions 4, 5, 6 repeat seen angles.
+    let curve = rope::gap_curve(&Phase::Integer { lambda: 4 }, 3, 8);
+    // n = 7 is again 3 (mod 4): the gap returns
+    let want = [PI / 2.0, 0.0, 0.0, 0.0, PI / 2.0];
+    assert_eq!(curve.len(), 5);
+    for (g, w) in curve.iter().zip(want) {
+        assert!((g - w).abs() < 1e-15, "{curve:?}");
+    }
+    assert!(rope::gap_curve(&Phase::Integer { lambda: 4 }, 8, 8).is_empty());
+}
+
+#[test]
+fn mpmath_phases_at_long_positions() {
+    let data = reference_json();
+    let s = Schedule::new(&cfg(Method::Rope, 64, 1e4, 64, 256)).unwrap();
+    for ph in data["phases_rope_d64"].as_array().unwrap() {
+        let (i, p) = (
+            ph["feature"].as_u64().unwrap() as usize,
+            ph["position"].as_u64().unwrap(),
+        );
+        let (c, sn) = rope::cos_sin(&s, p);
+        assert!(
+            (c[i] - ph["cos"].as_f64().unwrap()).abs() < 1e-9,
+            "cos f{i} p{p}"
+        );
+        assert!(
+            (sn[i] - ph["sin"].as_f64().unwrap()).abs() < 1e-9,
+            "sin f{i} p{p}"
+        );
+        let (rc, rs) = reference::cos_sin(&s, p);
+        assert!((rc[i] - ph["cos"].as_f64().unwrap()).abs() < 1e-9);
+        assert!((rs[i] - ph["sin"].as_f64().unwrap()).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn naive_f32_is_wrong_at_a_million_but_exact_phases_are_not() {
+    let s = Schedule::new(&cfg(Method::Rope, 64, 1e4, 64, 256)).unwrap();
+    let p = 1_000_000;
+    let (nc, _) = reference::naive_f32_cos_sin(&s, p);
+    let (ec, _) = rope::cos_sin(&s, p);
+    let (rc, _) = reference::cos_sin(&s, p);
+    let naive_err = nc
+        .iter()
+        .zip(&rc)
+        .map(|(a, b)| (*a as f64 - b).abs())
+        .fold(0.0, f64::max);
+    let exact_err = ec
+        .iter()
+        .zip(&rc)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(naive_err > 1e-3, "naive error {naive_err}");
+    assert!(exact_err < 1e-9, "exact error {exact_err}");
+}
+
+#[test]
+fn scale_one_and_short_sequences_reduce_to_rope() {
+    let plain = Schedule::new(&cfg(Method::Rope, 64, 1e4, 64, 64)).unwrap();
+    for m in Method::ALL {
+        let mut c = cfg(m, 64, 1e4, 64, 64);
+        c.scale = 1.0;
+        let s = Schedule::new(&c).unwrap();
+        // llama3 blends (1-k) theta/1 + k theta in f32 like transformers: equal within 1 ulp
+        for (a, b) in s.inv_freq.iter().zip(&plain.inv_freq) {
+            assert!(
+                ulp_distance(*a, *b) <= u32::from(m == Method::Llama3),
+                "{m}"
+            );
+        }
+        assert_eq!(s.attention_factor, 1.0, "{m}");
+    }
+    // dynamic NTK with the current length inside the trained range is plain RoPE at any scale
+    let mut c = cfg(Method::DynamicNtk, 64, 1e4, 64, 256);
+    c.seq_len = 10;
+    assert_eq!(Schedule::new(&c).unwrap().inv_freq, plain.inv_freq);
+}
+
+#[test]
+fn invalid_configs_name_the_field() {
+    let ok = ScheduleConfig::default();
+    let cases: Vec<(&str, Box<dyn Fn(&mut ScheduleConfig)>)> = vec![
+        ("dim", Box::new(|c| c.dim = 63)),
+        ("dim", Box::new(|c| c.dim = 0)),
+        ("dim", Box::new(|c| c.dim = 2048)),
+        ("base", Box::new(|c| c.base = 1.0)),
+        ("base", Box::new(|c| c.base = f64::NAN)),
+        ("base", Box::new(|c| c.base = f64::INFINITY)),
+        ("scale", Box::new(|c| c.scale = 0.5)),
+        ("scale", Box::new(|c| c.scale = f64::NAN)),
+        ("train-len", Box::new(|c| c.train_len = 0)),
+        ("eval-len", Box::new(|c| c.eval_len = 10)),
+        ("beta-fast", Box::new(|c| c.beta_fast = -1.0)),
+        ("high-freq-factor", Box::new(|c| c.high_freq_factor = 1.0)),
+        ("seq-len", Box::new(|c| c.seq_len = 0)),
+    ];
+    for (field, f) in cases {
+        let mut c = ok.clone();
+        f(&mut c);
+        let e = Schedule::new(&c).unwrap_err();
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.to_string().contains(&format!("--{field}")));
+    }
+}
+
+#[test]
+fn large_base_reports_f32_f64_disagreement_and_duplicates() {
+    // huge wavelengths: f32 cannot hold the integer wavelength, f64 can
+    let mut c = cfg(Method::Rope, 512, 1e12, 64, 256);
+    c.resonance = true;
+    let s = Schedule::new(&c).unwrap();
+    let r = s.rounding.as_ref().unwrap();
+    assert!(r.f32_f64_disagreements.contains(&255));
+    assert!(!r.f32_f64_disagreements.contains(&0));
+    // d = 256, b = 1e4: wavelengths 6.28, 6.75, 7.26 round to 6, 7, 7
+    let mut c = cfg(Method::Rope, 256, 1e4, 64, 256);
+    c.resonance = true;
+    let s = Schedule::new(&c).unwrap();
+    let r = s.rounding.as_ref().unwrap();
+    assert_eq!(&r.rounded[..3], &[6.0, 7.0, 7.0]);
+    assert_eq!(r.duplicates[0], 1);
+    for &i in &r.duplicates {
+        assert_eq!(r.rounded[i], r.rounded[i + 1]);
+    }
+}
+
+fn method_strategy() -> impl Strategy<Value = Method> {
+    prop::sample::select(Method::ALL.to_vec())
+}
+
+fn config_strategy() -> impl Strategy<Value = ScheduleConfig> {
+    (
+        method_strategy(),
+        1usize..=64,
+        2.0f64..1e6,
+        4u64..200,
+        1u64..5,
+        any::<bool>(),
+    )
+        .prop_map(|(m, half, base, l, mult, res)| {
+            let mut c = cfg(m, half * 2, base, l, l * mult);
+            c.resonance = res;
+            c
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn resonance_closes_the_gap_of_every_short_wavelength(c in config_strategy()) {
+        let mut c = c;
+        c.resonance = true;
+        let s = Schedule::new(&c).unwrap();
+        let g = rope::gap_analysis(&s).gap;
+        for (i, w) in s.wavelength.iter().enumerate() {
+            if *w <= c.train_len as f64 {
+                prop_assert!(g[i] == 0.0, "feature {} wavelength {} gap {}", i, w, g[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_gap_equals_brute_force(c in config_strategy()) {
+        let s = Schedule::new(&c).unwrap();
+        let g = rope::gap_analysis(&s).gap;
+        for i in 0..s.num_features() {
+            let theta = match &s.rounding {
+                Some(r) => 2.0 * PI / r.rounded[i],
+                None => s.inv_freq[i] as f64,
+            };
+            let b = gap_brute_force(theta, c.train_len, c.eval_len);
+            prop_assert!((g[i] - b).abs() < 1e-9, "feature {}: {} vs {}", i, g[i], b);
+        }
+    }
+
+    #[test]
+    fn features_have_norm_equal_to_attention_factor(c in config_strategy(), p in 0u64..=u32::MAX as u64) {
+        let s = Schedule::new(&c).unwrap();
+        let (cs, sn) = rope::cos_sin(&s, p);
+        for (a, b) in cs.iter().zip(&sn) {
+            prop_assert!(((a * a + b * b).sqrt() - s.attention_factor).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn exact_phases_match_double_double_reference(c in config_strategy(), p in 0u64..=u32::MAX as u64) {
+        let s = Schedule::new(&c).unwrap();
+        let (cs, sn) = rope::cos_sin(&s, p);
+        let (rc, rs) = reference::cos_sin(&s, p);
+        for i in 0..cs.len() {
+            prop_assert!((cs[i] - rc[i]).abs() < 1e-6 && (sn[i] - rs[i]).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn rotation_preserves_norm_in_both_layouts(
+        c in config_strategy(),
+        p in 0u64..1_000_000,
+        seed in any::<u64>(),
+    ) {
+        let s = Schedule::new(&c).unwrap();
+        let (cs, sn) = rope::cos_sin(&s, p);
+        let af = s.attention_factor;
+        let mut state = seed | 1;
+        let x: Vec<f64> = (0..c.dim).map(|_| {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+            (state % 2001) as f64 / 1000.0 - 1.0
+        }).collect();
+        let norm = |v: &[f64]| v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        for layout in [PairLayout::HalfSplit, PairLayout::Interleaved] {
+            let mut y = x.clone();
+            rope::rotate(&mut y, &cs, &sn, layout);
+            prop_assert!((norm(&y) - af * norm(&x)).abs() < 1e-9 * (1.0 + norm(&x)));
+        }
+    }
+
+    #[test]
+    fn llama3_and_yarn_are_continuous(base in 100.0f64..1e6, bf in 2.0f64..64.0) {
+        // llama3 blends continuously across its band edges; YaRN without truncation is
+        // continuous in beta_fast. A tiny parameter change gives a tiny frequency change.
+        let eps = 1e-9;
+        let mut a = cfg(Method::Llama3, 128, base, 8192, 65536);
+        let mut b = a.clone();
+        b.base = base * (1.0 + eps);
+        let (sa, sb) = (Schedule::new(&a).unwrap(), Schedule::new(&b).unwrap());
+        for (x, y) in sa.inv_freq_f64.iter().zip(&sb.inv_freq_f64) {
+            prop_assert!((x - y).abs() <= 1e-6 * x);
+        }
+        a.method = Method::Yarn;
+        a.truncate = false;
+        a.beta_fast = bf;
+        let mut b = a.clone();
+        b.beta_fast = bf * (1.0 + eps);
+        let (sa, sb) = (Schedule::new(&a).unwrap(), Schedule::new(&b).unwrap());
+        for (x, y) in sa.inv_freq_f64.iter().zip(&sb.inv_freq_f64) {
+            prop_assert!((x - y).abs() <= 1e-6 * x);
+        }
+    }
+}
