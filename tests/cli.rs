@@ -1,6 +1,8 @@
 //! The CLI contract: subcommand names, options, JSON fields, and exit code 2 with a one-line
 //! message naming the option for every kind of bad input.
 
+#![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary / uses native dev-deps
+
 use serde_json::Value;
 use std::process::Command;
 

@@ -10,77 +10,160 @@ use std::f64::consts::PI;
 /// Gap curve of one feature: `gap(n)` in radians for n = L .. L'-1 (empty when L' == L).
 /// The inner minimum uses the window `k in [n-L+1, n]` of the exact integer keys `||k alpha||`.
 pub fn gap_curve(phase: &Phase, train_len: u64, eval_len: u64) -> Vec<f64> {
-    let (l, lp) = (train_len as usize, eval_len as usize);
-    if lp <= l || l == 0 {
-        return Vec::new();
-    }
-    // keys[j] = ||(j+1) alpha|| for k = j + 1 = 1 .. L'-1
-    let (keys, to_radians) = distance_keys(phase, lp - 1);
-    sliding_window_min(&keys, l)
-        .into_iter()
-        .map(|m| m as f64 * to_radians)
-        .collect()
+    let mut out = Vec::new();
+    GapWorkspace::default().curve_into(phase, train_len, eval_len, &mut out);
+    out
 }
 
-/// Exact integer keys `||k alpha||` for k = 1 ..= count, and the factor turning a key into radians.
-pub fn distance_keys(phase: &Phase, count: usize) -> (Vec<u64>, f64) {
+/// Reusable buffers for gap computations, so repeated calls (every feature, every slider
+/// change) do not allocate and page-fault fresh memory.
+#[derive(Clone, Debug, Default)]
+pub struct GapWorkspace {
+    prefix: Vec<u64>,
+    suffix: Vec<u64>,
+}
+
+impl GapWorkspace {
+    /// Fills the block prefix/suffix minima of one feature's keys `||k alpha||`, k = 1 .. L'-1.
+    /// Returns the window minima as an iterator over OOD positions `n = L + j` (empty when
+    /// there is none).
+    fn window_minima(
+        &mut self,
+        phase: &Phase,
+        train_len: u64,
+        eval_len: u64,
+    ) -> impl ExactSizeIterator<Item = u64> + '_ {
+        let (l, lp) = (train_len as usize, eval_len as usize);
+        let n = lp.saturating_sub(1);
+        if lp <= l || l == 0 {
+            self.prefix.clear();
+            self.suffix.clear();
+        } else {
+            match *phase {
+                Phase::Integer { lambda } => {
+                    let mut r = 0u64;
+                    let keys = move || {
+                        r += 1;
+                        if r == lambda {
+                            r = 0;
+                        }
+                        r.min(lambda - r)
+                    };
+                    block_minima(keys, n, l, &mut self.prefix, &mut self.suffix);
+                }
+                Phase::Fixed { alpha } => {
+                    let mut f = 0u64;
+                    let keys = move || {
+                        f = f.wrapping_add(alpha);
+                        f.min(f.wrapping_neg())
+                    };
+                    block_minima(keys, n, l, &mut self.prefix, &mut self.suffix);
+                }
+            }
+        }
+        window_minima(&self.prefix, &self.suffix, l)
+    }
+
+    /// Writes the gap curve of one feature (radians for n = L .. L'-1) into `out`.
+    pub fn curve_into(&mut self, phase: &Phase, train_len: u64, eval_len: u64, out: &mut Vec<f64>) {
+        let to_radians = key_to_radians(phase);
+        out.clear();
+        out.extend(
+            self.window_minima(phase, train_len, eval_len)
+                .map(|m| m as f64 * to_radians),
+        );
+    }
+
+    /// The gap of one feature (radians) and the first OOD position attaining it (`train_len`
+    /// when there is no OOD position or the gap is 0).
+    pub fn max_gap(&mut self, phase: &Phase, train_len: u64, eval_len: u64) -> (f64, u64) {
+        let to_radians = key_to_radians(phase);
+        let (mut best, mut at) = (0u64, 0usize);
+        for (j, m) in self.window_minima(phase, train_len, eval_len).enumerate() {
+            if m > best {
+                best = m;
+                at = j;
+            }
+        }
+        (best as f64 * to_radians, train_len + at as u64)
+    }
+}
+
+/// The factor turning an exact distance key of `phase` into radians.
+fn key_to_radians(phase: &Phase) -> f64 {
     match *phase {
-        Phase::Integer { lambda } => {
-            let mut r = 0u64;
-            let keys = (0..count)
-                .map(|_| {
-                    r += 1;
-                    if r == lambda {
-                        r = 0;
-                    }
-                    r.min(lambda - r)
-                })
-                .collect();
-            (keys, 2.0 * PI / lambda as f64)
+        Phase::Integer { lambda } => 2.0 * PI / lambda as f64,
+        Phase::Fixed { .. } => 2.0 * PI / TWO_POW_64,
+    }
+}
+
+/// van Herk / Gil-Werman block minima of `n` keys drawn from `keys()`, window `w`: keys are
+/// generated block by block (blocks of `w`) into per-block prefix minima and suffix minima.
+/// O(n) with no branches on the data.
+fn block_minima(
+    mut keys: impl FnMut() -> u64,
+    n: usize,
+    w: usize,
+    prefix: &mut Vec<u64>,
+    suffix: &mut Vec<u64>,
+) {
+    prefix.resize(n, 0);
+    suffix.resize(n, 0);
+    for (pb, sb) in prefix.chunks_mut(w).zip(suffix.chunks_mut(w)) {
+        let mut run = u64::MAX;
+        for (p, s) in pb.iter_mut().zip(sb.iter_mut()) {
+            let k = keys();
+            *s = k;
+            run = run.min(k);
+            *p = run;
         }
-        Phase::Fixed { alpha } => {
-            let mut f = 0u64;
-            let keys = (0..count)
-                .map(|_| {
-                    f = f.wrapping_add(alpha);
-                    f.min(f.wrapping_neg())
-                })
-                .collect();
-            (keys, 2.0 * PI / TWO_POW_64)
+        let mut run = u64::MAX;
+        for s in sb.iter_mut().rev() {
+            run = run.min(*s);
+            *s = run;
         }
     }
 }
 
-/// Minimum of every window of `w` consecutive keys that ends at index `w-1 ..= len-1`
-/// (van Herk / Gil-Werman: per-block prefix and suffix minima, O(len), branch-free).
+/// The window starting at s spans at most two blocks: its minimum is
+/// `min(suffix[s], prefix[s + w - 1])`. Empty when there are fewer than `w` keys.
+fn window_minima<'a>(
+    prefix: &'a [u64],
+    suffix: &'a [u64],
+    w: usize,
+) -> impl ExactSizeIterator<Item = u64> + 'a {
+    let count = if w == 0 || suffix.len() < w {
+        0
+    } else {
+        suffix.len() - w + 1
+    };
+    let tail = prefix.get(w.saturating_sub(1)..).unwrap_or(&[]);
+    suffix[..count].iter().zip(tail).map(|(&a, &b)| a.min(b))
+}
+
+/// Minimum of every window of `w` consecutive keys, for the windows ending at index
+/// `w-1 ..= len-1` (the same block algorithm the gap uses, on explicit keys).
 pub fn sliding_window_min(keys: &[u64], w: usize) -> Vec<u64> {
-    let n = keys.len();
-    if w == 0 || n < w {
+    if w == 0 || keys.len() < w {
         return Vec::new();
     }
-    let mut prefix = keys.to_vec();
-    let mut suffix = keys.to_vec();
-    for block in prefix.chunks_mut(w) {
-        for j in 1..block.len() {
-            block[j] = block[j].min(block[j - 1]);
-        }
-    }
-    for block in suffix.chunks_mut(w) {
-        for j in (0..block.len().saturating_sub(1)).rev() {
-            block[j] = block[j].min(block[j + 1]);
-        }
-    }
-    // window [s, s + w - 1] spans at most two blocks: suffix of the first, prefix of the second
-    (0..=n - w)
-        .map(|s| suffix[s].min(prefix[s + w - 1]))
-        .collect()
+    let (mut prefix, mut suffix) = (Vec::new(), Vec::new());
+    let mut it = keys.iter().copied();
+    block_minima(
+        move || it.next().unwrap_or(u64::MAX),
+        keys.len(),
+        w,
+        &mut prefix,
+        &mut suffix,
+    );
+    window_minima(&prefix, &suffix, w).collect()
 }
 
 /// Gap of one feature in radians: the maximum of its gap curve (0 when there is no OOD position).
 pub fn gap_for_phase(phase: &Phase, train_len: u64, eval_len: u64) -> f64 {
-    gap_curve(phase, train_len, eval_len)
-        .into_iter()
-        .fold(0.0, f64::max)
+    GapWorkspace::default()
+        .max_gap(phase, train_len, eval_len)
+        .0
 }
 
 /// Gap per feature plus the OOD position where each feature's gap is attained.
@@ -97,20 +180,12 @@ pub struct GapAnalysis {
 /// Gap per feature for a whole schedule.
 pub fn gap_analysis(schedule: &Schedule) -> GapAnalysis {
     let (l, lp) = (schedule.config.train_len, schedule.config.eval_len);
-    let mut gap = Vec::with_capacity(schedule.phases.len());
-    let mut worst_position = Vec::with_capacity(schedule.phases.len());
-    for phase in &schedule.phases {
-        let curve = gap_curve(phase, l, lp);
-        let (mut best, mut at) = (0.0f64, l);
-        for (j, &g) in curve.iter().enumerate() {
-            if g > best {
-                best = g;
-                at = l + j as u64;
-            }
-        }
-        gap.push(best);
-        worst_position.push(at);
-    }
+    let mut ws = GapWorkspace::default();
+    let (gap, worst_position): (Vec<f64>, Vec<u64>) = schedule
+        .phases
+        .iter()
+        .map(|phase| ws.max_gap(phase, l, lp))
+        .unzip();
     let chord = gap.iter().map(|&g| 2.0 * (g / 2.0).sin()).collect();
     GapAnalysis {
         gap,

@@ -9,7 +9,7 @@ pub mod resonance;
 pub mod schedule;
 
 pub use features::{FeatureTable, cos_sin, feature_table, rotate};
-pub use gap::{GapAnalysis, gap_analysis, gap_curve, gap_for_phase};
+pub use gap::{GapAnalysis, GapWorkspace, gap_analysis, gap_curve, gap_for_phase};
 pub use phase::Phase;
 pub use resonance::RoundingReport;
 pub use schedule::{ConfigError, Method, PairLayout, ScheduleConfig};

@@ -56,7 +56,7 @@ impl Phase {
 
     /// Phase of a feature with an integer wavelength (e.g. after Resonance rounding).
     pub fn from_wavelength(lambda: f64) -> Phase {
-        if lambda >= 1.0 && lambda <= MAX_INTEGER_WAVELENGTH && lambda.fract() == 0.0 {
+        if (1.0..=MAX_INTEGER_WAVELENGTH).contains(&lambda) && lambda.fract() == 0.0 {
             Phase::Integer {
                 lambda: lambda as u64,
             }

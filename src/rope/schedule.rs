@@ -209,7 +209,7 @@ impl ScheduleConfig {
 
     /// Checks every field; the error names the offending option and its valid range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.dim < 2 || self.dim > MAX_DIM || self.dim % 2 != 0 {
+        if self.dim < 2 || self.dim > MAX_DIM || !self.dim.is_multiple_of(2) {
             return Err(ConfigError::new(
                 "dim",
                 format!("must be even and in 2..={MAX_DIM} (got {})", self.dim),
