@@ -444,8 +444,8 @@ fn bench_gpu(args: &BenchArgs) -> Result<Value, CliError> {
     }
     let table_features = BENCH_POSITIONS as f64 * nf as f64;
     let gap_features = (c.eval_len - c.train_len) as f64 * nf as f64;
-    let (gt, ct) = (median_ms(gpu_tab) / 1e3, median_ms(cpu_tab) / 1e3);
-    let (gg, cg) = (median_ms(gpu_gap) / 1e3, median_ms(cpu_gap) / 1e3);
+    let (gt, ct) = (median_ms(gpu_tab), median_ms(cpu_tab));
+    let (gg, cg) = (median_ms(gpu_gap), median_ms(cpu_gap));
     Ok(json!({
         "bench": "gpu",
         "adapter": g.adapter_name(),
