@@ -1,6 +1,7 @@
 //! `freqs`, `gap`, `features` and `bench`: the schedule subcommands.
 
 use super::{CliError, ScheduleArgs};
+use crate::gpu::{GapRequest, GpuCompute, GpuError, Positions, TableLayout};
 use crate::rope::{self, Schedule};
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
@@ -14,6 +15,28 @@ pub const MAX_FEATURE_POSITIONS: usize = 1 << 20;
 pub enum Backend {
     /// The f64 CPU reference path.
     Cpu,
+    /// WGSL compute on a headless wgpu device; falls back to the CPU path when unavailable.
+    Gpu,
+}
+
+/// Acquires a headless GPU, or prints a one-line warning and returns the reason for falling back.
+fn acquire_gpu() -> Result<GpuCompute, String> {
+    GpuCompute::new_headless_blocking().map_err(|e| {
+        let reason = e.to_string();
+        eprintln!("warning: {reason}; falling back to the CPU backend");
+        reason
+    })
+}
+
+fn gpu_failed(e: GpuError) -> Result<String, CliError> {
+    match e {
+        GpuError::InvalidRequest(m) => Err(CliError::Usage(m)),
+        e => {
+            let reason = e.to_string();
+            eprintln!("warning: {reason}; falling back to the CPU backend");
+            Ok(reason)
+        }
+    }
 }
 
 /// Options of `gap`.
@@ -67,6 +90,8 @@ pub struct BenchArgs {
 pub enum BenchKind {
     /// Gap curves of every feature (sliding-window minimum) vs the brute force it replaces.
     Gap,
+    /// GPU vs CPU throughput: a 2^20-position feature table and the gap curves.
+    Gpu,
 }
 
 fn schedule_header(s: &Schedule) -> Value {
@@ -124,6 +149,40 @@ pub fn gap(args: &GapArgs) -> Result<Value, CliError> {
             s.num_features()
         )));
     }
+    let mut fallback = None;
+    if args.backend == Backend::Gpu {
+        match acquire_gpu() {
+            Ok(mut g) => {
+                let request = GapRequest {
+                    buckets: 0,
+                    curves: args.curve_feature.into_iter().collect(),
+                };
+                match g.gap_blocking(&s, request) {
+                    Ok(r) => {
+                        let chord: Vec<f64> =
+                            r.gap.iter().map(|&v| 2.0 * (v / 2.0).sin()).collect();
+                        let mut out = merge(
+                            schedule_header(&s),
+                            json!({
+                                "gap": r.gap,
+                                "chord": chord,
+                                "worst_position": r.worst_position,
+                                "critical_feature": s.critical_feature,
+                                "backend": g.adapter_name(),
+                            }),
+                        );
+                        if let Some((f, curve)) = r.curves.first() {
+                            out["curve_feature"] = json!(f);
+                            out["curve"] = json!(curve);
+                        }
+                        return Ok(out);
+                    }
+                    Err(e) => fallback = Some(gpu_failed(e)?),
+                }
+            }
+            Err(reason) => fallback = Some(reason),
+        }
+    }
     let analysis = rope::gap_analysis(&s);
     let mut out = merge(
         schedule_header(&s),
@@ -135,6 +194,9 @@ pub fn gap(args: &GapArgs) -> Result<Value, CliError> {
             "backend": "cpu",
         }),
     );
+    if let Some(reason) = fallback {
+        out["gpu_fallback_reason"] = json!(reason);
+    }
     if let Some(f) = args.curve_feature {
         out["curve_feature"] = json!(f);
         out["curve"] = json!(rope::gap_curve(
@@ -196,12 +258,44 @@ pub fn parse_positions(text: &str) -> Result<Vec<u64>, CliError> {
 pub fn features(args: &FeaturesArgs) -> Result<Value, CliError> {
     let s = Schedule::new(&args.schedule.to_config()?)?;
     let positions = parse_positions(&args.positions)?;
+    let mut fallback = None;
+    if args.backend == Backend::Gpu {
+        match acquire_gpu() {
+            Ok(mut g) => {
+                let list = Positions::from_u64(&positions)
+                    .map_err(|e| CliError::Usage(format!("invalid --positions: {e}")))?;
+                match g.features_blocking(&s, list, TableLayout::PerFeature) {
+                    Ok(t) => {
+                        let n = t.num_features;
+                        let rows = |v: &[f32]| -> Vec<Vec<f64>> {
+                            v.chunks(n.max(1))
+                                .map(|r| r.iter().map(|&x| x as f64).collect())
+                                .collect()
+                        };
+                        return Ok(merge(
+                            schedule_header(&s),
+                            json!({
+                                "positions": positions,
+                                "cos": rows(&t.cos),
+                                "sin": rows(&t.sin),
+                                "attention_factor": s.attention_factor,
+                                "layout": s.config.layout,
+                                "backend": g.adapter_name(),
+                            }),
+                        ));
+                    }
+                    Err(e) => fallback = Some(gpu_failed(e)?),
+                }
+            }
+            Err(reason) => fallback = Some(reason),
+        }
+    }
     let table = rope::feature_table(&s, &positions);
     let n = table.num_features;
     fn rows(v: &[f64], n: usize) -> Vec<&[f64]> {
         v.chunks(n).collect()
     }
-    Ok(merge(
+    let mut out = merge(
         schedule_header(&s),
         json!({
             "positions": positions,
@@ -211,7 +305,11 @@ pub fn features(args: &FeaturesArgs) -> Result<Value, CliError> {
             "layout": s.config.layout,
             "backend": "cpu",
         }),
-    ))
+    );
+    if let Some(reason) = fallback {
+        out["gpu_fallback_reason"] = json!(reason);
+    }
+    Ok(out)
 }
 
 /// CPU time of the calling thread in milliseconds: unlike wall time it does not grow when other
@@ -238,7 +336,9 @@ fn median_ms(mut samples: Vec<f64>) -> f64 {
 /// (the brute force is timed on a sample of OOD positions and extrapolated linearly). Times are
 /// thread CPU time, plus the wall time of the fast path.
 pub fn bench(args: &BenchArgs) -> Result<Value, CliError> {
-    let BenchKind::Gap = args.kind;
+    if args.kind == BenchKind::Gpu {
+        return bench_gpu(args);
+    }
     let mut c = rope::ScheduleConfig::with_lengths(
         rope::Method::Rope,
         args.dim,
@@ -297,5 +397,97 @@ pub fn bench(args: &BenchArgs) -> Result<Value, CliError> {
         "brute_force_sampled_positions": sample,
         "speedup": brute_ms / fast_cpu_ms,
         "checksum": checksum,
+    }))
+}
+
+/// Positions of the `bench gpu` feature table.
+const BENCH_POSITIONS: u32 = 1 << 20;
+/// Positions per request in `bench gpu` (bounds the memory of both paths).
+const BENCH_CHUNK: u32 = 1 << 16;
+
+/// `bench gpu`: features per second of the GPU and CPU paths for a 1,048,576-position table of
+/// `dim/2` features and for the gap curves of every feature, and their ratio. GPU figures
+/// include upload, dispatch and readback.
+fn bench_gpu(args: &BenchArgs) -> Result<Value, CliError> {
+    if args.repeats == 0 || args.repeats > 1000 {
+        return Err(CliError::Usage(format!(
+            "invalid --repeats: must be in 1..=1000 (got {})",
+            args.repeats
+        )));
+    }
+    let c = rope::ScheduleConfig::with_lengths(
+        rope::Method::Rope,
+        args.dim,
+        10000.0,
+        args.train_len,
+        args.eval_len,
+    );
+    let s = Schedule::new(&c)?;
+    let mut g = GpuCompute::new_headless_blocking()
+        .map_err(|e| CliError::Runtime(format!("bench gpu needs an adapter: {e}")))?;
+    let nf = s.num_features();
+    let runtime = |e: GpuError| CliError::Runtime(e.to_string());
+    let (mut gpu_tab, mut cpu_tab, mut gpu_gap, mut cpu_gap) = (vec![], vec![], vec![], vec![]);
+    let mut checks = (0.0f64, 0.0f64);
+    for _ in 0..args.repeats {
+        let t = Instant::now();
+        let mut acc = 0.0f64;
+        for start in (0..BENCH_POSITIONS).step_by(BENCH_CHUNK as usize) {
+            let pos = Positions::Range {
+                start,
+                count: BENCH_CHUNK,
+                stride: 1,
+            };
+            let tab = g
+                .features_blocking(&s, pos, TableLayout::PerFeature)
+                .map_err(runtime)?;
+            acc += tab.cos[tab.cos.len() - 1] as f64;
+        }
+        gpu_tab.push(t.elapsed().as_secs_f64());
+        checks.0 = acc;
+        let t = Instant::now();
+        let mut acc = 0.0f64;
+        for start in (0..BENCH_POSITIONS as u64).step_by(BENCH_CHUNK as usize) {
+            let pos: Vec<u64> = (start..start + BENCH_CHUNK as u64).collect();
+            let tab = rope::feature_table(&s, &pos);
+            acc += tab.cos[tab.cos.len() - 1];
+        }
+        cpu_tab.push(t.elapsed().as_secs_f64());
+        checks.1 = acc;
+        let t = Instant::now();
+        let r = g.gap_blocking(&s, GapRequest::default()).map_err(runtime)?;
+        gpu_gap.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let cpu = rope::gap_analysis(&s);
+        cpu_gap.push(t.elapsed().as_secs_f64());
+        if cpu.gap != r.gap {
+            return Err(CliError::Runtime("GPU and CPU gaps differ".into()));
+        }
+    }
+    let table_features = BENCH_POSITIONS as f64 * nf as f64;
+    let gap_features = (c.eval_len - c.train_len) as f64 * nf as f64;
+    let (gt, ct) = (median_ms(gpu_tab), median_ms(cpu_tab));
+    let (gg, cg) = (median_ms(gpu_gap), median_ms(cpu_gap));
+    Ok(json!({
+        "bench": "gpu",
+        "adapter": g.adapter_name(),
+        "dim": c.dim,
+        "features": nf,
+        "table_positions": BENCH_POSITIONS,
+        "train_len": c.train_len,
+        "eval_len": c.eval_len,
+        "repeats": args.repeats,
+        "table_gpu_seconds": gt,
+        "table_cpu_seconds": ct,
+        "table_gpu_features_per_second": table_features / gt,
+        "table_cpu_features_per_second": table_features / ct,
+        "table_gpu_over_cpu": ct / gt,
+        "gap_gpu_seconds": gg,
+        "gap_cpu_seconds": cg,
+        "gap_gpu_features_per_second": gap_features / gg,
+        "gap_cpu_features_per_second": gap_features / cg,
+        "gap_gpu_over_cpu": cg / gg,
+        "checksum_gpu": checks.0,
+        "checksum_cpu": checks.1,
     }))
 }

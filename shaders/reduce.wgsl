@@ -1,0 +1,64 @@
+// Reductions that turn gap curves into plot-ready data on the GPU, so that only a few numbers
+// per feature are read back: the maximum of each curve (the gap per feature, with the first OOD
+// offset where it is attained) and min/max per pixel bucket of each curve. Requires common.wgsl
+// and gap.wgsl (bindings and the `better` ordering).
+
+// One workgroup per feature: maximum over that feature's workgroup partials.
+@compute @workgroup_size(256)
+fn reduce_max(@builtin(workgroup_id) wid: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let f = wid.x;
+    var key = vec2<u32>(0u, 0u);
+    var pos = 0xffffffffu;
+    if f < gp.features {
+        for (var w = lid; w < gp.partials; w += WORKGROUP) {
+            let m = maxima[f * gp.partials + w];
+            if better(m.xy, m.z, key, pos) {
+                key = m.xy;
+                pos = m.z;
+            }
+        }
+    }
+    wg_key[lid] = key;
+    wg_pos[lid] = pos;
+    workgroupBarrier();
+    for (var stride = WORKGROUP / 2u; stride > 0u; stride = stride / 2u) {
+        if lid < stride {
+            let ok = wg_key[lid + stride];
+            let op = wg_pos[lid + stride];
+            if better(ok, op, wg_key[lid], wg_pos[lid]) {
+                wg_key[lid] = ok;
+                wg_pos[lid] = op;
+            }
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u && f < gp.features {
+        maxima[gp.features * gp.partials + f] = vec4<u32>(wg_key[0].x, wg_key[0].y, wg_pos[0], 0u);
+    }
+}
+
+// One invocation per (feature, bucket): min and max of the curve over the bucket's OOD
+// positions. Buckets split n_out as evenly as possible (sizes differ by at most one).
+@compute @workgroup_size(256)
+fn bucket_min_max(@builtin(global_invocation_id) gid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = linear_index(gid, nwg);
+    if idx >= gp.features * gp.buckets {
+        return;
+    }
+    let f = idx / gp.buckets;
+    let b = idx - f * gp.buckets;
+    let size = gp.n_out / gp.buckets;
+    let extra = gp.n_out - size * gp.buckets;
+    let start = b * size + min(b, extra);
+    let end = start + size + select(0u, 1u, b < extra);
+    var lo = 3.4028235e38;
+    var hi = -3.4028235e38;
+    for (var s = start; s < end; s++) {
+        let v = curve[f * gp.n_out + s];
+        lo = min(lo, v);
+        hi = max(hi, v);
+    }
+    buckets[idx] = vec2<f32>(lo, hi);
+}
