@@ -5,4 +5,5 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
+pub mod posgen;
 pub mod rope;
