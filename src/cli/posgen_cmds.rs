@@ -178,7 +178,9 @@ fn sample(a: &SampleArgs) -> Result<Value, CliError> {
                     })
                 })
                 .collect::<Result<_, _>>()?,
-            None => (0..j + k).map(|_| rng.below(modulus as u64) as u32).collect(),
+            None => (0..j + k)
+                .map(|_| rng.below(modulus as u64) as u32)
+                .collect(),
         };
         sequences.push(spec.generate(&seeds, len).map_err(|e| {
             if e.field == "seeds" {
@@ -245,8 +247,8 @@ fn sweep(a: &SweepArgs) -> Result<Value, CliError> {
         steps,
         scaling: a.scaling,
     };
-    let result = run_sweep(&cfg, |line| eprintln!("posgen sweep: {line}"))
-        .map_err(CliError::Runtime)?;
+    let result =
+        run_sweep(&cfg, |line| eprintln!("posgen sweep: {line}")).map_err(CliError::Runtime)?;
     let doc = serde_json::to_value(&result).map_err(|e| CliError::Runtime(e.to_string()))?;
     if let Some(out) = &a.out {
         let command = format!(
@@ -290,11 +292,23 @@ fn bench(a: &BenchArgs) -> Result<Value, CliError> {
         ));
     }
     let threads = candle_core::utils::get_num_threads();
-    let tiny = RunConfig::new(PresetName::Tiny, Task::SemiRecursive, Method::Rope, false, 0);
+    let tiny = RunConfig::new(
+        PresetName::Tiny,
+        Task::SemiRecursive,
+        Method::Rope,
+        false,
+        0,
+    );
     let tiny_tokens = tiny.preset.batch_size * tiny.preset.sizes.train_len;
     eprintln!("posgen bench: tiny preset, {} steps", a.tiny_steps);
     let (ts, tn) = time_steps(tiny.clone(), a.tiny_steps)?;
-    let mut paper = RunConfig::new(PresetName::Paper, Task::SemiRecursive, Method::Rope, false, 0);
+    let mut paper = RunConfig::new(
+        PresetName::Paper,
+        Task::SemiRecursive,
+        Method::Rope,
+        false,
+        0,
+    );
     paper.preset.batch_size = a.paper_batch;
     let paper_tokens = a.paper_batch * paper.preset.sizes.train_len;
     eprintln!(

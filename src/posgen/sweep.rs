@@ -161,7 +161,9 @@ impl SweepResult {
         ));
         let steps = self.runs.first().map(|r| r.steps).unwrap_or(0);
         let scaling = match c.scaling {
-            Scaling::Train => "YaRN scaling (s = 4) applied in training and evaluation (paper text)",
+            Scaling::Train => {
+                "YaRN scaling (s = 4) applied in training and evaluation (paper text)"
+            }
             Scaling::EvalOnly => "YaRN scaling (s = 4) applied only at evaluation (authors' code)",
         };
         s.push_str(&format!(
@@ -190,7 +192,9 @@ impl SweepResult {
             s.push_str(&format!("| {label} |"));
             for &t in &c.tasks {
                 match self.cell(&label, t) {
-                    Some(cell) => s.push_str(&format!(" {:.2} ± {:.2} |", cell.ood_mean, cell.ood_std)),
+                    Some(cell) => {
+                        s.push_str(&format!(" {:.2} ± {:.2} |", cell.ood_mean, cell.ood_std))
+                    }
                     None => s.push_str(" - |"),
                 }
             }
@@ -210,7 +214,10 @@ impl SweepResult {
             s.push('\n');
         }
         s.push('\n');
-        header(&mut s, "Paper Table 1 for reference (OOD %, paper preset, 5 seeds)");
+        header(
+            &mut s,
+            "Paper Table 1 for reference (OOD %, paper preset, 5 seeds)",
+        );
         for (row, &(m, r)) in POSGEN_METHODS.iter().enumerate() {
             s.push_str(&format!("| {} |", method_label(m, r)));
             for &t in &c.tasks {

@@ -136,7 +136,11 @@ impl TaskSpec {
         if seeds.len() != self.num_seeds() {
             return Err(ConfigError::new(
                 "seeds",
-                format!("need exactly j + k = {} seeds (got {})", self.num_seeds(), seeds.len()),
+                format!(
+                    "need exactly j + k = {} seeds (got {})",
+                    self.num_seeds(),
+                    seeds.len()
+                ),
             ));
         }
         if let Some(&bad) = seeds.iter().find(|&&x| x >= self.modulus) {

@@ -389,7 +389,8 @@ pub fn one_cycle_lr(step: usize, total: usize, peak: f64) -> f64 {
     let warm = (0.3 * total).max(1.0);
     let start = peak / 25.0;
     let end = start / 1e4;
-    let cos_interp = |a: f64, b: f64, frac: f64| b + (a - b) * 0.5 * (1.0 + (std::f64::consts::PI * frac).cos());
+    let cos_interp =
+        |a: f64, b: f64, frac: f64| b + (a - b) * 0.5 * (1.0 + (std::f64::consts::PI * frac).cos());
     let s = step as f64;
     if s < warm {
         cos_interp(start, peak, s / warm)
@@ -556,7 +557,9 @@ impl Trainer {
         let bos = self.config.spec.modulus;
         let b = Batch::from_split(&self.data.train, &rows, bos, self.config.spec.num_seeds());
         let (ids, w, count) = self.batch_tensors(&b)?;
-        let logits = self.model.forward(&ids, &self.train_rope, &self.train_mask)?;
+        let logits = self
+            .model
+            .forward(&ids, &self.train_rope, &self.train_mask)?;
         masked_cross_entropy(&logits, &w, count)
     }
 
@@ -592,8 +595,17 @@ impl Trainer {
         Ok(())
     }
 
-    fn score_rows(&self, eval_test: bool, rows: &[usize], tally: &mut Tally) -> candle_core::Result<()> {
-        let split = if eval_test { &self.data.test } else { &self.data.val };
+    fn score_rows(
+        &self,
+        eval_test: bool,
+        rows: &[usize],
+        tally: &mut Tally,
+    ) -> candle_core::Result<()> {
+        let split = if eval_test {
+            &self.data.test
+        } else {
+            &self.data.val
+        };
         let bos = self.config.spec.modulus;
         let b = Batch::from_split(split, rows, bos, self.config.spec.num_seeds());
         let ids = Tensor::from_vec(b.inputs.clone(), (b.batch, b.len), &self.device)?;
@@ -611,7 +623,11 @@ impl Trainer {
 
     /// Scores a whole evaluation split (validation or test) with the evaluation schedule.
     pub fn evaluate(&self, test: bool) -> Result<Accuracy, String> {
-        let split = if test { &self.data.test } else { &self.data.val };
+        let split = if test {
+            &self.data.test
+        } else {
+            &self.data.val
+        };
         let mut tally = Tally::new(split.len);
         let eb = self.config.preset.eval_batch.max(1);
         let n = split.count();
