@@ -2,6 +2,7 @@
 //! the UI and print one JSON document. No math here. The contract is `CLI.md`-stable: names of
 //! subcommands, options and JSON fields do not change.
 
+mod posgen_cmds;
 mod schedule_cmds;
 
 use crate::rope::{ConfigError, Method, PairLayout, ScheduleConfig, schedule::MAX_EVAL_LEN};
@@ -35,6 +36,8 @@ pub enum Command {
     Features(schedule_cmds::FeaturesArgs),
     /// Benchmarks that print figures as JSON (never asserted in tests).
     Bench(schedule_cmds::BenchArgs),
+    /// PosGen benchmark: sample task sequences, train, sweep, bench.
+    Posgen(posgen_cmds::PosgenArgs),
 }
 
 /// Options shared by every subcommand that builds a RoPE schedule.
@@ -190,6 +193,7 @@ pub fn run(command: &Command) -> Result<serde_json::Value, CliError> {
         Command::Gap(a) => schedule_cmds::gap(a),
         Command::Features(a) => schedule_cmds::features(a),
         Command::Bench(a) => schedule_cmds::bench(a),
+        Command::Posgen(a) => posgen_cmds::run(a),
     }
 }
 

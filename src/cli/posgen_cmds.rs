@@ -1,0 +1,341 @@
+//! `posgen sample | train | sweep | bench`: the PosGen benchmark headless.
+
+use super::CliError;
+use crate::posgen::sweep::{SweepConfig, run_sweep};
+use crate::posgen::{
+    PresetName, RunConfig, Scaling, SplitMix64, Task, TaskSpec, Trainer, tasks::MAX_MODULUS,
+};
+use crate::rope::Method;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use web_time::Instant;
+
+/// PosGen subcommands.
+#[derive(Subcommand, Debug)]
+pub enum PosgenCommand {
+    /// Generate task sequences (seeds first, no BOS token).
+    Sample(SampleArgs),
+    /// Train one model and report teacher-forced ID/OOD accuracy.
+    Train(TrainArgs),
+    /// Tasks x {RoPE, Resonance RoPE, YaRN, Resonance YaRN} x seeds: a Table-1-shaped summary.
+    Sweep(SweepArgs),
+    /// Training throughput: steps/s of the tiny preset, tokens/s of the paper preset.
+    Bench(BenchArgs),
+}
+
+/// Options of `posgen`.
+#[derive(Args, Debug)]
+pub struct PosgenArgs {
+    #[command(subcommand)]
+    pub command: PosgenCommand,
+}
+
+/// Options of `posgen sample`.
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// Task.
+    #[arg(long, value_enum)]
+    pub task: Task,
+    /// Tokens per sequence (>= j + k).
+    #[arg(long, allow_negative_numbers = true)]
+    pub len: i64,
+    /// Seed of the random seed tokens.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Modulus (vocabulary 0..M), 2..=1024.
+    #[arg(long, default_value_t = 17, allow_negative_numbers = true)]
+    pub modulus: i64,
+    /// Number of sequences, 1..=10000.
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    pub count: i64,
+    /// Far tokens j, 1..=16.
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    pub j: i64,
+    /// Near tokens k, 1..=16.
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+    pub k: i64,
+    /// Explicit comma-separated seed tokens (j + k of them) instead of random ones.
+    #[arg(long = "seed-tokens")]
+    pub seed_tokens: Option<String>,
+}
+
+/// Options of `posgen train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Task.
+    #[arg(long, value_enum)]
+    pub task: Task,
+    /// Frequency schedule (scaled methods use s = eval-len / train-len = 4).
+    #[arg(long, value_enum, default_value_t = Method::Rope)]
+    pub method: Method,
+    /// Resonance rounding after the schedule.
+    #[arg(long)]
+    pub resonance: bool,
+    /// Hyper-parameter preset.
+    #[arg(long, value_enum, default_value_t = PresetName::Tiny)]
+    pub preset: PresetName,
+    /// Seed of data, weights and batch order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Optimiser steps, 1..=10000000 [default: the preset's].
+    #[arg(long, allow_negative_numbers = true)]
+    pub steps: Option<i64>,
+    /// Where scaling applies: in training (paper text) or only at evaluation (authors' code).
+    #[arg(long, value_enum, default_value_t = Scaling::Train)]
+    pub scaling: Scaling,
+    /// Modulus, 2..=1024 [default: the preset's, 17].
+    #[arg(long, allow_negative_numbers = true)]
+    pub modulus: Option<i64>,
+    /// Evaluate the validation split every N steps (0: never).
+    #[arg(long = "eval-every", default_value_t = 0)]
+    pub eval_every: usize,
+}
+
+/// Options of `posgen sweep`.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// Hyper-parameter preset.
+    #[arg(long, value_enum, default_value_t = PresetName::Tiny)]
+    pub preset: PresetName,
+    /// Number of seeds (0..N), 1..=100.
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+    pub seeds: i64,
+    /// Comma-separated tasks [default: all three].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub tasks: Vec<Task>,
+    /// Optimiser steps per run, >= 1 [default: the preset's].
+    #[arg(long, allow_negative_numbers = true)]
+    pub steps: Option<i64>,
+    /// Where scaling applies.
+    #[arg(long, value_enum, default_value_t = Scaling::Train)]
+    pub scaling: Scaling,
+    /// Write `<out>.md` and `<out>.json` (e.g. results/posgen_tiny_sweep).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Options of `posgen bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Timed training steps of the tiny preset.
+    #[arg(long = "tiny-steps", default_value_t = 30)]
+    pub tiny_steps: usize,
+    /// Timed training steps of the paper preset.
+    #[arg(long = "paper-steps", default_value_t = 2)]
+    pub paper_steps: usize,
+    /// Batch size of the paper-preset measurement (the preset trains with 128).
+    #[arg(long = "paper-batch", default_value_t = 16)]
+    pub paper_batch: usize,
+}
+
+fn usage(field: &str, msg: String) -> CliError {
+    CliError::Usage(format!("invalid --{field}: {msg}"))
+}
+
+fn in_range(field: &str, v: i64, lo: i64, hi: i64) -> Result<i64, CliError> {
+    if v < lo || v > hi {
+        Err(usage(field, format!("must be in {lo}..={hi} (got {v})")))
+    } else {
+        Ok(v)
+    }
+}
+
+/// Runs a PosGen subcommand.
+pub fn run(args: &PosgenArgs) -> Result<Value, CliError> {
+    match &args.command {
+        PosgenCommand::Sample(a) => sample(a),
+        PosgenCommand::Train(a) => train(a),
+        PosgenCommand::Sweep(a) => sweep(a),
+        PosgenCommand::Bench(a) => bench(a),
+    }
+}
+
+fn sample(a: &SampleArgs) -> Result<Value, CliError> {
+    let modulus = in_range("modulus", a.modulus, 2, MAX_MODULUS as i64)? as u32;
+    let j = in_range("j", a.j, 1, 16)? as usize;
+    let k = in_range("k", a.k, 1, 16)? as usize;
+    let count = in_range("count", a.count, 1, 10_000)? as usize;
+    let spec = TaskSpec {
+        task: a.task,
+        modulus,
+        j,
+        k,
+    };
+    let len = in_range("len", a.len, (j + k) as i64, 1 << 20)? as usize;
+    let mut rng = SplitMix64::derive(a.seed, "posgen-sample");
+    let mut sequences = Vec::with_capacity(count);
+    for _ in 0..count {
+        let seeds: Vec<u32> = match &a.seed_tokens {
+            Some(text) => text
+                .split(',')
+                .map(|t| {
+                    t.trim().parse::<u32>().map_err(|_| {
+                        usage(
+                            "seed-tokens",
+                            format!("must be comma-separated integers in 0..{modulus} (got {t:?})"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            None => (0..j + k)
+                .map(|_| rng.below(modulus as u64) as u32)
+                .collect(),
+        };
+        sequences.push(spec.generate(&seeds, len).map_err(|e| {
+            if e.field == "seeds" {
+                usage("seed-tokens", e.message)
+            } else {
+                CliError::from(e)
+            }
+        })?);
+    }
+    Ok(json!({
+        "task": a.task.name(),
+        "modulus": modulus,
+        "j": j,
+        "k": k,
+        "sequences": sequences,
+    }))
+}
+
+fn train(a: &TrainArgs) -> Result<Value, CliError> {
+    let mut rc = RunConfig::new(a.preset, a.task, a.method, a.resonance, a.seed);
+    if let Some(s) = a.steps {
+        rc.steps = in_range("steps", s, 1, 10_000_000)? as usize;
+    }
+    if let Some(m) = a.modulus {
+        rc.spec.modulus = in_range("modulus", m, 2, MAX_MODULUS as i64)? as u32;
+    }
+    rc.scaling = a.scaling;
+    rc.eval_every = a.eval_every;
+    let mut trainer = Trainer::new(rc)?;
+    let total = trainer.config().steps;
+    let mut next_report = 0.0;
+    let start = Instant::now();
+    loop {
+        let p = trainer.step_for(1.0).map_err(CliError::Runtime)?;
+        let t = start.elapsed().as_secs_f64();
+        if t >= next_report {
+            eprintln!(
+                "posgen train: step {}/{} loss {:.4} ({:.0}s)",
+                p.step, total, p.last_loss, t
+            );
+            next_report = t + 10.0;
+        }
+        if let Some(r) = trainer.result() {
+            return serde_json::to_value(r).map_err(|e| CliError::Runtime(e.to_string()));
+        }
+    }
+}
+
+fn sweep(a: &SweepArgs) -> Result<Value, CliError> {
+    let seeds = in_range("seeds", a.seeds, 1, 100)? as u64;
+    let steps = match a.steps {
+        Some(s) => Some(in_range("steps", s, 1, 10_000_000)? as usize),
+        None => None,
+    };
+    let tasks = if a.tasks.is_empty() {
+        Task::ALL.to_vec()
+    } else {
+        a.tasks.clone()
+    };
+    let cfg = SweepConfig {
+        preset: a.preset,
+        tasks,
+        seeds: (0..seeds).collect(),
+        steps,
+        scaling: a.scaling,
+    };
+    let result =
+        run_sweep(&cfg, |line| eprintln!("posgen sweep: {line}")).map_err(CliError::Runtime)?;
+    let doc = serde_json::to_value(&result).map_err(|e| CliError::Runtime(e.to_string()))?;
+    if let Some(out) = &a.out {
+        let command = format!(
+            "resonance-lab {}",
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        );
+        let md = result.markdown(&command);
+        let write = |ext: &str, text: &str| {
+            let p = out.with_extension(ext);
+            std::fs::write(&p, text)
+                .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", p.display())))
+        };
+        write("md", &md)?;
+        write(
+            "json",
+            &serde_json::to_string_pretty(&doc).map_err(|e| CliError::Runtime(e.to_string()))?,
+        )?;
+        eprintln!("posgen sweep: wrote {}.md/.json", out.display());
+    }
+    Ok(doc)
+}
+
+fn time_steps(rc: RunConfig, steps: usize) -> Result<(f64, usize), CliError> {
+    let mut rc = rc;
+    rc.steps = steps + 1;
+    let mut t = Trainer::new(rc)?;
+    // One warm-up step (allocations), then the timed ones.
+    t.step_for(0.0).map_err(CliError::Runtime)?;
+    let start = Instant::now();
+    for _ in 0..steps {
+        t.step_for(0.0).map_err(CliError::Runtime)?;
+    }
+    Ok((start.elapsed().as_secs_f64(), t.progress().step - 1))
+}
+
+fn bench(a: &BenchArgs) -> Result<Value, CliError> {
+    if a.tiny_steps == 0 || a.paper_steps == 0 || a.paper_batch == 0 {
+        return Err(usage(
+            "tiny-steps",
+            "--tiny-steps, --paper-steps and --paper-batch must be >= 1".to_string(),
+        ));
+    }
+    let threads = candle_core::utils::get_num_threads();
+    let tiny = RunConfig::new(
+        PresetName::Tiny,
+        Task::SemiRecursive,
+        Method::Rope,
+        false,
+        0,
+    );
+    let tiny_tokens = tiny.preset.batch_size * tiny.preset.sizes.train_len;
+    eprintln!("posgen bench: tiny preset, {} steps", a.tiny_steps);
+    let (ts, tn) = time_steps(tiny.clone(), a.tiny_steps)?;
+    let mut paper = RunConfig::new(
+        PresetName::Paper,
+        Task::SemiRecursive,
+        Method::Rope,
+        false,
+        0,
+    );
+    paper.preset.batch_size = a.paper_batch;
+    let paper_tokens = a.paper_batch * paper.preset.sizes.train_len;
+    eprintln!(
+        "posgen bench: paper preset, {} steps of batch {}",
+        a.paper_steps, a.paper_batch
+    );
+    let (ps, pn) = time_steps(paper.clone(), a.paper_steps)?;
+    Ok(json!({
+        "threads": threads,
+        "tiny": {
+            "parameters": tiny.preset.dims.num_params(),
+            "batch_size": tiny.preset.batch_size,
+            "tokens_per_step": tiny_tokens,
+            "steps": tn,
+            "seconds": ts,
+            "steps_per_second": tn as f64 / ts,
+            "tokens_per_second": (tn * tiny_tokens) as f64 / ts,
+        },
+        "paper": {
+            "parameters": paper.preset.dims.num_params(),
+            "batch_size": a.paper_batch,
+            "tokens_per_step": paper_tokens,
+            "steps": pn,
+            "seconds": ps,
+            "steps_per_second": pn as f64 / ps,
+            "tokens_per_second": (pn * paper_tokens) as f64 / ps,
+            "seconds_per_paper_step_of_128": ps / pn as f64 * 128.0 / a.paper_batch as f64,
+        },
+    }))
+}
