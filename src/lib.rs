@@ -3,6 +3,7 @@
 //!
 //! Modules depend one way: `rope` (pure math) <- `cli` (headless JSON).
 
+pub mod app;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 pub mod rope;
