@@ -3,7 +3,7 @@
 
 use super::compute::Results;
 use super::series::{Series, config_name};
-use egui::{Color32, Ui};
+use egui::{Color32, RichText, Ui};
 use egui_plot::{
     Bar, BarChart, HLine, HoverPosition, Legend, Line, MarkerShape, Plot, PlotImage, PlotPoint,
     PlotPoints, Points, Span, Text, VLine,
@@ -158,7 +158,8 @@ pub fn phase_wheel(ui: &mut Ui, salt: &str, r: &Results, s: &Series) {
                 };
                 let name = config_name(sch);
                 p.add(
-                    Line::new(format!("unit circle {k}"), shift(PlotPoints::new(circle())))
+                    Line::new("", shift(PlotPoints::new(circle())))
+                        .id(("unit circle", k))
                         .color(Color32::GRAY)
                         .allow_hover(false),
                 );
@@ -189,16 +190,26 @@ pub fn phase_wheel(ui: &mut Ui, salt: &str, r: &Results, s: &Series) {
                         .color(Color32::BLACK)
                         .radius(5.0),
                 );
-                p.add(Text::new(
-                    format!("title {k}"),
-                    PlotPoint::new(dx, 1.45),
-                    format!("{name}, feature {i}"),
-                ));
-                p.add(Text::new(
-                    format!("gap {k}"),
-                    PlotPoint::new(dx, -1.4),
-                    format!("gap {:.4} rad (at n = {})", w.gap, w.worst_position),
-                ));
+                p.add(
+                    Text::new(
+                        "",
+                        PlotPoint::new(dx, 1.45),
+                        RichText::new(format!("{name}, feature {i}")).size(14.0),
+                    )
+                    .id(("title", k)),
+                );
+                p.add(
+                    Text::new(
+                        "",
+                        PlotPoint::new(dx, -1.4),
+                        RichText::new(format!(
+                            "gap {:.4} rad (worst at n = {})",
+                            w.gap, w.worst_position
+                        ))
+                        .size(14.0),
+                    )
+                    .id(("gap", k)),
+                );
             }
         });
 }
@@ -264,7 +275,10 @@ pub fn gap(ui: &mut Ui, salt: &str, r: &Results, s: &Series) {
         .legend(legend())
         .height(h)
         .x_axis_label("OOD position n (tokens)")
-        .y_axis_label(format!("gap of feature {} up to n (rad)", s.feature))
+        .y_axis_label(format!(
+            "gap of feature {} at OOD position n (rad)",
+            s.feature
+        ))
         .label_formatter(|h| {
             let (name, q) = hover(h);
             Some(format!("{name}n = {:.0}\ngap {:.4} rad", q.x, q.y))
