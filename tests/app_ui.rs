@@ -9,7 +9,9 @@ use resonance_lab::app::state::{AppState, Preset, Tab};
 use resonance_lab::rope::Method;
 
 fn harness(state: AppState) -> Harness<'static, ResonanceApp> {
-    let app = ResonanceApp::new(state, "test renderer");
+    let mut app = ResonanceApp::new(state, "test renderer");
+    // timings vary run to run; keep the snapshots reproducible
+    app.show_timings = false;
     let mut h = Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
         .wgpu()

@@ -159,6 +159,8 @@ pub struct ResonanceApp {
     screenshot: Arc<Mutex<Option<Arc<egui::ColorImage>>>>,
     frames: u64,
     last_frame_ms: f64,
+    /// Show compute and frame times in the status bar (off for reproducible snapshots).
+    pub show_timings: bool,
     /// Shared with the page's JS API on the web; read by tests natively.
     pub published: Rc<RefCell<Published>>,
     // PosGen tab: the integrator adds `posgen: posgen_panel::PosgenPanel` here (see `draw_tab`).
@@ -176,6 +178,7 @@ impl ResonanceApp {
             screenshot: Arc::new(Mutex::new(None)),
             frames: 0,
             last_frame_ms: 0.0,
+            show_timings: true,
             published: Rc::new(RefCell::new(Published::default())),
         }
     }
@@ -246,10 +249,12 @@ impl ResonanceApp {
                 ui.separator();
                 ui.label(format!("compute: {}", self.backend.label()));
                 ui.separator();
-                let ms = ra.as_ref().map(|(r, _)| r.compute_ms).unwrap_or(0.0);
-                ui.label(format!("compute {ms:.1} ms"));
-                ui.separator();
-                ui.label(format!("frame {:.1} ms", self.last_frame_ms));
+                if self.show_timings {
+                    let ms = ra.as_ref().map(|(r, _)| r.compute_ms).unwrap_or(0.0);
+                    ui.label(format!("compute {ms:.1} ms"));
+                    ui.separator();
+                    ui.label(format!("frame {:.1} ms", self.last_frame_ms));
+                }
                 if let Some(m) = &self.message {
                     ui.separator();
                     ui.label(m);
