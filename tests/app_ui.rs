@@ -170,3 +170,27 @@ fn snapshot_gap_changes_with_resonance() {
         "the gap plot changes when Resonance is toggled"
     );
 }
+
+/// Benchmark (prints, asserts nothing about time): frames while dragging the scale slider at
+/// L' = 131,072, d = 128 (Llama-3.1 preset); each step changes the config so every frame recomputes.
+/// Run: `cargo test --release --test app_ui bench_ -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_frame_time_while_dragging_scale() {
+    let st = AppState {
+        a: Preset::Llama31.config(false),
+        tab: Tab::Gap,
+        ..AppState::default()
+    };
+    let mut h = harness(st);
+    let steps = 20;
+    let t0 = std::time::Instant::now();
+    for k in 0..steps {
+        h.state_mut().state.a.scale = 8.0 + 0.1 * (k + 1) as f64;
+        h.step();
+    }
+    let ms = t0.elapsed().as_secs_f64() * 1e3 / steps as f64;
+    let comp = h.state().results(false).unwrap().compute_ms;
+    println!("L'=131072 d=128: {ms:.1} ms per frame while dragging (compute {comp:.1} ms of it)");
+    assert_eq!(h.state().computations()[0], 1 + steps as u64);
+}
