@@ -17,3 +17,6 @@ cargo clippy --all-targets --target wasm32-unknown-unknown -- -D warnings
 
 step "cargo test"
 cargo test
+
+step "web bundle (scripts/web-build.sh) and browser tests in headless Chromium"
+./scripts/web-e2e.sh

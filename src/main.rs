@@ -33,11 +33,20 @@ fn main() {
             }
         },
         None => {
-            eprintln!("the GUI is not part of this build yet; use a subcommand (see --help)");
-            std::process::exit(2);
+            let result = match &cli.screenshot {
+                Some(path) => resonance_lab::app::native::screenshot(path),
+                None => resonance_lab::app::native::run(),
+            };
+            if let Err(e) = result {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
         }
     }
 }
 
+/// Web entry: wasm-bindgen runs `main` at start-up; it spawns eframe's `WebRunner`.
 #[cfg(target_arch = "wasm32")]
-fn main() {}
+fn main() {
+    resonance_lab::app::web::start();
+}

@@ -1,0 +1,205 @@
+//! The compute layer of the app: turns a [`ScheduleConfig`] into plot-ready results through a
+//! [`Backend`], caches them keyed by configuration, and downsamples long series to screen width.
+//!
+//! The CPU backend uses the exact `rope` functions (the reference for every backend).
+
+use crate::rope::{self, ConfigError, GapAnalysis, Schedule, ScheduleConfig};
+use std::sync::Arc;
+use web_time::Instant;
+
+/// Where results are computed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Backend {
+    /// The exact CPU path (`rope` module, f64 with exact phases).
+    Cpu,
+}
+
+/// Everything the plots need for one configuration; cheap to clone (shared).
+#[derive(Clone, Debug)]
+pub struct Results {
+    /// The schedule as configured.
+    pub schedule: Schedule,
+    /// The same configuration with Resonance toggled.
+    pub twin: Schedule,
+    /// Gap per feature of `schedule`.
+    pub gap: GapAnalysis,
+    /// Gap per feature of `twin`.
+    pub twin_gap: GapAnalysis,
+    /// Milliseconds this computation took.
+    pub compute_ms: f64,
+}
+
+impl Results {
+    /// The schedule without Resonance rounding (raw) and the one with it (rounded).
+    pub fn raw_and_rounded(&self) -> (&Schedule, &Schedule) {
+        if self.schedule.config.resonance {
+            (&self.twin, &self.schedule)
+        } else {
+            (&self.schedule, &self.twin)
+        }
+    }
+}
+
+impl Backend {
+    /// A short label for the status bar.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Backend::Cpu => "CPU (exact f64 phases)",
+        }
+    }
+
+    /// Validates and computes everything for `config`.
+    pub fn compute(&self, config: &ScheduleConfig) -> Result<Results, ConfigError> {
+        let t0 = Instant::now();
+        match self {
+            Backend::Cpu => {
+                let schedule = Schedule::new(config)?;
+                let twin = schedule.twin();
+                let gap = rope::gap_analysis(&schedule);
+                let twin_gap = rope::gap_analysis(&twin);
+                Ok(Results {
+                    schedule,
+                    twin,
+                    gap,
+                    twin_gap,
+                    compute_ms: t0.elapsed().as_secs_f64() * 1e3,
+                })
+            }
+        }
+    }
+}
+
+/// Results for one configuration plus the last error; recomputes only when the config changes
+/// and keeps the last good results when the new config is invalid.
+#[derive(Default)]
+pub struct Cache {
+    key: Option<ScheduleConfig>,
+    good: Option<Arc<Results>>,
+    error: Option<ConfigError>,
+    /// How many times a computation actually ran (the rest were cache hits).
+    pub computations: u64,
+}
+
+impl Cache {
+    /// Brings the cache up to date with `config`; returns true when it recomputed.
+    pub fn update(&mut self, backend: &Backend, config: &ScheduleConfig) -> bool {
+        if self.key.as_ref() == Some(config) {
+            return false;
+        }
+        self.key = Some(config.clone());
+        self.computations += 1;
+        match backend.compute(config) {
+            Ok(r) => {
+                self.good = Some(Arc::new(r));
+                self.error = None;
+            }
+            Err(e) => self.error = Some(e),
+        }
+        true
+    }
+
+    /// The last good results (possibly of an earlier config when the current one is invalid).
+    pub fn results(&self) -> Option<&Arc<Results>> {
+        self.good.as_ref()
+    }
+
+    /// The validation error of the current config, if any.
+    pub fn error(&self) -> Option<&ConfigError> {
+        self.error.as_ref()
+    }
+}
+
+/// Min/max downsampling: splits `ys` (sampled at x = `x0 + k*dx`) into at most `buckets`
+/// buckets and returns, per bucket, its first x with the min and the max so that every
+/// extreme of the series is drawn. Series shorter than `2*buckets` come back unchanged.
+pub fn downsample_minmax(x0: f64, dx: f64, ys: &[f64], buckets: usize) -> Vec<[f64; 2]> {
+    let n = ys.len();
+    if buckets == 0 || n <= 2 * buckets {
+        return ys
+            .iter()
+            .enumerate()
+            .map(|(k, &y)| [x0 + k as f64 * dx, y])
+            .collect();
+    }
+    let mut out = Vec::with_capacity(2 * buckets);
+    for b in 0..buckets {
+        let lo = b * n / buckets;
+        let hi = ((b + 1) * n / buckets).max(lo + 1);
+        let (mut imin, mut imax) = (lo, lo);
+        for k in lo..hi {
+            if ys[k] < ys[imin] {
+                imin = k;
+            }
+            if ys[k] > ys[imax] {
+                imax = k;
+            }
+        }
+        let (first, second) = if imin <= imax {
+            (imin, imax)
+        } else {
+            (imax, imin)
+        };
+        out.push([x0 + first as f64 * dx, ys[first]]);
+        out.push([x0 + second as f64 * dx, ys[second]]);
+    }
+    out
+}
+
+/// The value of feature `i` of `schedule` (cos, attention factor applied) at positions
+/// `0..count`, from exact phases.
+pub fn feature_values(schedule: &Schedule, i: usize, count: u64) -> Vec<f64> {
+    let af = schedule.attention_factor;
+    let ph = schedule.phases[i];
+    (0..count).map(|p| ph.angle(p).cos() * af).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downsample_keeps_every_extreme() {
+        let ys: Vec<f64> = (0..10_000).map(|k| ((k as f64) * 0.37).sin()).collect();
+        let d = downsample_minmax(0.0, 1.0, &ys, 100);
+        assert_eq!(d.len(), 200);
+        let max = ys.iter().cloned().fold(f64::MIN, f64::max);
+        let min = ys.iter().cloned().fold(f64::MAX, f64::min);
+        assert_eq!(d.iter().map(|p| p[1]).fold(f64::MIN, f64::max), max);
+        assert_eq!(d.iter().map(|p| p[1]).fold(f64::MAX, f64::min), min);
+        // x stays sorted and every point is a real sample
+        assert!(d.windows(2).all(|w| w[0][0] <= w[1][0]));
+        assert!(d.iter().all(|p| ys[p[0] as usize] == p[1]));
+    }
+
+    #[test]
+    fn short_series_pass_through() {
+        let d = downsample_minmax(10.0, 2.0, &[1.0, 2.0, 3.0], 100);
+        assert_eq!(d, vec![[10.0, 1.0], [12.0, 2.0], [14.0, 3.0]]);
+    }
+
+    #[test]
+    fn cache_recomputes_only_on_change_and_keeps_last_good() {
+        let mut c = Cache::default();
+        let cfg = ScheduleConfig::default();
+        assert!(c.update(&Backend::Cpu, &cfg));
+        assert!(!c.update(&Backend::Cpu, &cfg));
+        assert_eq!(c.computations, 1);
+        let bad = ScheduleConfig {
+            eval_len: 10,
+            ..cfg.clone()
+        };
+        assert!(c.update(&Backend::Cpu, &bad));
+        assert_eq!(c.error().unwrap().field, "eval-len");
+        assert_eq!(c.results().unwrap().schedule.config, cfg);
+    }
+
+    #[test]
+    fn twin_has_resonance_toggled_and_zero_precritical_gap() {
+        let r = Backend::Cpu.compute(&ScheduleConfig::default()).unwrap();
+        let (raw, rounded) = r.raw_and_rounded();
+        assert!(!raw.config.resonance && rounded.config.resonance);
+        // SPEC 4: RoPE feature 3 gap 0.128 rad at d=64 L=64 L'=256; Resonance < 1e-12
+        assert!((r.gap.gap[3] - 0.128).abs() < 1e-3, "{}", r.gap.gap[3]);
+        assert!(r.twin_gap.gap[..9].iter().all(|&g| g < 1e-12));
+    }
+}

@@ -1,0 +1,140 @@
+//! Web platform glue: start-up on a canvas, the URL hash, file downloads, the panic message in
+//! the page, and a small JS API (`window.resonanceLab`) for the page and its tests.
+
+use super::{ResonanceApp, state::AppState};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// Defined in index.html: saves `bytes` as a download named `name`.
+    #[wasm_bindgen(js_namespace = window, js_name = resonanceLabDownload)]
+    fn download(name: &str, mime: &str, bytes: &[u8]);
+    /// Defined in index.html: shows a readable error page.
+    #[wasm_bindgen(js_namespace = window, js_name = resonanceLabFail)]
+    fn fail(message: &str);
+    /// Defined in index.html: hides the loading indicator and shows the backend.
+    #[wasm_bindgen(js_namespace = window, js_name = resonanceLabReady)]
+    fn ready(backend: &str);
+}
+
+/// Downloads an exported file; returns a status message.
+pub fn save_file(name: &str, mime: &str, bytes: &[u8]) -> Result<String, String> {
+    download(name, mime, bytes);
+    Ok(format!("downloaded {name}"))
+}
+
+thread_local! {
+    static APP_HOOK: std::cell::RefCell<Option<std::rc::Rc<std::cell::RefCell<super::Published>>>> =
+        const { std::cell::RefCell::new(None) };
+    static CHECK: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Per-frame web work: keep the URL hash equal to the state (replaceState, no history spam),
+/// run the self-check once, report readiness after the first frame.
+pub fn after_frame(app: &mut ResonanceApp) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let hash = format!("#{}", app.published.borrow().hash);
+    if window.location().hash().ok().as_deref() != Some(hash.as_str())
+        && let Ok(history) = window.history()
+    {
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&hash));
+    }
+    if CHECK.with(|c| c.borrow().is_none())
+        && let Some(c) = app.self_check()
+    {
+        let json = serde_json::to_string(&c).expect("self-check serializes");
+        CHECK.with(|slot| *slot.borrow_mut() = Some(json));
+    }
+    if app.frames == 1 {
+        ready(&app.published.borrow().render_backend);
+    }
+}
+
+fn install_js_api(published: std::rc::Rc<std::cell::RefCell<super::Published>>) {
+    APP_HOOK.with(|h| *h.borrow_mut() = Some(published));
+    let api = js_sys::Object::new();
+    let state = Closure::<dyn Fn() -> JsValue>::new(|| {
+        APP_HOOK.with(|h| {
+            h.borrow()
+                .as_ref()
+                .map(|p| {
+                    JsValue::from_str(&serde_json::to_string(&*p.borrow()).unwrap_or_default())
+                })
+                .unwrap_or(JsValue::NULL)
+        })
+    });
+    let check = Closure::<dyn Fn() -> JsValue>::new(|| {
+        CHECK.with(|c| {
+            c.borrow()
+                .clone()
+                .map(|s| JsValue::from_str(&s))
+                .unwrap_or(JsValue::NULL)
+        })
+    });
+    let _ = js_sys::Reflect::set(&api, &"stateJson".into(), state.as_ref());
+    let _ = js_sys::Reflect::set(&api, &"selfCheckJson".into(), check.as_ref());
+    state.forget();
+    check.forget();
+    if let Some(w) = web_sys::window() {
+        let _ = js_sys::Reflect::set(&w, &"resonanceLabNative".into(), &api);
+    }
+}
+
+/// Starts the app on the canvas with id `resonance-lab-canvas`; errors go to the page.
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        fail(&format!("The app stopped: {info}"));
+    }));
+    let _ = eframe::WebLogger::init(log::LevelFilter::Warn);
+    wasm_bindgen_futures::spawn_local(async {
+        let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+            fail("no document");
+            return;
+        };
+        let Some(canvas) = document
+            .get_element_by_id("resonance-lab-canvas")
+            .and_then(|e| e.dyn_into::<web_sys::HtmlCanvasElement>().ok())
+        else {
+            fail("the page has no canvas with id resonance-lab-canvas");
+            return;
+        };
+        let hash = web_sys::window()
+            .and_then(|w| w.location().hash().ok())
+            .unwrap_or_default();
+        let mut hash_error = None;
+        let state = if hash.len() > 1 {
+            match AppState::from_hash(&hash) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    hash_error = Some(e);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let options = eframe::WebOptions::default();
+        let result = eframe::WebRunner::new()
+            .start(
+                canvas,
+                options,
+                Box::new(move |cc| {
+                    let mut app =
+                        ResonanceApp::from_creation_context(cc, Some(state.unwrap_or_default()));
+                    if let Some(e) = hash_error {
+                        app.message = Some(e);
+                    }
+                    install_js_api(app.published.clone());
+                    Ok(Box::new(app))
+                }),
+            )
+            .await;
+        if let Err(e) = result {
+            fail(&format!("The app could not start: {e:?}"));
+        }
+    });
+}

@@ -1,0 +1,196 @@
+//! UI tests of the visualizer with egui_kittest: state changes after clicks (plain assertions)
+//! and one snapshot per panel, rendered headless with wgpu (lavapipe). Update the snapshots with
+//! `UPDATE_SNAPSHOTS=1 cargo test --test app_ui`.
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use resonance_lab::app::ResonanceApp;
+use resonance_lab::app::state::{AppState, Preset, Tab};
+use resonance_lab::rope::Method;
+
+fn harness(state: AppState) -> Harness<'static, ResonanceApp> {
+    let mut app = ResonanceApp::new(state, "test renderer");
+    // timings vary run to run; keep the snapshots reproducible
+    app.show_timings = false;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .wgpu()
+        .build_ui_state(|ui, app: &mut ResonanceApp| app.draw(ui), app);
+    h.run_steps(3);
+    h
+}
+
+#[test]
+fn clicking_resonance_toggles_the_config_and_changes_the_gap() {
+    let mut h = harness(AppState::default());
+    assert!(!h.state().state.a.resonance);
+    let before = h.state().results(false).unwrap();
+    h.get_by_label("Resonance rounding").click();
+    h.run_steps(2);
+    assert!(h.state().state.a.resonance);
+    let after = h.state().results(false).unwrap();
+    // the config's own gap and its twin's swap places
+    assert_eq!(after.gap.gap, before.twin_gap.gap);
+    assert!(
+        after.gap.gap[..after.schedule.critical_feature]
+            .iter()
+            .all(|&g| g < 1e-12)
+    );
+    assert!(before.gap.gap[0] > 1e-3);
+}
+
+#[test]
+fn presets_tabs_and_compare_mode_follow_clicks() {
+    let mut h = harness(AppState::default());
+    h.get_by_label(Preset::Llama31.label()).click();
+    h.run_steps(2);
+    let a = h.state().state.a.clone();
+    assert_eq!(
+        (a.method, a.dim, a.base, a.train_len, a.eval_len),
+        (Method::Llama3, 128, 500000.0, 8192, 131072)
+    );
+    let r = h.state().results(false).unwrap();
+    assert_eq!(r.schedule.num_features(), 64);
+    h.get_by_label("Heatmap").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.tab, Tab::Heatmap);
+    h.get_by_label("compare two configurations").click();
+    h.run_steps(2);
+    assert!(h.state().state.compare);
+    assert!(
+        h.state().results(true).is_some(),
+        "B is computed in compare mode"
+    );
+    // the cache recomputes only when a config changes
+    let n = h.state().computations();
+    h.run_steps(5);
+    assert_eq!(h.state().computations(), n);
+}
+
+#[test]
+fn invalid_config_shows_the_error_and_keeps_the_last_good_plot() {
+    let mut h = harness(AppState::default());
+    let good = h.state().results(false).unwrap();
+    h.state_mut().state.a.eval_len = 10; // below L = 64
+    h.run_steps(2);
+    let label = h.query_by_label_contains("invalid --eval-len");
+    assert!(label.is_some(), "error message shown next to the control");
+    let kept = h.state().results(false).unwrap();
+    assert_eq!(kept.schedule.config, good.schedule.config);
+    assert!(
+        h.state()
+            .published
+            .borrow()
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("eval-len")
+    );
+}
+
+#[test]
+fn self_check_matches_the_f64_reference() {
+    let mut h = harness(AppState::default());
+    let c = h.state_mut().self_check().unwrap();
+    assert!(c.ok, "{c:?}");
+    assert_eq!(c.values, 256 * 32);
+}
+
+#[test]
+fn permalink_state_survives_the_hash() {
+    let mut st = AppState::default();
+    st.a.scale = 6.5;
+    st.tab = Tab::Gap;
+    let h = harness(st.clone());
+    let hash = h.state().published.borrow().hash.clone();
+    assert_eq!(AppState::from_hash(&hash).unwrap(), st);
+}
+
+fn snapshot(name: &str, state: AppState) {
+    let mut h = harness(state);
+    h.snapshot(name);
+}
+
+fn with_tab(tab: Tab) -> AppState {
+    AppState {
+        tab,
+        ..AppState::default()
+    }
+}
+
+#[test]
+fn snapshot_wavelengths() {
+    snapshot("wavelengths", with_tab(Tab::Wavelengths));
+}
+
+#[test]
+fn snapshot_phase_wheel() {
+    snapshot(
+        "phase_wheel",
+        AppState {
+            feature: 3,
+            ..with_tab(Tab::PhaseWheel)
+        },
+    );
+}
+
+#[test]
+fn snapshot_feature_curve() {
+    snapshot("feature_curve", with_tab(Tab::FeatureCurve));
+}
+
+#[test]
+fn snapshot_heatmap() {
+    snapshot("heatmap", with_tab(Tab::Heatmap));
+}
+
+#[test]
+fn snapshot_compare_yarn_vs_resonance_yarn() {
+    snapshot(
+        "compare_gap",
+        AppState {
+            compare: true,
+            ..with_tab(Tab::Gap)
+        },
+    );
+}
+
+#[test]
+fn snapshot_gap_changes_with_resonance() {
+    let mut h = harness(with_tab(Tab::Gap));
+    h.snapshot("gap_rope_yarn");
+    let before = h.render().unwrap();
+    h.get_by_label("Resonance rounding").click();
+    h.run_steps(3);
+    h.snapshot("gap_resonance_yarn");
+    let after = h.render().unwrap();
+    assert_ne!(
+        before.as_raw(),
+        after.as_raw(),
+        "the gap plot changes when Resonance is toggled"
+    );
+}
+
+/// Benchmark (prints, asserts nothing about time): frames while dragging the scale slider at
+/// L' = 131,072, d = 128 (Llama-3.1 preset); each step changes the config so every frame recomputes.
+/// Run: `cargo test --release --test app_ui bench_ -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_frame_time_while_dragging_scale() {
+    let st = AppState {
+        a: Preset::Llama31.config(false),
+        tab: Tab::Gap,
+        ..AppState::default()
+    };
+    let mut h = harness(st);
+    let steps = 20;
+    let t0 = std::time::Instant::now();
+    for k in 0..steps {
+        h.state_mut().state.a.scale = 8.0 + 0.1 * (k + 1) as f64;
+        h.step();
+    }
+    let ms = t0.elapsed().as_secs_f64() * 1e3 / steps as f64;
+    let comp = h.state().results(false).unwrap().compute_ms;
+    println!("L'=131072 d=128: {ms:.1} ms per frame while dragging (compute {comp:.1} ms of it)");
+    assert_eq!(h.state().computations()[0], 1 + steps as u64);
+}

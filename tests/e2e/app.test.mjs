@@ -1,0 +1,92 @@
+// End-to-end tests of the web bundle in real headless Chromium (playwright-core, system browser).
+// Needs dist/ (scripts/web-build.sh) served at E2E_URL (default http://127.0.0.1:8765/).
+// Screenshots go to target/e2e/.
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const URL = process.env.E2E_URL || "http://127.0.0.1:8765/";
+const OUT = "target/e2e";
+mkdirSync(OUT, { recursive: true });
+const FLAGS = [
+  "--no-sandbox", "--enable-unsafe-webgpu", "--use-webgpu-adapter=opengles", "--use-angle=swiftshader",
+  "--enable-unsafe-swiftshader", "--disable-background-networking", "--disable-component-update", "--no-first-run",
+];
+let browser;
+before(async () => {
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: FLAGS });
+});
+after(async () => browser && (await browser.close()));
+
+async function open(url, { disableWebGpu = false } = {}) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors = [];
+  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  page.on("pageerror", (e) => errors.push(String(e)));
+  if (disableWebGpu) {
+    await page.addInitScript(() => {
+      Object.defineProperty(navigator, "gpu", { value: undefined, configurable: true });
+    });
+  }
+  const t0 = Date.now();
+  await page.goto(url);
+  await page.waitForFunction(() => window.resonanceLabTimes && window.resonanceLabTimes.firstFrame, null, {
+    timeout: 120000,
+  });
+  await page.waitForTimeout(500);
+  return { page, errors, loadMs: Date.now() - t0 };
+}
+
+test("loads on WebGPU without console errors and the self-check passes", async () => {
+  const { page, errors, loadMs } = await open(URL);
+  const times = await page.evaluate(() => window.resonanceLab.times());
+  console.log(`navigation to first frame: ${times.firstFrame.toFixed(0)} ms (wall ${loadMs} ms)`);
+  await page.screenshot({ path: `${OUT}/webgpu.png` });
+  const st = await page.evaluate(() => window.resonanceLab.state());
+  assert.equal(st.render_backend, "WebGPU");
+  assert.match(await page.textContent("#backend"), /WebGPU/);
+  const check = await page.evaluate(() => window.resonanceLab.selfCheck());
+  // the gpu compute module is not merged: the check compares the CPU path with the f64 reference
+  assert.ok(check && check.ok, JSON.stringify(check));
+  assert.match(check.backend, /CPU/);
+  assert.deepEqual(errors.filter((e) => !/WebGPU is experimental/i.test(e)), []);
+  await page.close();
+});
+
+test("a permalink restores its state and a control change changes the pixels", async () => {
+  const { page } = await open(URL);
+  const st = JSON.parse((await page.evaluate(() => window.resonanceLab.state())).state_json);
+  st.a.scale = 9.5;
+  st.tab = "heatmap";
+  st.feature = 4;
+  const hash = encodeURIComponent(JSON.stringify(st));
+  await page.close();
+  const { page: p2 } = await open(`${URL}#${hash}`);
+  const restored = JSON.parse((await p2.evaluate(() => window.resonanceLab.state())).state_json);
+  assert.equal(restored.a.scale, 9.5);
+  assert.equal(restored.tab, "heatmap");
+  assert.equal(restored.feature, 4);
+  const before = await p2.screenshot({ path: `${OUT}/permalink.png` });
+  // "Resonance rounding" checkbox sits in the side panel; click it by its position
+  const pos = await p2.evaluate(() => window.resonanceLab.state());
+  await p2.mouse.move(15, 155);
+  await p2.waitForTimeout(200);
+  await p2.mouse.click(15, 155);
+  await p2.waitForTimeout(800);
+  const st2 = JSON.parse((await p2.evaluate(() => window.resonanceLab.state())).state_json);
+  const afterShot = await p2.screenshot({ path: `${OUT}/after-click.png` });
+  assert.notEqual(st2.a.resonance, restored.a.resonance, `click toggled Resonance (${pos.frames})`);
+  assert.ok(!before.equals(afterShot), "rendered pixels changed");
+  await p2.close();
+});
+
+test("without WebGPU the WebGL2 fallback renders and says so", async () => {
+  const { page, errors } = await open(URL, { disableWebGpu: true });
+  await page.screenshot({ path: `${OUT}/webgl2.png` });
+  const st = await page.evaluate(() => window.resonanceLab.state());
+  assert.equal(st.render_backend, "WebGL2");
+  assert.match(await page.textContent("#backend"), /WebGL2/);
+  assert.deepEqual(errors, []);
+  await page.close();
+});

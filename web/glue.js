@@ -1,0 +1,41 @@
+// Page glue for resonance-lab: loading indicator, readable error page, downloads, and the small
+// JS API the tests use (window.resonanceLab).
+(function () {
+  "use strict";
+  window.resonanceLabTimes = { start: performance.now() };
+  window.resonanceLabFail = function (message) {
+    document.getElementById("loading").hidden = true;
+    const box = document.getElementById("error");
+    document.getElementById("error-message").textContent = String(message);
+    box.hidden = false;
+  };
+  window.resonanceLabReady = function (backend) {
+    window.resonanceLabTimes.firstFrame = performance.now();
+    document.getElementById("loading").hidden = true;
+    const label = backend === "WebGPU" ? "WebGPU (CPU compute)" : backend + " + CPU compute";
+    document.getElementById("backend").textContent = "running on " + label;
+    document.body.dataset.backend = backend;
+  };
+  window.resonanceLabDownload = function (name, mime, bytes) {
+    const url = URL.createObjectURL(new Blob([bytes], { type: mime }));
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = name;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  };
+  const parse = (s) => (s == null ? null : JSON.parse(s));
+  window.resonanceLab = {
+    state: () => parse(window.resonanceLabNative && window.resonanceLabNative.stateJson()),
+    selfCheck: () => parse(window.resonanceLabNative && window.resonanceLabNative.selfCheckJson()),
+    times: () => window.resonanceLabTimes,
+  };
+  window.addEventListener("error", (e) => {
+    if (!window.resonanceLabTimes.firstFrame) window.resonanceLabFail(e.message || String(e));
+  });
+  if (typeof WebAssembly !== "object") {
+    window.resonanceLabFail("This browser has no WebAssembly.");
+  }
+})();
