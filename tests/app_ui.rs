@@ -2,6 +2,8 @@
 //! and one snapshot per panel, rendered headless with wgpu (lavapipe). Update the snapshots with
 //! `UPDATE_SNAPSHOTS=1 cargo test --test app_ui`.
 
+#![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary / uses native dev-deps
+
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use resonance_lab::app::ResonanceApp;

@@ -1,6 +1,8 @@
 //! GPU kernels against the f64 CPU reference, on a real driver (Mesa lavapipe in CI). With the
 //! env var `CI` set a missing adapter FAILS the tests; without it they skip with a reason.
 
+#![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary / uses native dev-deps
+
 use resonance_lab::gpu::{GapRequest, GpuCompute, Positions, TableLayout};
 use resonance_lab::rope::{self, Method, PairLayout, Schedule, ScheduleConfig, reference};
 

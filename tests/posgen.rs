@@ -1,6 +1,8 @@
 //! PosGen: generators against hand-derived sequences, split disjointness, gradient flow,
 //! deterministic learning, and CLI bad input.
 
+#![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary / uses native dev-deps
+
 use resonance_lab::posgen::{Dataset, PresetName, RunConfig, SplitSizes, Task, TaskSpec, Trainer};
 use resonance_lab::rope::Method;
 use std::collections::HashSet;

@@ -647,7 +647,8 @@ impl Trainer {
             TrainPhase::Training => {
                 self.train_step().map_err(cerr)?;
                 let every = self.config.eval_every;
-                if every > 0 && (self.step % every == 0 || self.step == self.config.steps) {
+                if every > 0 && (self.step.is_multiple_of(every) || self.step == self.config.steps)
+                {
                     let acc = self.evaluate(false)?;
                     self.validation.push(EvalPoint {
                         step: self.step,
