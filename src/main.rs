@@ -5,7 +5,10 @@
 fn main() {
     use clap::Parser;
     use resonance_lab::cli::{Cli, one_line, run};
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+    // wgpu probes every backend; a missing GL/EGL driver is logged as an error by wgpu_hal even
+    // when Vulkan serves the request, so that probe stays quiet unless RUST_LOG asks for it.
+    let filter = "warn,wgpu_hal::gles=off";
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(filter))
         .target(env_logger::Target::Stderr)
         .init();
     let cli = match Cli::try_parse() {

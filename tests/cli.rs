@@ -147,6 +147,32 @@ fn bad_input_exits_2_with_one_line_naming_the_option() {
         (&["features", "--positions", "abc"], "--positions"),
         (&["gap", "--curve-feature", "32"], "--curve-feature"),
         (&["freqs", "--dim", "abc"], "--dim"),
+        // the GPU backend validates before touching a device: no GPU validation panics
+        (
+            &["features", "--backend", "gpu", "--positions", "0..2000000"],
+            "--positions",
+        ),
+        (
+            &["features", "--backend", "gpu", "--positions", "4294967296"],
+            "--positions",
+        ),
+        (
+            &["gap", "--backend", "gpu", "--train-len", "0"],
+            "--train-len",
+        ),
+        (
+            &[
+                "gap",
+                "--backend",
+                "gpu",
+                "--train-len",
+                "64",
+                "--eval-len",
+                "32",
+            ],
+            "--eval-len",
+        ),
+        (&["gap", "--backend", "gpu", "--dim", "0"], "--dim"),
     ];
     for (args, option) in cases {
         let (code, out, err) = run(args);
@@ -155,5 +181,57 @@ fn bad_input_exits_2_with_one_line_naming_the_option() {
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(option), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// `--backend gpu` either runs on an adapter (and then agrees with the CPU path) or falls back to
+/// the CPU with the reason in `gpu_fallback_reason`; a large gap request (d=128, L'=131072, more
+/// than one dispatch row of work) succeeds in chunks.
+#[test]
+fn gpu_backend_agrees_with_cpu_or_reports_its_fallback() {
+    let pos = "0,1,1000000,4294967295";
+    let cpu = json(&["features", "--dim", "64", "--resonance", "--positions", pos]);
+    let gpu = json(&[
+        "features",
+        "--dim",
+        "64",
+        "--resonance",
+        "--positions",
+        pos,
+        "--backend",
+        "gpu",
+    ]);
+    let on_gpu = gpu["backend"] != "cpu";
+    assert!(on_gpu || gpu["gpu_fallback_reason"].is_string(), "{gpu}");
+    for key in ["cos", "sin"] {
+        for (g, c) in gpu[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(cpu[key].as_array().unwrap())
+        {
+            for (a, b) in floats(g).iter().zip(floats(c)) {
+                assert!((a - b).abs() <= 2e-6, "{key}: gpu {a} vs cpu {b}");
+            }
+        }
+    }
+    let args = [
+        "gap",
+        "--dim",
+        "128",
+        "--train-len",
+        "4096",
+        "--eval-len",
+        "131072",
+    ];
+    let cpu = json(&args);
+    let mut gargs = args.to_vec();
+    gargs.extend(["--backend", "gpu"]);
+    let gpu = json(&gargs);
+    assert!(gpu["backend"] != "cpu" || gpu["gpu_fallback_reason"].is_string());
+    let (g, c) = (floats(&gpu["gap"]), floats(&cpu["gap"]));
+    assert_eq!(g.len(), 64);
+    for (i, (a, b)) in g.iter().zip(&c).enumerate() {
+        assert!((a - b).abs() <= 1e-5, "feature {i}: gpu {a} vs cpu {b}");
     }
 }

@@ -9,6 +9,7 @@ pub mod compute;
 pub mod controls;
 pub mod plots;
 pub mod png;
+pub mod posgen_panel;
 pub mod series;
 pub mod state;
 
@@ -163,7 +164,8 @@ pub struct ResonanceApp {
     pub show_timings: bool,
     /// Shared with the page's JS API on the web; read by tests natively.
     pub published: Rc<RefCell<Published>>,
-    // PosGen tab: the integrator adds `posgen: posgen_panel::PosgenPanel` here (see `draw_tab`).
+    /// The PosGen tab (live training).
+    pub posgen: posgen_panel::PosgenPanel,
 }
 
 impl ResonanceApp {
@@ -180,6 +182,7 @@ impl ResonanceApp {
             last_frame_ms: 0.0,
             show_timings: true,
             published: Rc::new(RefCell::new(Published::default())),
+            posgen: posgen_panel::PosgenPanel::default(),
         }
     }
 
@@ -298,6 +301,7 @@ impl ResonanceApp {
             ui.separator();
             let ctx = ui.ctx().clone();
             match (&ra, st.compare) {
+                _ if st.tab == Tab::PosGen => self.posgen.ui(ui),
                 (None, _) => {
                     ui.label("no valid configuration yet");
                 }
@@ -368,10 +372,8 @@ fn draw_tab(
             let t = side.texture(ctx, &format!("heatmap-{salt}"), s, nf);
             plots::heatmap(ui, salt, r, &t)
         }
-        // PosGen tab: the integrator replaces this label with `self.posgen.ui(ui)`.
-        Tab::PosGen => {
-            ui.label("The PosGen benchmark panel is not part of this build.");
-        }
+        // drawn full width by `ResonanceApp::draw`, never per side
+        Tab::PosGen => {}
     }
 }
 
@@ -389,7 +391,7 @@ fn export_csv(
             Tab::FeatureCurve => series::feature_csv(s),
             Tab::Gap => series::gap_csv(r, s),
             Tab::Heatmap => series::heatmap_csv(s, r.schedule.num_features()),
-            Tab::PosGen => return "the PosGen panel exports its own data".into(),
+            Tab::PosGen => return "use the PosGen panel's own Export CSV".into(),
         };
         let file = format!("resonance-lab-{}-{name}.csv", tab.slug());
         let m = match platform::save_file(&file, "text/csv", csv.as_bytes()) {

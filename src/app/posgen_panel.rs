@@ -1,0 +1,537 @@
+//! The PosGen tab: trains the paper's schedules (RoPE, YaRN, with and without Resonance) live on a
+//! chosen task with the `tiny` preset, time-sliced so each frame stays responsive, and plots the
+//! loss curves, validation ID/OOD accuracy and per-position test accuracy with L marked.
+
+use crate::posgen::{
+    Preset, PresetName, RunConfig, RunResult, Task, TrainPhase, Trainer, method_label,
+};
+use crate::rope::Method;
+use egui::{Color32, RichText, Ui};
+use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
+use web_time::Instant;
+
+/// Methods offered in the panel (the paper's table uses RoPE and YaRN).
+pub const METHODS: [Method; 6] = [
+    Method::Rope,
+    Method::Pi,
+    Method::Ntk,
+    Method::DynamicNtk,
+    Method::Yarn,
+    Method::Llama3,
+];
+
+/// Largest step count the panel offers (the CLI allows more for native runs).
+pub const MAX_STEPS: usize = 5_000;
+
+/// Per-frame training budget in seconds, shared by the active runs.
+pub const FRAME_BUDGET_S: f64 = 0.030;
+
+const COLORS: [Color32; 8] = [
+    Color32::from_rgb(52, 120, 220),
+    Color32::from_rgb(235, 130, 30),
+    Color32::from_rgb(40, 160, 80),
+    Color32::from_rgb(200, 50, 60),
+    Color32::from_rgb(140, 90, 200),
+    Color32::from_rgb(120, 120, 120),
+    Color32::from_rgb(20, 170, 170),
+    Color32::from_rgb(190, 150, 20),
+];
+
+/// One training run of the panel.
+pub struct PanelRun {
+    /// Display label, e.g. `Resonance YaRN`.
+    pub label: String,
+    /// The trainer (owns model, data and curves).
+    pub trainer: Trainer,
+    /// Error that stopped this run, if any.
+    pub error: Option<String>,
+    color: Color32,
+}
+
+impl PanelRun {
+    /// The finished result, if the run is done.
+    pub fn result(&self) -> Option<&RunResult> {
+        self.trainer.result()
+    }
+
+    fn active(&self) -> bool {
+        self.error.is_none() && self.trainer.progress().phase != TrainPhase::Done
+    }
+}
+
+/// State of the PosGen tab.
+pub struct PosgenPanel {
+    /// Task to train on.
+    pub task: Task,
+    /// Which of [`METHODS`] are selected.
+    pub methods: [bool; 6],
+    /// Train the plain schedules.
+    pub plain: bool,
+    /// Train the Resonance variants.
+    pub resonance: bool,
+    /// Optimiser steps per run (1..=[`MAX_STEPS`]).
+    pub steps: usize,
+    /// Seed of data, weights and batch order.
+    pub seed: u64,
+    /// Training is advancing each frame.
+    pub running: bool,
+    runs: Vec<PanelRun>,
+    message: Option<String>,
+    train_seconds: f64,
+}
+
+impl Default for PosgenPanel {
+    fn default() -> Self {
+        PosgenPanel {
+            task: Task::SemiRecursive,
+            methods: [true, false, false, false, true, false],
+            plain: true,
+            resonance: true,
+            steps: Preset::get(PresetName::Tiny).steps,
+            seed: 0,
+            running: false,
+            runs: Vec::new(),
+            message: None,
+            train_seconds: 0.0,
+        }
+    }
+}
+
+impl PosgenPanel {
+    /// The configured runs: selected methods x selected variants, all on one task and seed.
+    pub fn configs(&self) -> Vec<RunConfig> {
+        let mut out = Vec::new();
+        for (m, _) in METHODS.iter().zip(self.methods).filter(|(_, on)| *on) {
+            for (res, on) in [(false, self.plain), (true, self.resonance)] {
+                if on {
+                    let mut c = RunConfig::new(PresetName::Tiny, self.task, *m, res, self.seed);
+                    c.steps = self.steps.clamp(1, MAX_STEPS);
+                    c.eval_every = (c.steps / 20).max(1);
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+
+    /// Builds fresh trainers for the current selection and starts training.
+    pub fn start(&mut self) {
+        self.runs.clear();
+        self.message = None;
+        self.train_seconds = 0.0;
+        let configs = self.configs();
+        if configs.is_empty() {
+            self.message = Some("select at least one method and one variant".into());
+            self.running = false;
+            return;
+        }
+        for (k, c) in configs.into_iter().enumerate() {
+            let label = c.method_label();
+            match Trainer::new(c) {
+                Ok(trainer) => self.runs.push(PanelRun {
+                    label,
+                    trainer,
+                    error: None,
+                    color: COLORS[k % COLORS.len()],
+                }),
+                Err(e) => {
+                    self.message = Some(format!("{label}: {e}"));
+                    self.runs.clear();
+                    self.running = false;
+                    return;
+                }
+            }
+        }
+        self.running = true;
+    }
+
+    /// Stops advancing (the runs keep their state).
+    pub fn pause(&mut self) {
+        self.running = false;
+    }
+
+    /// Continues paused runs.
+    pub fn resume(&mut self) {
+        self.running = self.runs.iter().any(PanelRun::active);
+    }
+
+    /// Drops all runs.
+    pub fn reset(&mut self) {
+        self.runs.clear();
+        self.running = false;
+        self.message = None;
+        self.train_seconds = 0.0;
+    }
+
+    /// The runs, in legend order.
+    pub fn runs(&self) -> &[PanelRun] {
+        &self.runs
+    }
+
+    /// Advances the active runs round-robin for about `budget_s` seconds in total (each active
+    /// run gets at least one unit of work); returns whether any run is still active.
+    pub fn tick(&mut self, budget_s: f64) -> bool {
+        if !self.running {
+            return false;
+        }
+        let t0 = Instant::now();
+        let n = self.runs.iter().filter(|r| r.active()).count().max(1);
+        for run in self.runs.iter_mut().filter(|r| r.active()) {
+            if let Err(e) = run.trainer.step_for(budget_s / n as f64) {
+                run.error = Some(e);
+            }
+        }
+        self.train_seconds += t0.elapsed().as_secs_f64();
+        self.running = self.runs.iter().any(PanelRun::active);
+        self.running
+    }
+
+    /// Test results of the finished runs as CSV: one row per run and target position.
+    pub fn csv(&self) -> String {
+        let mut s = String::from(
+            "task,method,resonance,label,seed,steps,id_accuracy,ood_accuracy,position,accuracy\n",
+        );
+        for r in self.runs.iter().filter_map(PanelRun::result) {
+            for (k, a) in r.per_position_accuracy.iter().enumerate() {
+                s.push_str(&format!(
+                    "{},{},{},{},{},{},{:.6},{:.6},{},{:.6}\n",
+                    r.task,
+                    r.method,
+                    r.resonance,
+                    r.label,
+                    r.seed,
+                    r.steps,
+                    r.id_accuracy,
+                    r.ood_accuracy,
+                    r.first_target_position + k,
+                    a
+                ));
+            }
+        }
+        s
+    }
+
+    /// Draws the tab and advances training by one frame's budget.
+    pub fn ui(&mut self, ui: &mut Ui) {
+        if self.tick(FRAME_BUDGET_S) {
+            ui.ctx().request_repaint();
+        }
+        self.controls(ui);
+        ui.separator();
+        self.progress_table(ui);
+        if self.runs.is_empty() {
+            ui.label(
+                "Choose a task and schedules, then press Train: each run trains the tiny preset \
+                 (2 layers, d_model 64, head dim 32) on length 64 and is tested to length 256.",
+            );
+            return;
+        }
+        ui.separator();
+        let h = ((ui.available_height() - 40.0) / 2.0).max(120.0);
+        ui.columns(2, |cols| {
+            self.loss_plot(&mut cols[0], h);
+            self.validation_plot(&mut cols[1], h);
+        });
+        self.position_plot(ui, h);
+    }
+
+    fn controls(&mut self, ui: &mut Ui) {
+        let busy = self.running;
+        ui.horizontal_wrapped(|ui| {
+            ui.add_enabled_ui(!busy, |ui| {
+                egui::ComboBox::from_label("task")
+                    .selected_text(task_label(self.task))
+                    .show_ui(ui, |ui| {
+                        for t in Task::ALL {
+                            ui.selectable_value(&mut self.task, t, task_label(t));
+                        }
+                    });
+                ui.separator();
+                for (m, on) in METHODS.iter().zip(self.methods.iter_mut()) {
+                    ui.checkbox(on, method_label(*m, false));
+                }
+                ui.separator();
+                ui.checkbox(&mut self.plain, "plain");
+                ui.checkbox(&mut self.resonance, "Resonance");
+                ui.separator();
+                ui.label("steps");
+                ui.add(egui::DragValue::new(&mut self.steps).range(1..=MAX_STEPS));
+                ui.label("seed");
+                ui.add(egui::DragValue::new(&mut self.seed).range(0..=u32::MAX as u64));
+            });
+        });
+        ui.horizontal(|ui| {
+            let n = self.configs().len();
+            if ui
+                .add_enabled(n > 0 && !busy, egui::Button::new(format!("Train {n} runs")))
+                .on_hover_text("start fresh runs of the selected schedules")
+                .clicked()
+            {
+                self.start();
+            }
+            let can_resume = !busy && self.runs.iter().any(PanelRun::active);
+            if busy && ui.button("Pause").clicked() {
+                self.pause();
+            }
+            if can_resume && ui.button("Resume").clicked() {
+                self.resume();
+            }
+            if ui
+                .add_enabled(!self.runs.is_empty(), egui::Button::new("Reset"))
+                .clicked()
+            {
+                self.reset();
+            }
+            let done = self.runs.iter().any(|r| r.result().is_some());
+            if ui
+                .add_enabled(done, egui::Button::new("Export CSV"))
+                .on_hover_text("test accuracy per position of the finished runs")
+                .clicked()
+            {
+                let csv = self.csv();
+                self.message = Some(
+                    match super::platform::save_file(
+                        "resonance-lab-posgen.csv",
+                        "text/csv",
+                        csv.as_bytes(),
+                    ) {
+                        Ok(m) => m,
+                        Err(e) => format!("CSV export failed: {e}"),
+                    },
+                );
+            }
+            if n == 0 {
+                ui.colored_label(Color32::RED, "select at least one method and one variant");
+            }
+            if let Some(m) = &self.message {
+                ui.label(m);
+            }
+        });
+    }
+
+    fn progress_table(&self, ui: &mut Ui) {
+        if self.runs.is_empty() {
+            return;
+        }
+        egui::Grid::new("posgen-runs")
+            .striped(true)
+            .num_columns(6)
+            .show(ui, |ui| {
+                for h in ["run", "progress", "loss", "ID acc", "OOD acc", "steps/s"] {
+                    ui.label(RichText::new(h).strong());
+                }
+                ui.end_row();
+                for r in &self.runs {
+                    let p = r.trainer.progress();
+                    ui.colored_label(r.color, &r.label);
+                    let frac = p.step as f32 / p.total_steps.max(1) as f32;
+                    let text = match (&r.error, p.phase) {
+                        (Some(_), _) => "failed".to_string(),
+                        (None, TrainPhase::Training) => {
+                            format!("step {}/{}", p.step, p.total_steps)
+                        }
+                        (None, TrainPhase::Testing) => "testing".to_string(),
+                        (None, TrainPhase::Done) => "done".to_string(),
+                    };
+                    ui.add(egui::ProgressBar::new(frac).desired_width(160.0).text(text));
+                    if p.last_loss.is_finite() {
+                        ui.label(format!("{:.3}", p.last_loss));
+                    } else {
+                        ui.label("-");
+                    }
+                    let (id, ood) = match (r.result(), r.trainer.validation().last()) {
+                        (Some(res), _) => (
+                            format!("{:.1}% (test)", 100.0 * res.id_accuracy),
+                            format!("{:.1}% (test)", 100.0 * res.ood_accuracy),
+                        ),
+                        (None, Some(v)) => (
+                            format!("{:.1}% (val)", 100.0 * v.id_accuracy),
+                            format!("{:.1}% (val)", 100.0 * v.ood_accuracy),
+                        ),
+                        (None, None) => ("-".into(), "-".into()),
+                    };
+                    ui.label(id);
+                    ui.label(ood);
+                    let secs = r.result().map(|res| res.seconds);
+                    match secs {
+                        Some(s) if s > 0.0 => ui.label(format!("{:.1}", p.step as f64 / s)),
+                        _ => ui.label("-"),
+                    };
+                    ui.end_row();
+                    if let Some(e) = &r.error {
+                        ui.colored_label(Color32::RED, e);
+                        ui.end_row();
+                    }
+                }
+            });
+        let chance = 100.0 / self.task_modulus() as f64;
+        ui.label(format!(
+            "Accuracy is teacher-forced per token; chance is {chance:.1}% (modulus {}). \
+             ID: target positions before L = 64, OOD: positions 64..256.",
+            self.task_modulus()
+        ));
+    }
+
+    fn task_modulus(&self) -> u32 {
+        self.runs
+            .first()
+            .map(|r| r.trainer.config().spec.modulus)
+            .unwrap_or(Preset::get(PresetName::Tiny).modulus)
+    }
+
+    fn loss_plot(&self, ui: &mut Ui, h: f32) {
+        ui.label("training loss");
+        Plot::new("posgen-loss")
+            .height(h)
+            .legend(Legend::default())
+            .x_axis_label("optimiser step")
+            .y_axis_label("cross-entropy (nats/token)")
+            .show(ui, |p| {
+                for r in &self.runs {
+                    let pts: Vec<[f64; 2]> = r
+                        .trainer
+                        .loss_curve()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| [(i + 1) as f64, *l as f64])
+                        .collect();
+                    p.add(Line::new(r.label.clone(), PlotPoints::new(pts)).color(r.color));
+                }
+            });
+    }
+
+    fn validation_plot(&self, ui: &mut Ui, h: f32) {
+        ui.label("validation accuracy (solid: OOD, dashed: ID)");
+        Plot::new("posgen-val")
+            .height(h)
+            .legend(Legend::default())
+            .x_axis_label("optimiser step")
+            .y_axis_label("accuracy (%)")
+            .include_y(0.0)
+            .include_y(100.0)
+            .show(ui, |p| {
+                for r in &self.runs {
+                    let v = r.trainer.validation();
+                    let ood: Vec<[f64; 2]> = v
+                        .iter()
+                        .map(|e| [e.step as f64, 100.0 * e.ood_accuracy])
+                        .collect();
+                    let id: Vec<[f64; 2]> = v
+                        .iter()
+                        .map(|e| [e.step as f64, 100.0 * e.id_accuracy])
+                        .collect();
+                    p.add(
+                        Line::new(format!("{} OOD", r.label), PlotPoints::new(ood)).color(r.color),
+                    );
+                    p.add(
+                        Line::new(format!("{} ID", r.label), PlotPoints::new(id))
+                            .color(r.color)
+                            .style(egui_plot::LineStyle::dashed_dense()),
+                    );
+                }
+            });
+    }
+
+    fn position_plot(&self, ui: &mut Ui, h: f32) {
+        ui.label("test accuracy per target position (finished runs)");
+        let train_len = Preset::get(PresetName::Tiny).sizes.train_len as f64;
+        Plot::new("posgen-pos")
+            .height(h)
+            .legend(Legend::default())
+            .x_axis_label("target position (tokens)")
+            .y_axis_label("accuracy (%)")
+            .include_y(0.0)
+            .include_y(100.0)
+            .show(ui, |p| {
+                p.add(VLine::new(format!("L = {train_len}"), train_len).color(Color32::DARK_GREEN));
+                for r in &self.runs {
+                    if let Some(res) = r.result() {
+                        let pts: Vec<[f64; 2]> = res
+                            .per_position_accuracy
+                            .iter()
+                            .enumerate()
+                            .map(|(k, a)| [(res.first_target_position + k) as f64, 100.0 * a])
+                            .collect();
+                        p.add(Line::new(r.label.clone(), PlotPoints::new(pts)).color(r.color));
+                    }
+                }
+            });
+    }
+}
+
+/// Display name of a task as in the paper's table.
+pub fn task_label(t: Task) -> &'static str {
+    match t {
+        Task::Recursive => "Recursive",
+        Task::Cot => "CoT",
+        Task::SemiRecursive => "Semi-recursive",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small(steps: usize) -> PosgenPanel {
+        PosgenPanel {
+            steps,
+            ..PosgenPanel::default()
+        }
+    }
+
+    #[test]
+    fn default_selection_is_the_papers_four_runs() {
+        let labels: Vec<String> = small(3)
+            .configs()
+            .iter()
+            .map(|c| c.method_label())
+            .collect();
+        assert_eq!(labels, ["RoPE", "Resonance RoPE", "YaRN", "Resonance YaRN"]);
+    }
+
+    #[test]
+    fn empty_selection_cannot_start() {
+        let mut p = small(3);
+        p.plain = false;
+        p.resonance = false;
+        p.start();
+        assert!(!p.running);
+        assert!(p.runs().is_empty());
+    }
+
+    #[test]
+    fn train_pause_resume_reset_and_csv() {
+        let mut p = small(2);
+        p.methods = [true, false, false, false, false, false];
+        p.resonance = false;
+        p.start();
+        assert!(p.running);
+        assert_eq!(p.runs().len(), 1);
+        // one tick does at least one unit of work
+        p.tick(0.0);
+        assert!(p.runs()[0].trainer.progress().step >= 1);
+        p.pause();
+        let step = p.runs()[0].trainer.progress().step;
+        assert!(!p.tick(1.0), "paused panel must not train");
+        assert_eq!(p.runs()[0].trainer.progress().step, step);
+        p.resume();
+        for _ in 0..10_000 {
+            if !p.tick(1.0) {
+                break;
+            }
+        }
+        let r = p.runs()[0].result().expect("finished");
+        assert_eq!(r.steps, 2);
+        let csv = p.csv();
+        // header + one row per scored position 4..256 (j + k = 4 seeds of the default task)
+        assert_eq!(csv.lines().count(), 1 + r.per_position_accuracy.len());
+        assert!(
+            csv.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("semi-recursive,rope,false,RoPE,0,2,")
+        );
+        p.reset();
+        assert!(p.runs().is_empty() && !p.running);
+    }
+}
