@@ -196,3 +196,77 @@ fn bench_frame_time_while_dragging_scale() {
     println!("L'=131072 d=128: {ms:.1} ms per frame while dragging (compute {comp:.1} ms of it)");
     assert_eq!(h.state().computations()[0], 1 + steps as u64);
 }
+
+/// With a GPU (lavapipe in CI) the heatmap raster comes from the WGSL feature-table kernel and
+/// the self-check compares that raster, not the CPU one, with the f64 reference.
+#[test]
+fn gpu_heatmap_raster_matches_the_f64_reference() {
+    let gpu = match resonance_lab::gpu::GpuCompute::new_headless_blocking() {
+        Ok(g) => g,
+        Err(e) if std::env::var_os("CI").is_some() => panic!("CI is set but {e}"),
+        Err(e) => {
+            eprintln!("skipping GPU test: {e}");
+            return;
+        }
+    };
+    let st = AppState {
+        tab: Tab::Heatmap,
+        ..AppState::default()
+    };
+    let mut app = ResonanceApp::new(st, "test renderer").with_gpu(gpu);
+    app.show_timings = false;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .wgpu()
+        .build_ui_state(|ui, app: &mut ResonanceApp| app.draw(ui), app);
+    assert!(h.state().compute_label().starts_with("GPU"));
+    let mut check = None;
+    for _ in 0..600 {
+        h.run_steps(1);
+        check = h.state_mut().self_check();
+        if check.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let c = check.expect("the GPU table arrived");
+    assert!(c.backend.starts_with("GPU"), "{c:?}");
+    assert!(c.ok, "{c:?}");
+    assert_eq!(c.values, 256 * 32);
+}
+
+/// The PosGen tab trains the paper's four schedules from a click to finished test results.
+#[test]
+fn posgen_tab_trains_four_runs_to_completion() {
+    let st = AppState {
+        tab: Tab::PosGen,
+        ..AppState::default()
+    };
+    let mut h = harness(st);
+    h.state_mut().posgen.steps = 2;
+    h.get_by_label("Train 4 runs").click();
+    h.run_steps(1);
+    assert!(h.state().posgen.running);
+    for _ in 0..2_000 {
+        h.run_steps(1);
+        if !h.state().posgen.running {
+            break;
+        }
+    }
+    let labels: Vec<&str> = h
+        .state()
+        .posgen
+        .runs()
+        .iter()
+        .map(|r| r.label.as_str())
+        .collect();
+    assert_eq!(labels, ["RoPE", "Resonance RoPE", "YaRN", "Resonance YaRN"]);
+    for r in h.state().posgen.runs() {
+        let res = r.result().expect("finished");
+        assert_eq!(res.steps, 2);
+        assert!((0.0..=1.0).contains(&res.ood_accuracy));
+    }
+    h.get_by_label("Reset").click();
+    h.run_steps(1);
+    assert!(h.state().posgen.runs().is_empty());
+}

@@ -7,6 +7,7 @@
 
 pub mod compute;
 pub mod controls;
+pub mod gpu_heat;
 pub mod plots;
 pub mod png;
 pub mod posgen_panel;
@@ -23,6 +24,7 @@ use native as platform;
 #[cfg(target_arch = "wasm32")]
 use web as platform;
 
+use crate::gpu::GpuCompute;
 use compute::{Backend, Cache, Results};
 use egui::{Color32, RichText, Ui};
 use serde::Serialize;
@@ -66,13 +68,15 @@ pub struct SelfCheck {
     pub values: usize,
     /// Largest absolute difference.
     pub max_abs_err: f64,
-    /// Whether `max_abs_err` is within tolerance (1e-9 for the CPU path).
+    /// Whether `max_abs_err` is within tolerance (1e-6 for the CPU raster, which is stored as
+    /// f32; 2e-6 for the GPU kernel).
     pub ok: bool,
 }
 
-/// Compares the heatmap raster the app draws (computed by the backend from exact phases) with
-/// `rope::reference::cos_sin` (the independent f64 reference) at every sampled position.
-pub fn self_check(backend: &Backend, r: &Results, s: &Series) -> SelfCheck {
+/// Compares a heatmap raster the app draws (`heat`, feature-major like [`Series::heat`], from
+/// `backend`) with `rope::reference::cos_sin` (the independent f64 reference) at every sampled
+/// position; `tol` is the allowed error of cos before the attention factor.
+pub fn self_check(backend: &str, heat: &[f32], tol: f64, r: &Results, s: &Series) -> SelfCheck {
     let n = r.schedule.num_features();
     let af = r.schedule.attention_factor;
     let mut max_err = 0f64;
@@ -80,15 +84,14 @@ pub fn self_check(backend: &Backend, r: &Results, s: &Series) -> SelfCheck {
     for (c, &p) in s.heat_positions.iter().enumerate() {
         let (cos, _) = crate::rope::reference::cos_sin(&r.schedule, p);
         for (f, want) in cos.iter().enumerate().take(n) {
-            let got = s.heat[f * s.heat_cols + c] as f64 * af;
+            let got = heat[f * s.heat_cols + c] as f64 * af;
             max_err = max_err.max((got - want).abs());
             values += 1;
         }
     }
-    // the raster is stored as f32
-    let tol = 1e-6 * af.max(1.0);
+    let tol = tol * af.max(1.0);
     SelfCheck {
-        backend: backend.label().to_string(),
+        backend: backend.to_string(),
         reference: "rope::reference::cos_sin (f64)".into(),
         values,
         max_abs_err: max_err,
@@ -129,18 +132,21 @@ impl Side {
         Some((r, s))
     }
 
+    /// The heatmap texture: from the GPU raster when one is current, else the CPU raster.
     fn texture(
         &mut self,
         ctx: &egui::Context,
         name: &str,
         s: &Arc<Series>,
+        gpu: Option<&gpu_heat::GpuRaster>,
         n: usize,
     ) -> egui::TextureHandle {
-        let key = Arc::as_ptr(s) as usize;
+        let key = gpu.map_or(Arc::as_ptr(s) as usize, |g| g as *const _ as usize);
         match &self.texture {
             Some((k, t)) if *k == key => t.clone(),
             _ => {
-                let img = plots::heatmap_image(s, n);
+                let heat = gpu.map_or(&s.heat[..], |g| &g.heat[..]);
+                let img = plots::heatmap_image(heat, s.heat_cols, n);
                 let t = ctx.load_texture(name, img, egui::TextureOptions::NEAREST);
                 self.texture = Some((key, t.clone()));
                 t
@@ -166,6 +172,8 @@ pub struct ResonanceApp {
     pub published: Rc<RefCell<Published>>,
     /// The PosGen tab (live training).
     pub posgen: posgen_panel::PosgenPanel,
+    /// GPU feature tables (heatmap) on the renderer's device; `None` on WebGL2 / no device.
+    gpu: Option<gpu_heat::GpuHeat>,
 }
 
 impl ResonanceApp {
@@ -183,6 +191,7 @@ impl ResonanceApp {
             show_timings: true,
             published: Rc::new(RefCell::new(Published::default())),
             posgen: posgen_panel::PosgenPanel::default(),
+            gpu: None,
         }
     }
 
@@ -200,7 +209,47 @@ impl ResonanceApp {
             .as_ref()
             .map(|rs| render_backend_label(&rs.adapter.get_info()))
             .unwrap_or_else(|| "unknown renderer".into());
-        ResonanceApp::new(state, render)
+        let app = ResonanceApp::new(state, render);
+        // WebGL2 (and GL natively) has no compute shaders: those keep the CPU path.
+        let gpu = cc.wgpu_render_state.as_ref().and_then(|rs| {
+            let info = rs.adapter.get_info();
+            if info.backend == wgpu::Backend::Gl {
+                return None;
+            }
+            let name = render_backend_label(&info);
+            match GpuCompute::from_device(rs.device.clone(), rs.queue.clone(), name) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    log::warn!("GPU compute unavailable, using the CPU path: {e}");
+                    None
+                }
+            }
+        });
+        match gpu {
+            Some(g) => app.with_gpu(g),
+            None => app,
+        }
+    }
+
+    /// Computes heatmap tables with `gpu` (the CPU raster stays the fallback and reference).
+    pub fn with_gpu(mut self, gpu: GpuCompute) -> Self {
+        self.gpu = Some(gpu_heat::GpuHeat::new(gpu));
+        self
+    }
+
+    /// What computes the plots, for the status bar and the page.
+    pub fn compute_label(&self) -> String {
+        match &self.gpu {
+            Some(g) if g.failed().is_none() => {
+                format!("GPU {} (feature tables) + CPU f64", g.adapter_name())
+            }
+            Some(g) => format!(
+                "{} (GPU failed: {})",
+                self.backend.label(),
+                g.failed().unwrap_or_default()
+            ),
+            None => self.backend.label().to_string(),
+        }
     }
 
     /// The compute backend.
@@ -221,10 +270,19 @@ impl ResonanceApp {
         self.sides[usize::from(b)].cache.results().cloned()
     }
 
-    /// Runs the parity self-check on side A's current results.
+    /// Runs the parity self-check on side A's current results: the GPU raster against the f64
+    /// reference when the GPU path is active (`None` until its table has arrived), else the
+    /// CPU raster.
     pub fn self_check(&mut self) -> Option<SelfCheck> {
         let (r, s) = self.sides[0].update(&self.backend, &self.state.a, self.state.feature)?;
-        Some(self_check(&self.backend, &r, &s))
+        match &self.gpu {
+            Some(g) if g.failed().is_none() => {
+                let raster = g.raster(0, Arc::as_ptr(&s) as usize)?;
+                let label = format!("GPU {}", g.adapter_name());
+                Some(self_check(&label, &raster.heat, 2e-6, &r, &s))
+            }
+            _ => Some(self_check(self.backend.label(), &s.heat, 1e-6, &r, &s)),
+        }
     }
 
     /// Draws the whole app into `ui` (also used by tests and the offscreen screenshot).
@@ -232,6 +290,7 @@ impl ResonanceApp {
         let t0 = Instant::now();
         self.frames += 1;
         self.take_screenshot();
+        let compute_label = self.compute_label();
         let st = &mut self.state;
         let [sa, sb] = &mut self.sides;
         let ra = sa.update(&self.backend, &st.a, st.feature);
@@ -241,6 +300,20 @@ impl ResonanceApp {
             None
         };
         let errors = [sa.cache.error().cloned(), sb.cache.error().cloned()];
+        let mut rasters: [Option<Arc<gpu_heat::GpuRaster>>; 2] = [None, None];
+        if let Some(g) = &mut self.gpu {
+            g.poll();
+            for (i, side) in [&ra, &rb].into_iter().enumerate() {
+                if let Some((r, s)) = side {
+                    let key = Arc::as_ptr(s) as usize;
+                    g.request(i, key, &r.schedule, s);
+                    rasters[i] = g.raster(i, key);
+                }
+            }
+            if g.busy() {
+                ui.ctx().request_repaint();
+            }
+        }
         let nf = ra
             .as_ref()
             .map(|(r, _)| r.schedule.num_features())
@@ -250,7 +323,7 @@ impl ResonanceApp {
             ui.horizontal_wrapped(|ui| {
                 ui.label(format!("render: {}", self.render_backend));
                 ui.separator();
-                ui.label(format!("compute: {}", self.backend.label()));
+                ui.label(format!("compute: {compute_label}"));
                 ui.separator();
                 if self.show_timings {
                     let ms = ra.as_ref().map(|(r, _)| r.compute_ms).unwrap_or(0.0);
@@ -299,22 +372,21 @@ impl ResonanceApp {
                 }
             });
             ui.separator();
-            let ctx = ui.ctx().clone();
             match (&ra, st.compare) {
                 _ if st.tab == Tab::PosGen => self.posgen.ui(ui),
                 (None, _) => {
                     ui.label("no valid configuration yet");
                 }
-                (Some(a), false) => draw_tab(ui, &ctx, st.tab, "A", a, sa, nf),
+                (Some(a), false) => draw_tab(ui, st.tab, "A", a, sa, &rasters[0], nf),
                 (Some(a), true) => {
                     ui.columns(2, |cols| {
                         cols[0].label(RichText::new("A").strong());
-                        draw_tab(&mut cols[0], &ctx, st.tab, "A", a, sa, nf);
+                        draw_tab(&mut cols[0], st.tab, "A", a, sa, &rasters[0], nf);
                         cols[1].label(RichText::new("B").strong());
                         match &rb {
                             Some(b) => {
                                 let nb = b.0.schedule.num_features();
-                                draw_tab(&mut cols[1], &ctx, st.tab, "B", b, sb, nb)
+                                draw_tab(&mut cols[1], st.tab, "B", b, sb, &rasters[1], nb)
                             }
                             None => {
                                 cols[1].colored_label(Color32::RED, "no valid configuration B yet");
@@ -333,7 +405,7 @@ impl ResonanceApp {
         p.state_json = serde_json::to_string(&self.state).expect("state serializes");
         p.hash = self.state.to_hash();
         p.render_backend = self.render_backend.clone();
-        p.compute_backend = self.backend.label().into();
+        p.compute_backend = compute_label;
         p.frames = self.frames;
         p.compute_ms = ra.as_ref().map(|(r, _)| r.compute_ms).unwrap_or(0.0);
         p.error = self.sides[0].cache.error().map(|e| e.to_string());
@@ -356,11 +428,11 @@ impl ResonanceApp {
 
 fn draw_tab(
     ui: &mut Ui,
-    ctx: &egui::Context,
     tab: Tab,
     salt: &str,
     (r, s): &(Arc<Results>, Arc<Series>),
     side: &mut Side,
+    gpu: &Option<Arc<gpu_heat::GpuRaster>>,
     nf: usize,
 ) {
     match tab {
@@ -369,7 +441,8 @@ fn draw_tab(
         Tab::FeatureCurve => plots::feature_curve(ui, salt, r, s),
         Tab::Gap => plots::gap(ui, salt, r, s),
         Tab::Heatmap => {
-            let t = side.texture(ctx, &format!("heatmap-{salt}"), s, nf);
+            let ctx = ui.ctx().clone();
+            let t = side.texture(&ctx, &format!("heatmap-{salt}"), s, gpu.as_deref(), nf);
             plots::heatmap(ui, salt, r, &t)
         }
         // drawn full width by `ResonanceApp::draw`, never per side

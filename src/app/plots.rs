@@ -313,13 +313,13 @@ pub fn diverging(v: f32) -> Color32 {
 }
 
 /// The heatmap raster as an image: x = position column, y = feature (feature 0 at the bottom).
-pub fn heatmap_image(s: &Series, num_features: usize) -> egui::ColorImage {
-    let w = s.heat_cols;
+pub fn heatmap_image(heat: &[f32], cols: usize, num_features: usize) -> egui::ColorImage {
+    let w = cols;
     let mut pixels = Vec::with_capacity(w * num_features);
     for row in 0..num_features {
         let f = num_features - 1 - row;
         for c in 0..w {
-            pixels.push(diverging(s.heat[f * w + c]));
+            pixels.push(diverging(heat[f * w + c]));
         }
     }
     egui::ColorImage::new([w, num_features], pixels)

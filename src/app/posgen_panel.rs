@@ -254,10 +254,12 @@ impl PosgenPanel {
                 ui.checkbox(&mut self.plain, "plain");
                 ui.checkbox(&mut self.resonance, "Resonance");
                 ui.separator();
-                ui.label("steps");
-                ui.add(egui::DragValue::new(&mut self.steps).range(1..=MAX_STEPS));
-                ui.label("seed");
-                ui.add(egui::DragValue::new(&mut self.seed).range(0..=u32::MAX as u64));
+                let l = ui.label("steps");
+                ui.add(egui::DragValue::new(&mut self.steps).range(1..=MAX_STEPS))
+                    .labelled_by(l.id);
+                let l = ui.label("seed");
+                ui.add(egui::DragValue::new(&mut self.seed).range(0..=u32::MAX as u64))
+                    .labelled_by(l.id);
             });
         });
         ui.horizontal(|ui| {
