@@ -69,36 +69,136 @@ impl Backend {
     }
 }
 
+/// Gap analysis of a schedule and its twin in progress: one feature at a time, so a frame can
+/// stop after its time budget and continue in the next one.
+struct Job {
+    config: ScheduleConfig,
+    schedule: Schedule,
+    twin: Schedule,
+    ws: rope::GapWorkspace,
+    done: Vec<(f64, u64)>,
+    seconds: f64,
+}
+
+impl Job {
+    fn new(config: &ScheduleConfig) -> Result<Job, ConfigError> {
+        let schedule = Schedule::new(config)?;
+        let twin = schedule.twin();
+        Ok(Job {
+            config: config.clone(),
+            done: Vec::with_capacity(2 * schedule.num_features()),
+            schedule,
+            twin,
+            ws: rope::GapWorkspace::default(),
+            seconds: 0.0,
+        })
+    }
+
+    /// Works for about `budget_s` (at least one feature); returns the results when finished.
+    fn advance(&mut self, budget_s: f64) -> Option<Results> {
+        let t0 = Instant::now();
+        let n = self.schedule.num_features();
+        while self.done.len() < 2 * n {
+            let k = self.done.len();
+            let s = if k < n { &self.schedule } else { &self.twin };
+            let c = &s.config;
+            self.done
+                .push(self.ws.max_gap(&s.phases[k % n], c.train_len, c.eval_len));
+            if t0.elapsed().as_secs_f64() >= budget_s {
+                break;
+            }
+        }
+        self.seconds += t0.elapsed().as_secs_f64();
+        if self.done.len() < 2 * n {
+            return None;
+        }
+        let analysis = |part: &[(f64, u64)]| {
+            let (gap, worst_position): (Vec<f64>, Vec<u64>) = part.iter().copied().unzip();
+            let chord = gap.iter().map(|&g| 2.0 * (g / 2.0).sin()).collect();
+            GapAnalysis {
+                gap,
+                chord,
+                worst_position,
+            }
+        };
+        Some(Results {
+            gap: analysis(&self.done[..n]),
+            twin_gap: analysis(&self.done[n..]),
+            schedule: self.schedule.clone(),
+            twin: self.twin.clone(),
+            compute_ms: self.seconds * 1e3,
+        })
+    }
+}
+
 /// Results for one configuration plus the last error; recomputes only when the config changes
-/// and keeps the last good results when the new config is invalid.
+/// and keeps the last good results when the new config is invalid. Work is time-sliced: a
+/// computation that does not fit a frame's budget continues in the next frames while the last
+/// good results stay on screen; while it runs, newer configs wait and only the latest runs next.
 #[derive(Default)]
 pub struct Cache {
     key: Option<ScheduleConfig>,
     good: Option<Arc<Results>>,
     error: Option<ConfigError>,
-    /// How many times a computation actually ran (the rest were cache hits).
+    job: Option<Job>,
+    /// How many computations were started (the rest were cache hits or superseded).
     pub computations: u64,
 }
 
 impl Cache {
-    /// Brings the cache up to date with `config`; returns true when it recomputed.
-    pub fn update(&mut self, backend: &Backend, config: &ScheduleConfig) -> bool {
-        if self.key.as_ref() == Some(config) {
-            return false;
+    /// Brings the cache up to date with `config` within `budget_s` seconds of work; returns
+    /// true when new results became current this call.
+    pub fn update(&mut self, backend: &Backend, config: &ScheduleConfig, budget_s: f64) -> bool {
+        let Backend::Cpu = backend;
+        if self.key.as_ref() != Some(config) {
+            self.key = Some(config.clone());
+            // validation is immediate; only valid configs queue (replacing a job not yet begun)
+            match Schedule::new(config) {
+                Ok(_) => {
+                    self.error = None;
+                    if self.job.as_ref().is_none_or(|j| j.done.is_empty()) {
+                        self.start(config);
+                    }
+                }
+                Err(e) => self.error = Some(e),
+            }
         }
-        self.key = Some(config.clone());
-        self.computations += 1;
-        match backend.compute(config) {
-            Ok(r) => {
-                self.good = Some(Arc::new(r));
-                self.error = None;
+        // a finished job for an older config hands over to the latest one
+        let mut fresh = false;
+        if let Some(job) = &mut self.job
+            && let Some(r) = job.advance(budget_s)
+        {
+            let done_for = job.config.clone();
+            self.job = None;
+            self.good = Some(Arc::new(r));
+            fresh = true;
+            if self.error.is_none()
+                && let Some(latest) = self.key.clone()
+                && latest != done_for
+            {
+                self.start(&latest);
+            }
+        }
+        fresh
+    }
+
+    fn start(&mut self, config: &ScheduleConfig) {
+        match Job::new(config) {
+            Ok(j) => {
+                self.job = Some(j);
+                self.computations += 1;
             }
             Err(e) => self.error = Some(e),
         }
-        true
     }
 
-    /// The last good results (possibly of an earlier config when the current one is invalid).
+    /// True while a computation is in progress (the app keeps repainting).
+    pub fn busy(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// The last good results (possibly of an earlier config when the current one is invalid
+    /// or still computing).
     pub fn results(&self) -> Option<&Arc<Results>> {
         self.good.as_ref()
     }
@@ -181,16 +281,55 @@ mod tests {
     fn cache_recomputes_only_on_change_and_keeps_last_good() {
         let mut c = Cache::default();
         let cfg = ScheduleConfig::default();
-        assert!(c.update(&Backend::Cpu, &cfg));
-        assert!(!c.update(&Backend::Cpu, &cfg));
+        assert!(c.update(&Backend::Cpu, &cfg, f64::INFINITY));
+        assert!(!c.update(&Backend::Cpu, &cfg, f64::INFINITY));
         assert_eq!(c.computations, 1);
         let bad = ScheduleConfig {
             eval_len: 10,
             ..cfg.clone()
         };
-        assert!(c.update(&Backend::Cpu, &bad));
+        assert!(!c.update(&Backend::Cpu, &bad, f64::INFINITY));
         assert_eq!(c.error().unwrap().field, "eval-len");
         assert_eq!(c.results().unwrap().schedule.config, cfg);
+        assert!(!c.busy());
+    }
+
+    /// With a zero budget every call does one feature: the results arrive after 2 * d/2 calls,
+    /// equal the one-shot computation exactly, and configs that arrive meanwhile are skipped
+    /// except the latest.
+    #[test]
+    fn time_sliced_computation_equals_one_shot_and_latest_wins() {
+        let mut c = Cache::default();
+        let a = ScheduleConfig::default();
+        let n = Schedule::new(&a).unwrap().num_features();
+        for k in 1..2 * n {
+            assert!(
+                !c.update(&Backend::Cpu, &a, 0.0),
+                "finished early at call {k}"
+            );
+            assert!(c.busy() && c.results().is_none());
+        }
+        assert!(c.update(&Backend::Cpu, &a, 0.0));
+        let want = Backend::Cpu.compute(&a).unwrap();
+        let got = c.results().unwrap();
+        assert_eq!(got.gap.gap, want.gap.gap);
+        assert_eq!(got.gap.worst_position, want.gap.worst_position);
+        assert_eq!(got.twin_gap.gap, want.twin_gap.gap);
+        // b starts; c and d arrive while b runs: only d runs after b
+        let cfg = |scale: f64| ScheduleConfig { scale, ..a.clone() };
+        let (b, cc, d) = (cfg(2.0), cfg(3.0), cfg(5.0));
+        c.update(&Backend::Cpu, &b, 0.0);
+        c.update(&Backend::Cpu, &cc, 0.0);
+        c.update(&Backend::Cpu, &d, 0.0);
+        let mut finished = Vec::new();
+        for _ in 0..10 * n {
+            if c.update(&Backend::Cpu, &d, 0.0) {
+                finished.push(c.results().unwrap().schedule.config.scale);
+            }
+        }
+        assert_eq!(finished, vec![2.0, 5.0]);
+        assert_eq!(c.computations, 3);
+        assert!(!c.busy());
     }
 
     #[test]

@@ -35,6 +35,10 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use web_time::Instant;
 
+/// Seconds of schedule/gap computation per frame and side; longer computations continue in the
+/// next frames (the last good plot stays up), so dragging a slider never stalls a frame.
+pub const FRAME_COMPUTE_BUDGET_S: f64 = 0.008;
+
 /// Storage key of the app state (native persistence).
 pub const STORAGE_KEY: &str = "resonance-lab-state";
 
@@ -121,7 +125,7 @@ impl Side {
         cfg: &crate::rope::ScheduleConfig,
         feature: usize,
     ) -> Option<(Arc<Results>, Arc<Series>)> {
-        self.cache.update(backend, cfg);
+        self.cache.update(backend, cfg, FRAME_COMPUTE_BUDGET_S);
         let r = self.cache.results()?.clone();
         let key = Arc::as_ptr(&r) as usize;
         let fresh = matches!(&self.series, Some((k, f, _)) if *k == key && *f == feature);
@@ -252,6 +256,11 @@ impl ResonanceApp {
         }
     }
 
+    /// True while a time-sliced computation is still running for either side.
+    pub fn busy(&self) -> bool {
+        self.sides.iter().any(|s| s.cache.busy())
+    }
+
     /// The compute backend.
     pub fn backend(&self) -> &Backend {
         &self.backend
@@ -300,6 +309,10 @@ impl ResonanceApp {
             None
         };
         let errors = [sa.cache.error().cloned(), sb.cache.error().cloned()];
+        let busy = sa.cache.busy() || sb.cache.busy();
+        if busy {
+            ui.ctx().request_repaint();
+        }
         let mut rasters: [Option<Arc<gpu_heat::GpuRaster>>; 2] = [None, None];
         if let Some(g) = &mut self.gpu {
             g.poll();
@@ -314,10 +327,11 @@ impl ResonanceApp {
                 ui.ctx().request_repaint();
             }
         }
+        // before the first result, the configured d/2 (the feature slider must not clamp to 0)
         let nf = ra
             .as_ref()
             .map(|(r, _)| r.schedule.num_features())
-            .unwrap_or(1);
+            .unwrap_or((st.a.dim / 2).max(1));
 
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
@@ -325,6 +339,11 @@ impl ResonanceApp {
                 ui.separator();
                 ui.label(format!("compute: {compute_label}"));
                 ui.separator();
+                if busy {
+                    ui.spinner();
+                    ui.label("computing (the plots show the last finished result)");
+                    ui.separator();
+                }
                 if self.show_timings {
                     let ms = ra.as_ref().map(|(r, _)| r.compute_ms).unwrap_or(0.0);
                     ui.label(format!("compute {ms:.1} ms"));
