@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the static web bundle into dist/: release wasm + wasm-bindgen (--target web), no wasm-opt.
+# Builds the static web bundle into dist/: wasm built with the size-optimised `web` profile
+# (Cargo.toml) + wasm-bindgen (--target web, name section dropped), no wasm-opt.
 # Needs: rustup target wasm32-unknown-unknown, wasm-bindgen-cli equal to Cargo.lock's version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,11 +12,11 @@ if [ "$want" != "$have" ]; then
   exit 1
 fi
 target_dir=${CARGO_TARGET_DIR:-target}
-cargo build --release --bin resonance-lab --target wasm32-unknown-unknown
+cargo build --profile web --bin resonance-lab --target wasm32-unknown-unknown
 rm -rf dist
 mkdir -p dist
-wasm-bindgen --target web --no-typescript --out-dir dist \
-  "$target_dir/wasm32-unknown-unknown/release/resonance-lab.wasm"
+wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
+  --out-dir dist "$target_dir/wasm32-unknown-unknown/web/resonance-lab.wasm"
 cp index.html dist/
 cp -r web dist/
 raw=$(stat -c %s dist/resonance-lab_bg.wasm)

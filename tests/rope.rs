@@ -6,7 +6,8 @@
 
 use proptest::prelude::*;
 use resonance_lab::rope::{
-    self, Method, PairLayout, Phase, Schedule, ScheduleConfig, gap::gap_brute_force, reference,
+    self, GapWorkspace, Method, PairLayout, Phase, Schedule, ScheduleConfig, gap::gap_brute_force,
+    reference,
 };
 use serde_json::Value;
 use std::f64::consts::PI;
@@ -350,6 +351,26 @@ proptest! {
             let b = gap_brute_force(theta, c.train_len, c.eval_len);
             prop_assert!((gi - b).abs() < 1e-9, "feature {}: {} vs {}", i, gi, b);
         }
+    }
+
+    /// The streamed maximum (one block buffer) equals the maximum of the full curve (two
+    /// arrays of block minima), position included, across block boundaries and partial blocks.
+    #[test]
+    fn streamed_max_gap_equals_max_of_curve(
+        alpha in any::<u64>(),
+        lambda in 1u64..300,
+        integer in any::<bool>(),
+        l in 1u64..40,
+        extra in 0u64..400,
+    ) {
+        let phase = if integer { Phase::Integer { lambda } } else { Phase::Fixed { alpha } };
+        let lp = l + extra;
+        let curve = rope::gap_curve(&phase, l, lp);
+        let (g, at) = GapWorkspace::default().max_gap(&phase, l, lp);
+        let best = curve.iter().copied().fold(0.0f64, f64::max);
+        prop_assert_eq!(g, best);
+        let first = curve.iter().position(|&x| x == best && best > 0.0);
+        prop_assert_eq!(at, l + first.unwrap_or(0) as u64);
     }
 
     #[test]

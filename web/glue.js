@@ -31,6 +31,9 @@
     state: () => parse(window.resonanceLabNative && window.resonanceLabNative.stateJson()),
     selfCheck: () => parse(window.resonanceLabNative && window.resonanceLabNative.selfCheckJson()),
     times: () => window.resonanceLabTimes,
+    // applied after the next frame; the page repaints by itself
+    setState: (st) => window.resonanceLabNative && window.resonanceLabNative.setStateJson(JSON.stringify(st)),
+    benchPosgen: (steps) => parse(window.resonanceLabNative && window.resonanceLabNative.benchPosgenJson(steps)),
   };
   window.addEventListener("error", (e) => {
     if (!window.resonanceLabTimes.firstFrame) window.resonanceLabFail(e.message || String(e));

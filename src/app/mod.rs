@@ -510,7 +510,7 @@ pub fn render_backend_label(info: &wgpu::AdapterInfo) -> String {
 impl eframe::App for ResonanceApp {
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
         self.draw(ui);
-        platform::after_frame(self);
+        platform::after_frame(self, ui.ctx());
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

@@ -12,7 +12,7 @@ pub fn save_file(name: &str, _mime: &str, bytes: &[u8]) -> Result<String, String
 }
 
 /// Per-frame platform work (nothing natively: eframe persists the state itself).
-pub fn after_frame(_app: &mut ResonanceApp) {}
+pub fn after_frame(_app: &mut ResonanceApp, _ctx: &egui::Context) {}
 
 /// Opens the native window and runs until it is closed.
 pub fn run() -> Result<(), String> {

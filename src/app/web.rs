@@ -28,11 +28,25 @@ thread_local! {
     static APP_HOOK: std::cell::RefCell<Option<std::rc::Rc<std::cell::RefCell<super::Published>>>> =
         const { std::cell::RefCell::new(None) };
     static CHECK: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    /// A state set from JS (`resonanceLab.setState`), applied after the current frame.
+    static INCOMING: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    /// The egui context, so that JS calls can request a repaint.
+    static CTX: std::cell::RefCell<Option<egui::Context>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Per-frame web work: keep the URL hash equal to the state (replaceState, no history spam),
-/// run the self-check once, report readiness after the first frame.
-pub fn after_frame(app: &mut ResonanceApp) {
+/// run the self-check once, report readiness after the first frame, apply a state set from JS.
+pub fn after_frame(app: &mut ResonanceApp, ctx: &egui::Context) {
+    if app.frames == 1 {
+        CTX.with(|c| *c.borrow_mut() = Some(ctx.clone()));
+    }
+    if let Some(json) = INCOMING.with(|i| i.borrow_mut().take()) {
+        match serde_json::from_str::<AppState>(&json) {
+            Ok(st) => app.state = st,
+            Err(e) => log::warn!("resonanceLab.setState: invalid state: {e}"),
+        }
+        ctx.request_repaint();
+    }
     let Some(window) = web_sys::window() else {
         return;
     };
@@ -74,6 +88,35 @@ fn install_js_api(published: std::rc::Rc<std::cell::RefCell<super::Published>>) 
                 .unwrap_or(JsValue::NULL)
         })
     });
+    // Training speed of the tiny PosGen preset in this browser (blocks the page while it runs).
+    let bench = Closure::<dyn Fn(u32) -> JsValue>::new(|steps: u32| {
+        use crate::posgen::{PresetName, RunConfig, Task, time_steps};
+        let rc = RunConfig::new(
+            PresetName::Tiny,
+            Task::SemiRecursive,
+            crate::rope::Method::Rope,
+            false,
+            0,
+        );
+        let json = match time_steps(rc, steps.max(1) as usize) {
+            Ok((secs, n)) => serde_json::json!({
+                "preset": "tiny",
+                "steps": n,
+                "seconds": secs,
+                "steps_per_second": n as f64 / secs,
+            }),
+            Err(e) => serde_json::json!({ "error": e }),
+        };
+        JsValue::from_str(&json.to_string())
+    });
+    let _ = js_sys::Reflect::set(&api, &"benchPosgenJson".into(), bench.as_ref());
+    bench.forget();
+    let set_state = Closure::<dyn Fn(String)>::new(|json: String| {
+        INCOMING.with(|i| *i.borrow_mut() = Some(json));
+        CTX.with(|c| c.borrow().as_ref().map(egui::Context::request_repaint));
+    });
+    let _ = js_sys::Reflect::set(&api, &"setStateJson".into(), set_state.as_ref());
+    set_state.forget();
     let _ = js_sys::Reflect::set(&api, &"stateJson".into(), state.as_ref());
     let _ = js_sys::Reflect::set(&api, &"selfCheckJson".into(), check.as_ref());
     state.forget();

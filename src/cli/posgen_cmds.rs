@@ -272,16 +272,7 @@ fn sweep(a: &SweepArgs) -> Result<Value, CliError> {
 }
 
 fn time_steps(rc: RunConfig, steps: usize) -> Result<(f64, usize), CliError> {
-    let mut rc = rc;
-    rc.steps = steps + 1;
-    let mut t = Trainer::new(rc)?;
-    // One warm-up step (allocations), then the timed ones.
-    t.step_for(0.0).map_err(CliError::Runtime)?;
-    let start = Instant::now();
-    for _ in 0..steps {
-        t.step_for(0.0).map_err(CliError::Runtime)?;
-    }
-    Ok((start.elapsed().as_secs_f64(), t.progress().step - 1))
+    crate::posgen::time_steps(rc, steps).map_err(CliError::Runtime)
 }
 
 fn bench(a: &BenchArgs) -> Result<Value, CliError> {

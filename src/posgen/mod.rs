@@ -15,5 +15,5 @@ pub use rng::SplitMix64;
 pub use tasks::{Task, TaskSpec};
 pub use train::{
     Accuracy, EvalPoint, Preset, PresetName, Progress, RunConfig, RunResult, Scaling, TrainPhase,
-    Trainer, method_label, one_cycle_lr,
+    Trainer, method_label, one_cycle_lr, time_steps,
 };

@@ -382,6 +382,19 @@ pub struct RunResult {
     pub validation: Vec<EvalPoint>,
 }
 
+/// Times `steps` optimiser steps of `config` after one untimed warm-up step (allocations);
+/// returns (seconds, steps timed). Used by `posgen bench` natively and by the page's benchmark.
+pub fn time_steps(mut config: RunConfig, steps: usize) -> Result<(f64, usize), String> {
+    config.steps = steps + 1;
+    let mut t = Trainer::new(config).map_err(|e| e.to_string())?;
+    t.step_for(0.0)?;
+    let start = Instant::now();
+    for _ in 0..steps {
+        t.step_for(0.0)?;
+    }
+    Ok((start.elapsed().as_secs_f64(), t.progress().step - 1))
+}
+
 /// One-cycle cosine learning rate: cosine warm-up from `peak/25` over the first 30% of steps,
 /// then cosine annealing to `peak/1e4` (PyTorch `OneCycleLR` defaults).
 pub fn one_cycle_lr(step: usize, total: usize, peak: f64) -> f64 {

@@ -75,17 +75,100 @@ impl GapWorkspace {
     }
 
     /// The gap of one feature (radians) and the first OOD position attaining it (`train_len`
-    /// when there is no OOD position or the gap is 0).
+    /// when there is no OOD position or the gap is 0). Integer wavelengths <= L give 0 at once
+    /// (every window of L consecutive offsets holds a multiple of the wavelength); otherwise the
+    /// window minima are streamed block by block without storing the curve.
     pub fn max_gap(&mut self, phase: &Phase, train_len: u64, eval_len: u64) -> (f64, u64) {
         let to_radians = key_to_radians(phase);
-        let (mut best, mut at) = (0u64, 0usize);
-        for (j, m) in self.window_minima(phase, train_len, eval_len).enumerate() {
+        let (l, lp) = (train_len as usize, eval_len as usize);
+        let n = lp.saturating_sub(1);
+        if lp <= l || l == 0 {
+            return (0.0, train_len);
+        }
+        let (best, at) = match *phase {
+            Phase::Integer { lambda } if lambda <= train_len => (0, 0),
+            Phase::Integer { lambda } => {
+                let mut r = 0u64;
+                let keys = move || {
+                    r += 1;
+                    if r == lambda {
+                        r = 0;
+                    }
+                    r.min(lambda - r)
+                };
+                max_window_min(keys, n, l, &mut self.suffix)
+            }
+            Phase::Fixed { alpha } => {
+                let mut f = 0u64;
+                let keys = move || {
+                    f = f.wrapping_add(alpha);
+                    f.min(f.wrapping_neg())
+                };
+                max_window_min(keys, n, l, &mut self.suffix)
+            }
+        };
+        (best as f64 * to_radians, train_len + at as u64)
+    }
+}
+
+/// The largest window minimum (window `w`) over `n` keys from `keys()` and the first window
+/// index attaining it, streamed: a window starting in block b (blocks of `w`) has minimum
+/// `min(suffix_b[i], prefix_{b+1}[i-1])`, so only block b's suffix minima are kept (one buffer of
+/// `w`, overwritten in place by block b+1's keys as they are consumed). Same O(n) as
+/// [`block_minima`] with a cache-resident buffer instead of two arrays of length n.
+fn max_window_min(
+    mut keys: impl FnMut() -> u64,
+    n: usize,
+    w: usize,
+    suffix: &mut Vec<u64>,
+) -> (u64, usize) {
+    if w == 0 || n < w {
+        return (0, 0);
+    }
+    let windows = n - w + 1;
+    suffix.clear();
+    suffix.extend((0..w).map(|_| keys()));
+    suffix_minima(suffix);
+    let (mut best, mut at) = (0u64, 0usize);
+    let (mut consumed, mut start) = (w, 0usize);
+    while start < windows {
+        if suffix[0] > best {
+            best = suffix[0];
+            at = start;
+        }
+        let len = w.min(n - consumed);
+        // windows start+1 .. start+w-1 end in the next block: evaluate while streaming it
+        let eval = len.min(w - 1).min(windows - start - 1);
+        let mut p = u64::MAX;
+        for j in 0..eval {
+            let k = keys();
+            p = p.min(k);
+            let m = suffix[j + 1].min(p);
             if m > best {
                 best = m;
-                at = j;
+                at = start + j + 1;
             }
+            suffix[j] = k;
         }
-        (best as f64 * to_radians, train_len + at as u64)
+        for slot in &mut suffix[eval..len] {
+            *slot = keys();
+        }
+        if len < w {
+            break;
+        }
+        suffix_minima(suffix);
+        consumed += w;
+        start += w;
+    }
+    (best, at)
+}
+
+/// In-place suffix minima of a block.
+fn suffix_minima(block: &mut [u64]) {
+    let mut run = u64::MAX;
+    for s in block.iter_mut().rev() {
+        run = run.min(*s);
+        *s = run;
     }
 }
 

@@ -99,3 +99,43 @@ test("without WebGPU the WebGL2 fallback renders and says so", async () => {
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+// Benchmarks (printed, never asserted beyond sanity): frame time while the scale changes every
+// frame at L'=131072, d=128 (the app time-slices the computation), and PosGen training speed of
+// the tiny preset in this browser.
+test("benchmarks: frame time while changing the scale, PosGen tiny steps/s", async () => {
+  const { page } = await open(URL);
+  const st = JSON.parse((await page.evaluate(() => window.resonanceLab.state())).state_json);
+  Object.assign(st.a, {
+    method: "llama3", dim: 128, base: 500000, train_len: 8192, eval_len: 131072, scale: 8,
+    low_freq_factor: 1, high_freq_factor: 4, seq_len: 131072,
+  });
+  st.tab = "gap";
+  const frames = await page.evaluate(async (st) => {
+    const raf = () => new Promise((r) => requestAnimationFrame(r));
+    window.resonanceLab.setState(st);
+    for (let k = 0; k < 30; k++) await raf(); // let the first computation start
+    const times = [];
+    let last = performance.now();
+    for (let k = 0; k < 90; k++) {
+      st.a.scale = 8 + 0.05 * (k + 1);
+      window.resonanceLab.setState(st);
+      await raf();
+      const now = performance.now();
+      times.push(now - last);
+      last = now;
+    }
+    times.sort((a, b) => a - b);
+    return { median: times[45], p90: times[81], max: times[89] };
+  }, st);
+  const after = JSON.parse((await page.evaluate(() => window.resonanceLab.state())).state_json);
+  assert.equal(after.a.eval_len, 131072);
+  console.log(
+    `frame interval while changing the scale every frame (L'=131072, d=128): median ` +
+      `${frames.median.toFixed(1)} ms, p90 ${frames.p90.toFixed(1)} ms, max ${frames.max.toFixed(1)} ms`,
+  );
+  const bench = await page.evaluate(() => window.resonanceLab.benchPosgen(10));
+  console.log(`PosGen tiny preset in the browser: ${JSON.stringify(bench)}`);
+  assert.ok(bench.steps === 10 && bench.steps_per_second > 0, JSON.stringify(bench));
+  await page.close();
+});
