@@ -213,7 +213,8 @@ fn bench_frame_time_while_dragging_scale() {
     times.sort_by(f64::total_cmp);
     let comp = h.state().results(false).unwrap().compute_ms;
     println!(
-        "L'=131072 d=128, {frames} frames dragging the scale: median {:.1} ms, p90 {:.1} ms, max          {:.1} ms per frame; {} computations started; one full computation {comp:.1} ms (spread          over frames)",
+        "L'=131072 d=128, {frames} frames dragging the scale: median {:.1} ms, p90 {:.1} ms, max {:.1} ms per frame; \
+         {} computations started; one full computation {comp:.1} ms (spread over frames)",
         times[frames / 2],
         times[frames * 9 / 10],
         times[frames - 1],

@@ -57,6 +57,8 @@ pub struct Published {
     pub frames: u64,
     /// Milliseconds of the last computation.
     pub compute_ms: f64,
+    /// Milliseconds the previous frame spent in the app's `draw` (CPU; excludes rendering).
+    pub frame_ms: f64,
     /// The current validation error, if any.
     pub error: Option<String>,
 }
@@ -427,6 +429,7 @@ impl ResonanceApp {
         p.compute_backend = compute_label;
         p.frames = self.frames;
         p.compute_ms = ra.as_ref().map(|(r, _)| r.compute_ms).unwrap_or(0.0);
+        p.frame_ms = self.last_frame_ms;
         p.error = self.sides[0].cache.error().map(|e| e.to_string());
         self.last_frame_ms = t0.elapsed().as_secs_f64() * 1e3;
     }
