@@ -154,6 +154,11 @@ fn snapshot_feature_curve() {
 }
 
 #[test]
+fn snapshot_posgen_tab_before_training() {
+    snapshot("posgen", with_tab(Tab::PosGen));
+}
+
+#[test]
 fn snapshot_heatmap() {
     snapshot("heatmap", with_tab(Tab::Heatmap));
 }
