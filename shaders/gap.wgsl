@@ -134,6 +134,23 @@ fn better(ka: vec2<u32>, sa: u32, kb: vec2<u32>, sb: u32) -> bool {
     return less64(kb, ka) || (ka.x == kb.x && ka.y == kb.y && sa < sb);
 }
 
+// Tree reduction of the workgroup's (wg_key, wg_pos) pairs into slot 0 by `better`. Every
+// invocation of the workgroup must call it (it contains barriers).
+fn reduce_workgroup_best(lid: u32) {
+    workgroupBarrier();
+    for (var stride = WORKGROUP / 2u; stride > 0u; stride = stride / 2u) {
+        if lid < stride {
+            let ok = wg_key[lid + stride];
+            let op = wg_pos[lid + stride];
+            if better(ok, op, wg_key[lid], wg_pos[lid]) {
+                wg_key[lid] = ok;
+                wg_pos[lid] = op;
+            }
+        }
+        workgroupBarrier();
+    }
+}
+
 @compute @workgroup_size(256)
 fn window(@builtin(global_invocation_id) gid: vec3<u32>,
           @builtin(local_invocation_index) lid: u32,
@@ -159,18 +176,7 @@ fn window(@builtin(global_invocation_id) gid: vec3<u32>,
     }
     wg_key[lid] = key;
     wg_pos[lid] = pos;
-    workgroupBarrier();
-    for (var stride = WORKGROUP / 2u; stride > 0u; stride = stride / 2u) {
-        if lid < stride {
-            let ok = wg_key[lid + stride];
-            let op = wg_pos[lid + stride];
-            if better(ok, op, wg_key[lid], wg_pos[lid]) {
-                wg_key[lid] = ok;
-                wg_pos[lid] = op;
-            }
-        }
-        workgroupBarrier();
-    }
+    reduce_workgroup_best(lid);
     if lid == 0u && f < gp.features {
         let w = s / WORKGROUP;
         maxima[f * gp.partials + w] = vec4<u32>(wg_key[0].x, wg_key[0].y, wg_pos[0], 0u);

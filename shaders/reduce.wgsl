@@ -21,18 +21,7 @@ fn reduce_max(@builtin(workgroup_id) wid: vec3<u32>,
     }
     wg_key[lid] = key;
     wg_pos[lid] = pos;
-    workgroupBarrier();
-    for (var stride = WORKGROUP / 2u; stride > 0u; stride = stride / 2u) {
-        if lid < stride {
-            let ok = wg_key[lid + stride];
-            let op = wg_pos[lid + stride];
-            if better(ok, op, wg_key[lid], wg_pos[lid]) {
-                wg_key[lid] = ok;
-                wg_pos[lid] = op;
-            }
-        }
-        workgroupBarrier();
-    }
+    reduce_workgroup_best(lid);
     if lid == 0u && f < gp.features {
         maxima[gp.features * gp.partials + f] = vec4<u32>(wg_key[0].x, wg_key[0].y, wg_pos[0], 0u);
     }

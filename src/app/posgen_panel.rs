@@ -10,16 +10,6 @@ use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
 use web_time::Instant;
 
-/// Methods offered in the panel (the paper's table uses RoPE and YaRN).
-pub const METHODS: [Method; 6] = [
-    Method::Rope,
-    Method::Pi,
-    Method::Ntk,
-    Method::DynamicNtk,
-    Method::Yarn,
-    Method::Llama3,
-];
-
 /// Largest step count the panel offers (the CLI allows more for native runs).
 pub const MAX_STEPS: usize = 5_000;
 
@@ -63,7 +53,7 @@ impl PanelRun {
 pub struct PosgenPanel {
     /// Task to train on.
     pub task: Task,
-    /// Which of [`METHODS`] are selected.
+    /// Which of [`Method::ALL`] are selected.
     pub methods: [bool; 6],
     /// Train the plain schedules.
     pub plain: bool,
@@ -101,7 +91,7 @@ impl PosgenPanel {
     /// The configured runs: selected methods x selected variants, all on one task and seed.
     pub fn configs(&self) -> Vec<RunConfig> {
         let mut out = Vec::new();
-        for (m, _) in METHODS.iter().zip(self.methods).filter(|(_, on)| *on) {
+        for (m, _) in Method::ALL.iter().zip(self.methods).filter(|(_, on)| *on) {
             for (res, on) in [(false, self.plain), (true, self.resonance)] {
                 if on {
                     let mut c = RunConfig::new(PresetName::Tiny, self.task, *m, res, self.seed);
@@ -247,7 +237,7 @@ impl PosgenPanel {
                         }
                     });
                 ui.separator();
-                for (m, on) in METHODS.iter().zip(self.methods.iter_mut()) {
+                for (m, on) in Method::ALL.iter().zip(self.methods.iter_mut()) {
                     ui.checkbox(on, method_label(*m, false));
                 }
                 ui.separator();
