@@ -9,11 +9,11 @@
     document.getElementById("error-message").textContent = String(message);
     box.hidden = false;
   };
-  window.resonanceLabReady = function (backend) {
+  // `backend` is the renderer (WebGPU / WebGL2), `compute` what computes the plots
+  window.resonanceLabReady = function (backend, compute) {
     window.resonanceLabTimes.firstFrame = performance.now();
     document.getElementById("loading").hidden = true;
-    const label = backend === "WebGPU" ? "WebGPU (CPU compute)" : backend + " + CPU compute";
-    document.getElementById("backend").textContent = "running on " + label;
+    document.getElementById("backend").textContent = `running on ${backend} · compute: ${compute}`;
     document.body.dataset.backend = backend;
   };
   window.resonanceLabDownload = function (name, mime, bytes) {

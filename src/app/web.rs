@@ -7,15 +7,15 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
 extern "C" {
-    /// Defined in index.html: saves `bytes` as a download named `name`.
+    /// Defined in web/glue.js: saves `bytes` as a download named `name`.
     #[wasm_bindgen(js_namespace = window, js_name = resonanceLabDownload)]
     fn download(name: &str, mime: &str, bytes: &[u8]);
-    /// Defined in index.html: shows a readable error page.
+    /// Defined in web/glue.js: shows a readable error page.
     #[wasm_bindgen(js_namespace = window, js_name = resonanceLabFail)]
     fn fail(message: &str);
-    /// Defined in index.html: hides the loading indicator and shows the backend.
+    /// Defined in web/glue.js: hides the loading indicator and shows renderer and compute path.
     #[wasm_bindgen(js_namespace = window, js_name = resonanceLabReady)]
-    fn ready(backend: &str);
+    fn ready(backend: &str, compute: &str);
 }
 
 /// Downloads an exported file; returns a status message.
@@ -63,7 +63,8 @@ pub fn after_frame(app: &mut ResonanceApp, ctx: &egui::Context) {
         CHECK.with(|slot| *slot.borrow_mut() = Some(json));
     }
     if app.frames == 1 {
-        ready(&app.published.borrow().render_backend);
+        let p = app.published.borrow();
+        ready(&p.render_backend, &p.compute_backend);
     }
 }
 

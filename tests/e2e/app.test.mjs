@@ -45,7 +45,7 @@ test("loads on WebGPU without console errors and the self-check passes", async (
   await page.screenshot({ path: `${OUT}/webgpu.png` });
   const st = await page.evaluate(() => window.resonanceLab.state());
   assert.equal(st.render_backend, "WebGPU");
-  assert.match(await page.textContent("#backend"), /WebGPU/);
+  assert.match(await page.textContent("#backend"), /WebGPU · compute: GPU/);
   // the heatmap table comes from the WGSL kernel on the page's WebGPU device; the self-check
   // compares it with the f64 reference once it has arrived
   await page.waitForFunction(() => window.resonanceLab.selfCheck(), null, { timeout: 60000 });
