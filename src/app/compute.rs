@@ -81,17 +81,17 @@ struct Job {
 }
 
 impl Job {
-    fn new(config: &ScheduleConfig) -> Result<Job, ConfigError> {
-        let schedule = Schedule::new(config)?;
+    /// A job for an already validated schedule.
+    fn new(schedule: Schedule) -> Job {
         let twin = schedule.twin();
-        Ok(Job {
-            config: config.clone(),
+        Job {
+            config: schedule.config.clone(),
             done: Vec::with_capacity(2 * schedule.num_features()),
             schedule,
             twin,
             ws: rope::GapWorkspace::default(),
             seconds: 0.0,
-        })
+        }
     }
 
     /// Works for about `budget_s` (at least one feature); returns the results when finished.
@@ -112,18 +112,9 @@ impl Job {
         if self.done.len() < 2 * n {
             return None;
         }
-        let analysis = |part: &[(f64, u64)]| {
-            let (gap, worst_position): (Vec<f64>, Vec<u64>) = part.iter().copied().unzip();
-            let chord = gap.iter().map(|&g| 2.0 * (g / 2.0).sin()).collect();
-            GapAnalysis {
-                gap,
-                chord,
-                worst_position,
-            }
-        };
         Some(Results {
-            gap: analysis(&self.done[..n]),
-            twin_gap: analysis(&self.done[n..]),
+            gap: GapAnalysis::from_maxima(self.done[..n].iter().copied()),
+            twin_gap: GapAnalysis::from_maxima(self.done[n..].iter().copied()),
             schedule: self.schedule.clone(),
             twin: self.twin.clone(),
             compute_ms: self.seconds * 1e3,
@@ -141,6 +132,8 @@ pub struct Cache {
     good: Option<Arc<Results>>,
     error: Option<ConfigError>,
     job: Option<Job>,
+    /// The latest valid config's schedule, waiting for the running job to finish.
+    queued: Option<Schedule>,
     /// How many computations were started (the rest were cache hits or superseded).
     pub computations: u64,
 }
@@ -153,11 +146,14 @@ impl Cache {
         if self.key.as_ref() != Some(config) {
             self.key = Some(config.clone());
             // validation is immediate; only valid configs queue (replacing a job not yet begun)
+            self.queued = None;
             match Schedule::new(config) {
-                Ok(_) => {
+                Ok(schedule) => {
                     self.error = None;
                     if self.job.as_ref().is_none_or(|j| j.done.is_empty()) {
-                        self.start(config);
+                        self.start(schedule);
+                    } else {
+                        self.queued = Some(schedule);
                     }
                 }
                 Err(e) => self.error = Some(e),
@@ -172,24 +168,18 @@ impl Cache {
             self.job = None;
             self.good = Some(Arc::new(r));
             fresh = true;
-            if self.error.is_none()
-                && let Some(latest) = self.key.clone()
-                && latest != done_for
+            if let Some(latest) = self.queued.take()
+                && latest.config != done_for
             {
-                self.start(&latest);
+                self.start(latest);
             }
         }
         fresh
     }
 
-    fn start(&mut self, config: &ScheduleConfig) {
-        match Job::new(config) {
-            Ok(j) => {
-                self.job = Some(j);
-                self.computations += 1;
-            }
-            Err(e) => self.error = Some(e),
-        }
+    fn start(&mut self, schedule: Schedule) {
+        self.job = Some(Job::new(schedule));
+        self.computations += 1;
     }
 
     /// True while a computation is in progress (the app keeps repainting).

@@ -190,16 +190,20 @@ pub struct GapAnalysis {
 pub fn gap_analysis(schedule: &Schedule) -> GapAnalysis {
     let (l, lp) = (schedule.config.train_len, schedule.config.eval_len);
     let mut ws = GapWorkspace::default();
-    let (gap, worst_position): (Vec<f64>, Vec<u64>) = schedule
-        .phases
-        .iter()
-        .map(|phase| ws.max_gap(phase, l, lp))
-        .unzip();
-    let chord = gap.iter().map(|&g| 2.0 * (g / 2.0).sin()).collect();
-    GapAnalysis {
-        gap,
-        chord,
-        worst_position,
+    GapAnalysis::from_maxima(schedule.phases.iter().map(|phase| ws.max_gap(phase, l, lp)))
+}
+
+impl GapAnalysis {
+    /// Builds the analysis from each feature's `(gap, worst position)` as
+    /// [`GapWorkspace::max_gap`] returns them, in feature order.
+    pub fn from_maxima(maxima: impl IntoIterator<Item = (f64, u64)>) -> GapAnalysis {
+        let (gap, worst_position): (Vec<f64>, Vec<u64>) = maxima.into_iter().unzip();
+        let chord = gap.iter().map(|&g| 2.0 * (g / 2.0).sin()).collect();
+        GapAnalysis {
+            gap,
+            chord,
+            worst_position,
+        }
     }
 }
 
