@@ -34,6 +34,9 @@
     // applied after the next frame; the page repaints by itself
     setState: (st) => window.resonanceLabNative && window.resonanceLabNative.setStateJson(JSON.stringify(st)),
     benchPosgen: (steps) => parse(window.resonanceLabNative && window.resonanceLabNative.benchPosgenJson(steps)),
+    // seconds from a cold start until the tiny preset's validation ID accuracy reaches `target`
+    benchPosgenConverge: (task, target) =>
+      parse(window.resonanceLabNative && window.resonanceLabNative.benchPosgenConvergeJson(task, target)),
   };
   window.addEventListener("error", (e) => {
     if (!window.resonanceLabTimes.firstFrame) window.resonanceLabFail(e.message || String(e));

@@ -112,6 +112,24 @@ fn install_js_api(published: std::rc::Rc<std::cell::RefCell<super::Published>>) 
     });
     let _ = js_sys::Reflect::set(&api, &"benchPosgenJson".into(), bench.as_ref());
     bench.forget();
+    // Cold start to a validation ID accuracy of the tiny preset (plain RoPE, seed 0) on a task
+    // named as on the CLI; blocks the page while it runs.
+    let converge = Closure::<dyn Fn(String, f64) -> JsValue>::new(|task: String, target: f64| {
+        use crate::posgen::{CONVERGE_EVAL_EVERY, PresetName, RunConfig, Task, time_to_converge};
+        let json = match Task::ALL.iter().find(|t| t.name() == task) {
+            None => serde_json::json!({ "error": format!("unknown task '{task}'") }),
+            Some(&t) => {
+                let rc = RunConfig::new(PresetName::Tiny, t, crate::rope::Method::Rope, false, 0);
+                match time_to_converge(rc, target, CONVERGE_EVAL_EVERY) {
+                    Ok(c) => serde_json::to_value(c).expect("convergence serializes"),
+                    Err(e) => serde_json::json!({ "error": e }),
+                }
+            }
+        };
+        JsValue::from_str(&json.to_string())
+    });
+    let _ = js_sys::Reflect::set(&api, &"benchPosgenConvergeJson".into(), converge.as_ref());
+    converge.forget();
     let set_state = Closure::<dyn Fn(String)>::new(|json: String| {
         INCOMING.with(|i| *i.borrow_mut() = Some(json));
         CTX.with(|c| c.borrow().as_ref().map(egui::Context::request_repaint));

@@ -127,6 +127,12 @@ pub struct BenchArgs {
     /// Batch size of the paper-preset measurement (the preset trains with 128).
     #[arg(long = "paper-batch", default_value_t = 16)]
     pub paper_batch: usize,
+    /// Task of the time-to-converge measurement (tiny preset, plain RoPE, seed 0).
+    #[arg(long = "converge-task", value_enum, default_value_t = Task::Recursive)]
+    pub converge_task: Task,
+    /// Validation ID accuracy that counts as converged, in 0..=1 (0 skips the measurement).
+    #[arg(long = "converge-target", default_value_t = 0.95)]
+    pub converge_target: f64,
 }
 
 fn usage(field: &str, msg: String) -> CliError {
@@ -282,6 +288,12 @@ fn bench(a: &BenchArgs) -> Result<Value, CliError> {
             "--tiny-steps, --paper-steps and --paper-batch must be >= 1".to_string(),
         ));
     }
+    if !(0.0..=1.0).contains(&a.converge_target) {
+        return Err(usage(
+            "converge-target",
+            format!("must be in 0..=1 (got {})", a.converge_target),
+        ));
+    }
     let threads = candle_core::utils::get_num_threads();
     let tiny = RunConfig::new(
         PresetName::Tiny,
@@ -307,6 +319,23 @@ fn bench(a: &BenchArgs) -> Result<Value, CliError> {
         a.paper_steps, a.paper_batch
     );
     let (ps, pn) = time_steps(paper.clone(), a.paper_steps)?;
+    let convergence = if a.converge_target > 0.0 {
+        let rc = RunConfig::new(PresetName::Tiny, a.converge_task, Method::Rope, false, 0);
+        eprintln!(
+            "posgen bench: tiny preset on {} until validation ID accuracy >= {}",
+            a.converge_task.name(),
+            a.converge_target
+        );
+        let c = crate::posgen::time_to_converge(
+            rc,
+            a.converge_target,
+            crate::posgen::CONVERGE_EVAL_EVERY,
+        )
+        .map_err(CliError::Runtime)?;
+        serde_json::to_value(c).expect("convergence serializes")
+    } else {
+        Value::Null
+    };
     Ok(json!({
         "threads": threads,
         "tiny": {
@@ -328,5 +357,6 @@ fn bench(a: &BenchArgs) -> Result<Value, CliError> {
             "tokens_per_second": (pn * paper_tokens) as f64 / ps,
             "seconds_per_paper_step_of_128": ps / pn as f64 * 128.0 / a.paper_batch as f64,
         },
+        "tiny_convergence": convergence,
     }))
 }

@@ -14,6 +14,7 @@ pub use model::{Model, ModelDims, RopeTables};
 pub use rng::SplitMix64;
 pub use tasks::{Task, TaskSpec};
 pub use train::{
-    Accuracy, EvalPoint, Preset, PresetName, Progress, RunConfig, RunResult, Scaling, TrainPhase,
-    Trainer, method_label, one_cycle_lr, time_steps,
+    Accuracy, CONVERGE_EVAL_EVERY, Convergence, EvalPoint, Preset, PresetName, Progress, RunConfig,
+    RunResult, Scaling, TrainPhase, Trainer, method_label, one_cycle_lr, time_steps,
+    time_to_converge,
 };
