@@ -34,6 +34,9 @@
     // applied after the next frame; the page repaints by itself
     setState: (st) => window.resonanceLabNative && window.resonanceLabNative.setStateJson(JSON.stringify(st)),
     benchPosgen: (steps) => parse(window.resonanceLabNative && window.resonanceLabNative.benchPosgenJson(steps)),
+    // the PosGen tab: start its selected runs on a task ({task, steps}) and read their status
+    posgenTrain: (args) => window.resonanceLabNative && window.resonanceLabNative.posgenTrainJson(JSON.stringify(args)),
+    posgen: () => parse(window.resonanceLabNative && (window.resonanceLabNative.posgenJson() || null)),
     // seconds from a cold start until the tiny preset's validation ID accuracy reaches `target`
     benchPosgenConverge: (task, target) =>
       parse(window.resonanceLabNative && window.resonanceLabNative.benchPosgenConvergeJson(task, target)),

@@ -11,6 +11,7 @@ pub mod gpu_heat;
 pub mod plots;
 pub mod png;
 pub mod posgen_panel;
+pub mod posgen_run;
 pub mod series;
 pub mod state;
 

@@ -1,6 +1,11 @@
-//! Native platform glue: the window, file export into the working directory.
+//! Native platform glue: the window, file export into the working directory, and PosGen runs
+//! trained on their own threads.
 
 use super::ResonanceApp;
+use super::posgen_run::{Job, RunUpdate, WORKER_SLICE_S, WorkerRun};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 
 /// Writes an exported file into the current directory; returns a status message.
 pub fn save_file(name: &str, _mime: &str, bytes: &[u8]) -> Result<String, String> {
@@ -9,6 +14,68 @@ pub fn save_file(name: &str, _mime: &str, bytes: &[u8]) -> Result<String, String
         .join(name);
     std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(format!("saved {}", path.display()))
+}
+
+/// A PosGen run training on its own thread; it reports [`RunUpdate`]s every
+/// [`WORKER_SLICE_S`] and stops when it finishes, fails or is dropped.
+pub struct TrainWorker {
+    updates: mpsc::Receiver<RunUpdate>,
+    running: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TrainWorker {
+    /// Starts training `job` on a new thread.
+    pub fn spawn(job: &Job) -> Result<TrainWorker, String> {
+        let (tx, updates) = mpsc::channel();
+        let running = Arc::new(AtomicBool::new(true));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, s, job) = (running.clone(), stop.clone(), job.clone());
+        std::thread::Builder::new()
+            .name(format!("posgen {} {}", job.method, job.task))
+            .spawn(move || {
+                let mut run = match WorkerRun::new(&job) {
+                    Ok(run) => run,
+                    Err(e) => {
+                        let _ = tx.send(RunUpdate::failed(e));
+                        return;
+                    }
+                };
+                while !s.load(Ordering::Relaxed) {
+                    if !r.load(Ordering::Relaxed) {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        continue;
+                    }
+                    let u = run.slice(WORKER_SLICE_S);
+                    let end = u.error.is_some() || run.finished();
+                    if tx.send(u).is_err() || end {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| format!("could not start a training thread: {e}"))?;
+        Ok(TrainWorker {
+            updates,
+            running,
+            stop,
+        })
+    }
+
+    /// Updates received since the last call.
+    pub fn updates(&self) -> Vec<RunUpdate> {
+        self.updates.try_iter().collect()
+    }
+
+    /// Pauses (`false`) or resumes training.
+    pub fn set_running(&self, running: bool) {
+        self.running.store(running, Ordering::Relaxed);
+    }
+}
+
+impl Drop for TrainWorker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Per-frame platform work (nothing natively: eframe persists the state itself).
@@ -179,4 +246,72 @@ pub fn screenshot(path: &std::path::Path) -> Result<(), String> {
         rs.adapter.get_info().name
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::posgen::{Task, TrainPhase};
+    use crate::rope::Method;
+    use std::time::{Duration, Instant};
+
+    use super::super::posgen_run::RunView;
+
+    fn drain(w: &TrainWorker, view: &mut RunView) {
+        for u in w.updates() {
+            view.apply(u);
+        }
+    }
+
+    #[test]
+    fn a_paused_thread_stops_and_a_resumed_one_finishes() {
+        let mut job = Job::new(Task::Cot, Method::Rope, false, 1, 40);
+        job.eval_every = 40;
+        let w = TrainWorker::spawn(&job).unwrap();
+        let mut view = RunView::default();
+        let t0 = Instant::now();
+        while view.step == 0 && t0.elapsed() < Duration::from_secs(60) {
+            drain(&w, &mut view);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        w.set_running(false);
+        // the slice in flight reports; then nothing comes for a while
+        let mut quiet = Instant::now();
+        while quiet.elapsed() < Duration::from_millis(500) {
+            let before = view.step;
+            drain(&w, &mut view);
+            if view.step != before {
+                quiet = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let paused_at = view.step;
+        assert!(paused_at >= 1);
+        std::thread::sleep(Duration::from_millis(500));
+        drain(&w, &mut view);
+        assert_eq!(view.step, paused_at, "a paused worker trained");
+        assert!(paused_at < 40, "finished before the pause took effect");
+        w.set_running(true);
+        while view.phase != Some(TrainPhase::Done) && t0.elapsed() < Duration::from_secs(120) {
+            drain(&w, &mut view);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(view.phase, Some(TrainPhase::Done));
+        assert_eq!(view.loss_curve.len(), 40);
+        assert!(view.result.is_some() && view.error.is_none());
+    }
+
+    #[test]
+    fn a_bad_job_reports_its_error() {
+        let mut job = Job::new(Task::Cot, Method::Rope, false, 1, 4);
+        job.task = "nope".into();
+        let w = TrainWorker::spawn(&job).unwrap();
+        let mut view = RunView::default();
+        let t0 = Instant::now();
+        while view.error.is_none() && t0.elapsed() < Duration::from_secs(10) {
+            drain(&w, &mut view);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(view.error.as_deref(), Some("unknown task 'nope'"));
+    }
 }

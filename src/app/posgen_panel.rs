@@ -1,10 +1,11 @@
 //! The PosGen tab: trains the paper's schedules (RoPE, YaRN, with and without Resonance) live on a
-//! chosen task with the `tiny` preset, time-sliced so each frame stays responsive, and plots the
-//! loss curves, validation ID/OOD accuracy and per-position test accuracy with L marked.
+//! chosen task with the `tiny` preset, each run in its own worker (thread or Web Worker, so the
+//! runs use several cores and the UI never waits) or time-sliced between frames where no worker
+//! can start, and plots the loss curves, validation ID/OOD accuracy and per-position test
+//! accuracy with L marked.
 
-use crate::posgen::{
-    Preset, PresetName, RunConfig, RunResult, Task, TrainPhase, Trainer, method_label,
-};
+use super::posgen_run::{Job, PanelRun};
+use crate::posgen::{Preset, PresetName, RunConfig, Task, TrainPhase, method_label};
 use crate::rope::Method;
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
@@ -13,7 +14,10 @@ use web_time::Instant;
 /// Largest step count the panel offers (the CLI allows more for native runs).
 pub const MAX_STEPS: usize = 5_000;
 
-/// Per-frame training budget in seconds, shared by the active runs.
+/// Redraw interval while only workers train (they report every 50 ms).
+pub const WORKER_REPAINT_S: f64 = 0.25;
+
+/// Per-frame training budget in seconds, shared by the runs that train in place.
 pub const FRAME_BUDGET_S: f64 = 0.030;
 
 const COLORS: [Color32; 8] = [
@@ -26,28 +30,6 @@ const COLORS: [Color32; 8] = [
     Color32::from_rgb(20, 170, 170),
     Color32::from_rgb(190, 150, 20),
 ];
-
-/// One training run of the panel.
-pub struct PanelRun {
-    /// Display label, e.g. `Resonance YaRN`.
-    pub label: String,
-    /// The trainer (owns model, data and curves).
-    pub trainer: Trainer,
-    /// Error that stopped this run, if any.
-    pub error: Option<String>,
-    color: Color32,
-}
-
-impl PanelRun {
-    /// The finished result, if the run is done.
-    pub fn result(&self) -> Option<&RunResult> {
-        self.trainer.result()
-    }
-
-    fn active(&self) -> bool {
-        self.error.is_none() && self.trainer.progress().phase != TrainPhase::Done
-    }
-}
 
 /// State of the PosGen tab.
 pub struct PosgenPanel {
@@ -63,8 +45,11 @@ pub struct PosgenPanel {
     pub steps: usize,
     /// Seed of data, weights and batch order.
     pub seed: u64,
-    /// Training is advancing each frame.
+    /// Training is advancing.
     pub running: bool,
+    /// Train each run in a worker (a thread, or a Web Worker in the page) instead of in place
+    /// between frames; in-place training is the fallback where no worker can start.
+    pub off_thread: bool,
     runs: Vec<PanelRun>,
     message: Option<String>,
     train_seconds: f64,
@@ -80,6 +65,7 @@ impl Default for PosgenPanel {
             steps: Preset::get(PresetName::Tiny).steps,
             seed: 0,
             running: false,
+            off_thread: true,
             runs: Vec::new(),
             message: None,
             train_seconds: 0.0,
@@ -89,43 +75,40 @@ impl Default for PosgenPanel {
 
 impl PosgenPanel {
     /// The configured runs: selected methods x selected variants, all on one task and seed.
-    pub fn configs(&self) -> Vec<RunConfig> {
+    pub fn jobs(&self) -> Vec<Job> {
         let mut out = Vec::new();
         for (m, _) in Method::ALL.iter().zip(self.methods).filter(|(_, on)| *on) {
             for (res, on) in [(false, self.plain), (true, self.resonance)] {
                 if on {
-                    let mut c = RunConfig::new(PresetName::Tiny, self.task, *m, res, self.seed);
-                    c.steps = self.steps.clamp(1, MAX_STEPS);
-                    c.eval_every = (c.steps / 20).max(1);
-                    out.push(c);
+                    let steps = self.steps.clamp(1, MAX_STEPS);
+                    out.push(Job::new(self.task, *m, res, self.seed, steps));
                 }
             }
         }
         out
     }
 
-    /// Builds fresh trainers for the current selection and starts training.
+    /// The configurations of [`Self::jobs`].
+    pub fn configs(&self) -> Vec<RunConfig> {
+        self.jobs().iter().filter_map(|j| j.config().ok()).collect()
+    }
+
+    /// Builds fresh runs for the current selection and starts training.
     pub fn start(&mut self) {
         self.runs.clear();
         self.message = None;
         self.train_seconds = 0.0;
-        let configs = self.configs();
-        if configs.is_empty() {
+        let jobs = self.jobs();
+        if jobs.is_empty() {
             self.message = Some("select at least one method and one variant".into());
             self.running = false;
             return;
         }
-        for (k, c) in configs.into_iter().enumerate() {
-            let label = c.method_label();
-            match Trainer::new(c) {
-                Ok(trainer) => self.runs.push(PanelRun {
-                    label,
-                    trainer,
-                    error: None,
-                    color: COLORS[k % COLORS.len()],
-                }),
+        for (k, job) in jobs.iter().enumerate() {
+            match PanelRun::new(job, COLORS[k % COLORS.len()], self.off_thread) {
+                Ok(run) => self.runs.push(run),
                 Err(e) => {
-                    self.message = Some(format!("{label}: {e}"));
+                    self.message = Some(format!("{} {}: {e}", job.method, job.task));
                     self.runs.clear();
                     self.running = false;
                     return;
@@ -138,14 +121,16 @@ impl PosgenPanel {
     /// Stops advancing (the runs keep their state).
     pub fn pause(&mut self) {
         self.running = false;
+        self.runs.iter().for_each(|r| r.set_running(false));
     }
 
     /// Continues paused runs.
     pub fn resume(&mut self) {
         self.running = self.runs.iter().any(PanelRun::active);
+        self.runs.iter().for_each(|r| r.set_running(true));
     }
 
-    /// Drops all runs.
+    /// Drops all runs (workers stop).
     pub fn reset(&mut self) {
         self.runs.clear();
         self.running = false;
@@ -158,22 +143,55 @@ impl PosgenPanel {
         &self.runs
     }
 
-    /// Advances the active runs round-robin for about `budget_s` seconds in total (each active
-    /// run gets at least one unit of work); returns whether any run is still active.
+    /// Advances the active runs: those in place round-robin for about `budget_s` seconds in
+    /// total (each gets at least one unit of work), those in workers by taking in their
+    /// updates. Returns whether any run is still active.
     pub fn tick(&mut self, budget_s: f64) -> bool {
         if !self.running {
+            // a worker may still report the slice it was in when paused
+            for run in self.runs.iter_mut().filter(|r| r.in_worker()) {
+                run.advance(0.0);
+            }
             return false;
         }
         let t0 = Instant::now();
-        let n = self.runs.iter().filter(|r| r.active()).count().max(1);
+        let in_place = self
+            .runs
+            .iter()
+            .filter(|r| r.active() && !r.in_worker())
+            .count()
+            .max(1);
         for run in self.runs.iter_mut().filter(|r| r.active()) {
-            if let Err(e) = run.trainer.step_for(budget_s / n as f64) {
-                run.error = Some(e);
-            }
+            run.advance(budget_s / in_place as f64);
         }
         self.train_seconds += t0.elapsed().as_secs_f64();
         self.running = self.runs.iter().any(PanelRun::active);
         self.running
+    }
+
+    /// The tab's runs as JSON (label, worker, step, phase, latest validation, test result):
+    /// what the page's `resonanceLab.posgen()` returns.
+    pub fn status(&self) -> serde_json::Value {
+        let runs: Vec<serde_json::Value> = self
+            .runs
+            .iter()
+            .map(|r| {
+                let p = r.progress();
+                serde_json::json!({
+                    "label": r.label,
+                    "in_worker": r.in_worker(),
+                    "step": p.step,
+                    "total_steps": p.total_steps,
+                    "phase": p.phase,
+                    "validation": r.validation().last(),
+                    "id_accuracy": r.result().map(|x| x.id_accuracy),
+                    "ood_accuracy": r.result().map(|x| x.ood_accuracy),
+                    "seconds": r.result().map(|x| x.seconds),
+                    "error": r.error(),
+                })
+            })
+            .collect();
+        serde_json::json!({ "task": self.task.name(), "running": self.running, "runs": runs })
     }
 
     /// Test results of the finished runs as CSV: one row per run and target position.
@@ -204,7 +222,14 @@ impl PosgenPanel {
     /// Draws the tab and advances training by one frame's budget.
     pub fn ui(&mut self, ui: &mut Ui) {
         if self.tick(FRAME_BUDGET_S) {
-            ui.ctx().request_repaint();
+            if self.runs.iter().any(|r| r.active() && !r.in_worker()) {
+                ui.ctx().request_repaint();
+            } else {
+                // workers train on their own: redraw a few times a second to follow them and
+                // leave the cores to the workers
+                ui.ctx()
+                    .request_repaint_after(std::time::Duration::from_secs_f64(WORKER_REPAINT_S));
+            }
         }
         self.controls(ui);
         ui.separator();
@@ -314,10 +339,10 @@ impl PosgenPanel {
                 }
                 ui.end_row();
                 for r in &self.runs {
-                    let p = r.trainer.progress();
+                    let p = r.progress();
                     ui.colored_label(r.color, &r.label);
                     let frac = p.step as f32 / p.total_steps.max(1) as f32;
-                    let text = match (&r.error, p.phase) {
+                    let text = match (r.error(), p.phase) {
                         (Some(_), _) => "failed".to_string(),
                         (None, TrainPhase::Training) => {
                             format!("step {}/{}", p.step, p.total_steps)
@@ -331,7 +356,7 @@ impl PosgenPanel {
                     } else {
                         ui.label("-");
                     }
-                    let (id, ood) = match (r.result(), r.trainer.validation().last()) {
+                    let (id, ood) = match (r.result(), r.validation().last()) {
                         (Some(res), _) => (
                             format!("{:.1}% (test)", 100.0 * res.id_accuracy),
                             format!("{:.1}% (test)", 100.0 * res.ood_accuracy),
@@ -350,16 +375,22 @@ impl PosgenPanel {
                         _ => ui.label("-"),
                     };
                     ui.end_row();
-                    if let Some(e) = &r.error {
+                    if let Some(e) = r.error() {
                         ui.colored_label(Color32::RED, e);
                         ui.end_row();
                     }
                 }
             });
         let chance = 100.0 / self.task_modulus() as f64;
+        let workers = self.runs.iter().filter(|r| r.in_worker()).count();
+        let where_ = match workers {
+            0 => "Runs train in place between frames.".to_string(),
+            n if n == self.runs.len() => format!("Runs train in parallel in {n} workers."),
+            n => format!("{n} runs train in workers, the others in place between frames."),
+        };
         ui.label(format!(
             "Accuracy is teacher-forced per token; chance is {chance:.1}% (modulus {}). \
-             ID: target positions before L = 64, OOD: positions 64..256.",
+             ID: target positions before L = 64, OOD: positions 64..256. {where_}",
             self.task_modulus()
         ));
     }
@@ -367,7 +398,7 @@ impl PosgenPanel {
     fn task_modulus(&self) -> u32 {
         self.runs
             .first()
-            .map(|r| r.trainer.config().spec.modulus)
+            .map(|r| r.config.spec.modulus)
             .unwrap_or(Preset::get(PresetName::Tiny).modulus)
     }
 
@@ -381,7 +412,6 @@ impl PosgenPanel {
             .show(ui, |p| {
                 for r in &self.runs {
                     let pts: Vec<[f64; 2]> = r
-                        .trainer
                         .loss_curve()
                         .iter()
                         .enumerate()
@@ -403,7 +433,7 @@ impl PosgenPanel {
             .include_y(100.0)
             .show(ui, |p| {
                 for r in &self.runs {
-                    let v = r.trainer.validation();
+                    let v = r.validation();
                     let ood: Vec<[f64; 2]> = v
                         .iter()
                         .map(|e| [e.step as f64, 100.0 * e.ood_accuracy])
@@ -467,6 +497,7 @@ mod tests {
     fn small(steps: usize) -> PosgenPanel {
         PosgenPanel {
             steps,
+            off_thread: false,
             ..PosgenPanel::default()
         }
     }
@@ -501,11 +532,11 @@ mod tests {
         assert_eq!(p.runs().len(), 1);
         // one tick does at least one unit of work
         p.tick(0.0);
-        assert!(p.runs()[0].trainer.progress().step >= 1);
+        assert!(p.runs()[0].progress().step >= 1);
         p.pause();
-        let step = p.runs()[0].trainer.progress().step;
+        let step = p.runs()[0].progress().step;
         assert!(!p.tick(1.0), "paused panel must not train");
-        assert_eq!(p.runs()[0].trainer.progress().step, step);
+        assert_eq!(p.runs()[0].progress().step, step);
         p.resume();
         for _ in 0..10_000 {
             if !p.tick(1.0) {

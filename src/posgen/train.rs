@@ -9,7 +9,7 @@ use super::tasks::TaskSpec;
 use crate::rope::{ConfigError, Method, PairLayout, Schedule, ScheduleConfig};
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 /// Named hyper-parameter sets.
@@ -254,7 +254,7 @@ pub fn method_label(method: Method, resonance: bool) -> String {
 }
 
 /// What the trainer is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TrainPhase {
     /// Optimiser steps remain.
@@ -327,7 +327,7 @@ impl Tally {
 }
 
 /// Validation accuracy at one step of a run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalPoint {
     /// Optimiser steps taken when evaluated.
     pub step: usize,
@@ -338,7 +338,7 @@ pub struct EvalPoint {
 }
 
 /// The outcome of a finished run (the `posgen train` JSON document).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     /// Task name.
     pub task: String,
