@@ -3,6 +3,7 @@
 //! and the sweep behind the paper's Table 1. Depends only on `rope`.
 
 pub mod data;
+pub mod fused;
 pub mod model;
 pub mod rng;
 pub mod sweep;

@@ -1,12 +1,14 @@
 //! A decoder-only transformer (T5-style blocks: RMSNorm, ReLU FFN, no 1/sqrt(d) logit scale)
 //! whose rotary tables come from a [`Schedule`] via [`rope::cos_sin`]: the angles trained on
-//! are exactly the angles the plots show. Only differentiable candle ops are used (own RMSNorm,
-//! `ops::softmax`, RoPE as `x*cos + (x R)*sin`), and weights come from a seeded generator.
+//! are exactly the angles the plots show. RMSNorm, RoPE and the causal softmax are fused ops
+//! with their own backward passes ([`super::fused`]); weights come from a seeded generator.
 
+use super::fused::{CausalSoftmax, RmsNorm, Rope};
 use super::rng::SplitMix64;
 use crate::rope::{self, Schedule};
 use candle_core::{D, DType, Device, Result, Tensor, Var};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Shape of the transformer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -34,59 +36,43 @@ impl ModelDims {
     }
 }
 
-/// cos/sin tables expanded to the head dimension, plus the fixed pair-rotation matrix.
-#[derive(Clone, Debug)]
+/// The rotary angles of a schedule for positions `0..max_len`, as the fused [`Rope`] op.
+#[derive(Clone)]
 pub struct RopeTables {
-    /// `(max_len, head_dim)`: cos of each coordinate's feature (attention factor applied).
-    pub cos: Tensor,
-    /// `(max_len, head_dim)`: sin, same layout.
-    pub sin: Tensor,
-    /// `(head_dim, head_dim)`: `x R` puts `-x_b` in slot a and `x_a` in slot b of each pair.
-    pub rot: Tensor,
+    /// The op (tables shared, cheap to clone).
+    pub op: Rope,
     /// Positions covered.
     pub max_len: usize,
 }
 
 impl RopeTables {
     /// Tables for positions `0..max_len` of `schedule` (whose `dim` is the head dimension).
-    pub fn new(schedule: &Schedule, max_len: usize, device: &Device) -> Result<RopeTables> {
+    pub fn new(schedule: &Schedule, max_len: usize) -> RopeTables {
         let dim = schedule.config.dim;
         let layout = schedule.config.layout;
-        let mut cos = vec![0f32; max_len * dim];
-        let mut sin = vec![0f32; max_len * dim];
+        let half = dim / 2;
+        let mut cos = Vec::with_capacity(max_len * half);
+        let mut sin = Vec::with_capacity(max_len * half);
         for p in 0..max_len {
             let (c, s) = rope::cos_sin(schedule, p as u64);
-            for i in 0..dim / 2 {
-                let (a, b) = layout.pair(i, dim);
-                cos[p * dim + a] = c[i] as f32;
-                cos[p * dim + b] = c[i] as f32;
-                sin[p * dim + a] = s[i] as f32;
-                sin[p * dim + b] = s[i] as f32;
-            }
+            cos.extend(c.iter().take(half).map(|v| *v as f32));
+            sin.extend(s.iter().take(half).map(|v| *v as f32));
         }
-        let mut rot = vec![0f32; dim * dim];
-        for i in 0..dim / 2 {
-            let (a, b) = layout.pair(i, dim);
-            // (xR)[a] = sum_r x[r] R[r][a] = -x[b];  (xR)[b] = x[a].
-            rot[b * dim + a] = -1.0;
-            rot[a * dim + b] = 1.0;
-        }
-        Ok(RopeTables {
-            cos: Tensor::from_vec(cos, (max_len, dim), device)?,
-            sin: Tensor::from_vec(sin, (max_len, dim), device)?,
-            rot: Tensor::from_vec(rot, (dim, dim), device)?,
+        RopeTables {
+            op: Rope {
+                cos: Arc::new(cos),
+                sin: Arc::new(sin),
+                pairs: Arc::new((0..half).map(|i| layout.pair(i, dim)).collect()),
+                max_len,
+                inverse: false,
+            },
             max_len,
-        })
+        }
     }
 
     /// Rotates `x` of shape `(B, H, T, Dh)` by the angles of positions `0..T`.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, h, t, dh) = x.dims4()?;
-        let cos = self.cos.narrow(0, 0, t)?;
-        let sin = self.sin.narrow(0, 0, t)?;
-        let rotated = x.reshape((b * h * t, dh))?.matmul(&self.rot)?;
-        let rotated = rotated.reshape((b, h, t, dh))?;
-        x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?
+        x.contiguous()?.apply_op1(self.op.clone())
     }
 }
 
@@ -121,18 +107,9 @@ fn ones_var(n: usize, dev: &Device) -> Result<Var> {
     Var::from_tensor(&Tensor::ones(n, DType::F32, dev)?)
 }
 
-/// RMSNorm from elementary (differentiable) ops.
+/// RMSNorm (fused, with its backward pass).
 fn rms_norm(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-    x.broadcast_div(&(ms + 1e-6)?.sqrt()?)?.broadcast_mul(w)
-}
-
-/// Additive causal mask `(T, T)`: 0 on and below the diagonal, a large negative value above.
-pub fn causal_mask(t: usize, device: &Device) -> Result<Tensor> {
-    let v: Vec<f32> = (0..t * t)
-        .map(|k| if k % t > k / t { -1e9 } else { 0.0 })
-        .collect();
-    Tensor::from_vec(v, (t, t), device)
+    x.contiguous()?.apply_op2(w, RmsNorm { eps: 1e-6 })
 }
 
 impl Model {
@@ -185,8 +162,8 @@ impl Model {
         out
     }
 
-    /// Logits `(B*T, vocab)` for input ids `(B, T)`; `mask` is [`causal_mask`] of size T.
-    pub fn forward(&self, ids: &Tensor, rope: &RopeTables, mask: &Tensor) -> Result<Tensor> {
+    /// Logits `(B*T, vocab)` for input ids `(B, T)` under causal attention.
+    pub fn forward(&self, ids: &Tensor, rope: &RopeTables) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let dims = self.dims;
         let (d, h, dh) = (dims.d_model, dims.n_heads, dims.head_dim);
@@ -203,8 +180,7 @@ impl Model {
             let q = rope.apply(&heads(n.matmul(blk.wq.as_tensor())?)?)?;
             let k = rope.apply(&heads(n.matmul(blk.wk.as_tensor())?)?)?;
             let v = heads(n.matmul(blk.wv.as_tensor())?)?;
-            let scores = q.matmul(&k.t()?.contiguous()?)?.broadcast_add(mask)?;
-            let p = candle_nn::ops::softmax(&scores, D::Minus1)?;
+            let p = q.matmul(&k.t()?.contiguous()?)?.apply_op1(CausalSoftmax)?;
             let o = p
                 .matmul(&v)?
                 .transpose(1, 2)?

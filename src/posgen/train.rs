@@ -3,7 +3,7 @@
 //! per-token accuracies (ID: target positions `j+k .. L`, OOD: `L .. L'`) and per position.
 
 use super::data::{Batch, Dataset, SplitSizes};
-use super::model::{Model, ModelDims, RopeTables, causal_mask, masked_cross_entropy};
+use super::model::{Model, ModelDims, RopeTables, masked_cross_entropy};
 use super::rng::SplitMix64;
 use super::tasks::TaskSpec;
 use crate::rope::{ConfigError, Method, PairLayout, Schedule, ScheduleConfig};
@@ -485,8 +485,6 @@ pub struct Trainer {
     data: Dataset,
     train_rope: RopeTables,
     eval_rope: RopeTables,
-    train_mask: Tensor,
-    eval_mask: Tensor,
     rng: SplitMix64,
     order: Vec<usize>,
     cursor: usize,
@@ -527,17 +525,11 @@ impl Trainer {
                     ..ParamsAdamW::default()
                 },
             )?;
-            Ok((
-                model,
-                opt,
-                RopeTables::new(&train_s, p.sizes.train_len, &device)?,
-                RopeTables::new(&eval_s, p.sizes.eval_len, &device)?,
-                causal_mask(p.sizes.train_len, &device)?,
-                causal_mask(p.sizes.eval_len, &device)?,
-            ))
+            Ok((model, opt))
         };
-        let (model, opt, train_rope, eval_rope, train_mask, eval_mask) =
-            build().map_err(|e| ConfigError::new("preset", cerr(e)))?;
+        let (model, opt) = build().map_err(|e| ConfigError::new("preset", cerr(e)))?;
+        let train_rope = RopeTables::new(&train_s, p.sizes.train_len);
+        let eval_rope = RopeTables::new(&eval_s, p.sizes.eval_len);
         let eval_len = p.sizes.eval_len;
         Ok(Trainer {
             rng: SplitMix64::derive(config.seed, "posgen-order"),
@@ -558,8 +550,6 @@ impl Trainer {
             data,
             train_rope,
             eval_rope,
-            train_mask,
-            eval_mask,
         })
     }
 
@@ -634,9 +624,7 @@ impl Trainer {
         let bos = self.config.spec.modulus;
         let b = Batch::from_split(&self.data.train, &rows, bos, self.config.spec.num_seeds());
         let (ids, w, count) = self.batch_tensors(&b)?;
-        let logits = self
-            .model
-            .forward(&ids, &self.train_rope, &self.train_mask)?;
+        let logits = self.model.forward(&ids, &self.train_rope)?;
         masked_cross_entropy(&logits, &w, count)
     }
 
@@ -686,7 +674,7 @@ impl Trainer {
         let bos = self.config.spec.modulus;
         let b = Batch::from_split(split, rows, bos, self.config.spec.num_seeds());
         let ids = Tensor::from_vec(b.inputs.clone(), (b.batch, b.len), &self.device)?;
-        let logits = self.model.forward(&ids, &self.eval_rope, &self.eval_mask)?;
+        let logits = self.model.forward(&ids, &self.eval_rope)?;
         let pred: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
         for (r, (&p, &t)) in pred.iter().zip(&b.targets).enumerate() {
             let pos = r % b.len;

@@ -1,0 +1,357 @@
+//! Fused CPU ops of the PosGen transformer, each with its own backward pass: RMSNorm, RoPE and a
+//! causal softmax. candle's built-in fused versions have no backward pass, and the elementary
+//! forms cost 6-16 tensor passes (and allocations) each; these cost one pass forward and one
+//! backward, and the causal softmax skips the masked half of the scores. The tests check values
+//! and gradients against the elementary forms.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use std::sync::Arc;
+
+fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let (a, b) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: input must be contiguous")))?;
+    Ok(&s.as_slice::<f32>()?[a..b])
+}
+
+fn host(t: &Tensor) -> Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
+/// Softmax over the last dimension of `(.., T, T)` scores where query row `i` sees keys `0..=i`
+/// (the causal mask folded in: masked entries are exactly 0, as with a -inf mask).
+pub struct CausalSoftmax;
+
+impl CustomOp1 for CausalSoftmax {
+    fn name(&self) -> &'static str {
+        "causal-softmax"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(s, l, self.name())?;
+        let dims = l.dims();
+        let t = *dims.last().unwrap_or(&0);
+        if dims.len() < 2 || dims[dims.len() - 2] != t {
+            candle_core::bail!("causal-softmax: scores must be (.., T, T), got {dims:?}");
+        }
+        let mut y = vec![0f32; x.len()];
+        for (r, (xr, yr)) in x.chunks_exact(t).zip(y.chunks_exact_mut(t)).enumerate() {
+            let seen = r % t + 1;
+            let m = xr[..seen].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for (yv, xv) in yr[..seen].iter_mut().zip(&xr[..seen]) {
+                *yv = (xv - m).exp();
+                sum += *yv;
+            }
+            yr[..seen].iter_mut().for_each(|v| *v /= sum);
+        }
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        // dx = y * (g - sum(g * y)) per row
+        let (yv, gv) = (host(y)?, host(g)?);
+        let t = *y.dims().last().unwrap_or(&1);
+        let mut dx = vec![0f32; yv.len()];
+        for (r, ((yr, gr), dr)) in yv
+            .chunks_exact(t)
+            .zip(gv.chunks_exact(t))
+            .zip(dx.chunks_exact_mut(t))
+            .enumerate()
+        {
+            let seen = r % t + 1;
+            let dot: f32 = yr[..seen].iter().zip(&gr[..seen]).map(|(a, b)| a * b).sum();
+            for j in 0..seen {
+                dr[j] = yr[j] * (gr[j] - dot);
+            }
+        }
+        Ok(Some(Tensor::from_vec(dx, y.shape(), y.device())?))
+    }
+}
+
+/// RMSNorm over the last dimension, `x / sqrt(mean(x^2) + eps) * w`, of `x (.., d)` and `w (d)`.
+pub struct RmsNorm {
+    /// Added to the mean square.
+    pub eps: f32,
+}
+
+impl CustomOp2 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "rms-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(s1, l1, self.name())?;
+        let w = contiguous(s2, l2, self.name())?;
+        let d = w.len();
+        if l1.dims().last() != Some(&d) {
+            candle_core::bail!("rms-norm: x {:?} vs weight {:?}", l1.dims(), l2.dims());
+        }
+        let mut y = vec![0f32; x.len()];
+        for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+            let ms = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
+            let s = (ms + self.eps).sqrt();
+            for ((yv, xv), wv) in yr.iter_mut().zip(xr).zip(w) {
+                *yv = xv / s * wv;
+            }
+        }
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // r = 1/sqrt(mean(x^2)+eps), y = w x r:
+        // dx = r (g w - x r^2 mean(g w x)),  dw = sum over rows of g x r
+        let (xv, wv, gv) = (host(x)?, host(w)?, host(g)?);
+        let d = wv.len();
+        let mut dx = vec![0f32; xv.len()];
+        let mut dw = vec![0f32; d];
+        for ((xr, gr), dr) in xv
+            .chunks_exact(d)
+            .zip(gv.chunks_exact(d))
+            .zip(dx.chunks_exact_mut(d))
+        {
+            let ms = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
+            let r = 1.0 / (ms + self.eps).sqrt();
+            let c = xr
+                .iter()
+                .zip(gr)
+                .zip(&wv)
+                .map(|((x, g), w)| g * w * x)
+                .sum::<f32>()
+                / d as f32;
+            for j in 0..d {
+                dr[j] = r * (gr[j] * wv[j] - xr[j] * r * r * c);
+                dw[j] += gr[j] * xr[j] * r;
+            }
+        }
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?),
+            Some(Tensor::from_vec(dw, w.shape(), w.device())?),
+        ))
+    }
+}
+
+/// Rotates each coordinate pair `(a, b)` of `x (.., T, Dh)` at position `t` by its angle:
+/// `y_a = x_a cos - x_b sin`, `y_b = x_b cos + x_a sin` (`inverse` rotates back, which is
+/// also the backward pass).
+#[derive(Clone)]
+pub struct Rope {
+    /// `(max_len, Dh/2)`: cos of each pair's angle (attention factor included).
+    pub cos: Arc<Vec<f32>>,
+    /// `(max_len, Dh/2)`: sin, same layout.
+    pub sin: Arc<Vec<f32>>,
+    /// Coordinate indices `(a, b)` of each pair.
+    pub pairs: Arc<Vec<(usize, usize)>>,
+    /// Positions covered.
+    pub max_len: usize,
+    /// Rotate by minus the angle.
+    pub inverse: bool,
+}
+
+impl CustomOp1 for Rope {
+    fn name(&self) -> &'static str {
+        "rope"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(s, l, self.name())?;
+        let dims = l.dims();
+        let half = self.pairs.len();
+        let dh = 2 * half;
+        if dims.len() < 2 || dims[dims.len() - 1] != dh || dims[dims.len() - 2] > self.max_len {
+            candle_core::bail!("rope: x {dims:?} vs Dh {dh}, {} positions", self.max_len);
+        }
+        let t_len = dims[dims.len() - 2];
+        let sign = if self.inverse { -1.0 } else { 1.0 };
+        let mut y = vec![0f32; x.len()];
+        for (r, (xr, yr)) in x.chunks_exact(dh).zip(y.chunks_exact_mut(dh)).enumerate() {
+            let t = r % t_len;
+            let (cos, sin) = (
+                &self.cos[t * half..(t + 1) * half],
+                &self.sin[t * half..(t + 1) * half],
+            );
+            for (i, &(a, b)) in self.pairs.iter().enumerate() {
+                let (c, s) = (cos[i], sign * sin[i]);
+                yr[a] = xr[a] * c - xr[b] * s;
+                yr[b] = xr[b] * c + xr[a] * s;
+            }
+        }
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        let back = Rope {
+            inverse: !self.inverse,
+            ..self.clone()
+        };
+        Ok(Some(g.contiguous()?.apply_op1_no_bwd(&back)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::posgen::rng::SplitMix64;
+    use candle_core::{D, Device, Var};
+
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        let mut rng = SplitMix64::new(seed);
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    /// Value and gradients of `sum(f(vars) * r)` for a fixed random `r`.
+    fn value_and_grads(
+        vars: &[Var],
+        f: impl Fn(&[Tensor]) -> Tensor,
+        seed: u64,
+    ) -> (Tensor, Vec<Tensor>) {
+        let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let y = f(&ts);
+        let r = random(y.dims(), seed);
+        let loss = (&y * &r).unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        let g = vars.iter().map(|v| grads.get(v).unwrap().clone()).collect();
+        (y, g)
+    }
+
+    #[test]
+    fn causal_softmax_matches_mask_plus_softmax_with_gradients() {
+        let x = Var::from_tensor(&random(&[2, 3, 7, 7], 1)).unwrap();
+        let mask: Vec<f32> = (0..49)
+            .map(|k| if k % 7 > k / 7 { -1e9 } else { 0.0 })
+            .collect();
+        let mask = Tensor::from_vec(mask, (7, 7), &Device::Cpu).unwrap();
+        let (y0, g0) = value_and_grads(
+            std::slice::from_ref(&x),
+            |t| candle_nn::ops::softmax(&t[0].broadcast_add(&mask).unwrap(), D::Minus1).unwrap(),
+            2,
+        );
+        let (y1, g1) = value_and_grads(
+            std::slice::from_ref(&x),
+            |t| t[0].apply_op1(CausalSoftmax).unwrap(),
+            2,
+        );
+        assert!(max_diff(&y0, &y1) < 1e-6, "{}", max_diff(&y0, &y1));
+        assert!(
+            max_diff(&g0[0], &g1[0]) < 1e-5,
+            "{}",
+            max_diff(&g0[0], &g1[0])
+        );
+        // row 0 sees only key 0
+        let row0: Vec<f32> = y1.flatten_all().unwrap().to_vec1().unwrap()[..7].to_vec();
+        assert_eq!(row0, [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn rms_norm_matches_the_elementary_form_with_gradients() {
+        let x = Var::from_tensor(&random(&[5, 8], 3)).unwrap();
+        let w = Var::from_tensor(&random(&[8], 4)).unwrap();
+        let vars = [x, w];
+        let (y0, g0) = value_and_grads(
+            &vars,
+            |t| {
+                let ms = t[0].sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
+                let s = (ms + 1e-6).unwrap().sqrt().unwrap();
+                t[0].broadcast_div(&s)
+                    .unwrap()
+                    .broadcast_mul(&t[1])
+                    .unwrap()
+            },
+            5,
+        );
+        let (y1, g1) = value_and_grads(
+            &vars,
+            |t| t[0].apply_op2(&t[1], RmsNorm { eps: 1e-6 }).unwrap(),
+            5,
+        );
+        assert!(max_diff(&y0, &y1) < 1e-5);
+        for (a, b) in g0.iter().zip(&g1) {
+            assert!(max_diff(a, b) < 1e-4, "{}", max_diff(a, b));
+        }
+    }
+
+    #[test]
+    fn rope_matches_cos_plus_rotated_sin_and_inverts() {
+        let (t, dh) = (6, 8);
+        let pairs: Vec<(usize, usize)> = (0..dh / 2).map(|i| (2 * i, 2 * i + 1)).collect();
+        let mut rng = SplitMix64::new(9);
+        let angles: Vec<f64> = (0..t * dh / 2).map(|_| rng.normal()).collect();
+        let op = Rope {
+            cos: Arc::new(angles.iter().map(|a| a.cos() as f32).collect()),
+            sin: Arc::new(angles.iter().map(|a| a.sin() as f32).collect()),
+            pairs: Arc::new(pairs.clone()),
+            max_len: t,
+            inverse: false,
+        };
+        // elementary form: x * cos + (x R) * sin with the tables expanded to Dh
+        let mut cos = vec![0f32; t * dh];
+        let mut sin = vec![0f32; t * dh];
+        let mut rot = vec![0f32; dh * dh];
+        for p in 0..t {
+            for (i, &(a, b)) in pairs.iter().enumerate() {
+                for c in [a, b] {
+                    cos[p * dh + c] = op.cos[p * dh / 2 + i];
+                    sin[p * dh + c] = op.sin[p * dh / 2 + i];
+                }
+            }
+        }
+        for &(a, b) in &pairs {
+            rot[b * dh + a] = -1.0;
+            rot[a * dh + b] = 1.0;
+        }
+        let dev = Device::Cpu;
+        let cos = Tensor::from_vec(cos, (t, dh), &dev).unwrap();
+        let sin = Tensor::from_vec(sin, (t, dh), &dev).unwrap();
+        let rot = Tensor::from_vec(rot, (dh, dh), &dev).unwrap();
+        let x = Var::from_tensor(&random(&[2, 3, t, dh], 10)).unwrap();
+        let (y0, g0) = value_and_grads(
+            std::slice::from_ref(&x),
+            |v| {
+                let r = v[0].reshape((2 * 3 * t, dh)).unwrap().matmul(&rot).unwrap();
+                let r = r.reshape((2, 3, t, dh)).unwrap();
+                (v[0].broadcast_mul(&cos).unwrap() + r.broadcast_mul(&sin).unwrap()).unwrap()
+            },
+            11,
+        );
+        let (y1, g1) = value_and_grads(
+            std::slice::from_ref(&x),
+            |v| v[0].apply_op1(op.clone()).unwrap(),
+            11,
+        );
+        assert!(max_diff(&y0, &y1) < 1e-5);
+        assert!(max_diff(&g0[0], &g1[0]) < 1e-5);
+        let back = Rope {
+            inverse: true,
+            ..op.clone()
+        };
+        let round_trip = y1.apply_op1_no_bwd(&back).unwrap();
+        assert!(max_diff(&round_trip, x.as_tensor()) < 1e-5);
+    }
+}
