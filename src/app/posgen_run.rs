@@ -48,13 +48,9 @@ impl Job {
 
     /// The run configuration; unknown names are an error.
     pub fn config(&self) -> Result<RunConfig, String> {
-        let task = Task::ALL
-            .into_iter()
-            .find(|t| t.name() == self.task)
-            .ok_or_else(|| format!("unknown task '{}'", self.task))?;
-        let method = Method::ALL
-            .into_iter()
-            .find(|m| m.name() == self.method)
+        let task =
+            Task::from_name(&self.task).ok_or_else(|| format!("unknown task '{}'", self.task))?;
+        let method = Method::from_name(&self.method)
             .ok_or_else(|| format!("unknown method '{}'", self.method))?;
         let mut c = RunConfig::new(PresetName::Tiny, task, method, self.resonance, self.seed);
         c.steps = self.steps;

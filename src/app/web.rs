@@ -57,11 +57,8 @@ pub fn after_frame(app: &mut ResonanceApp, ctx: &egui::Context) {
     }
     if let Some(json) = POSGEN_TRAIN.with(|i| i.borrow_mut().take()) {
         match serde_json::from_str::<PosgenTrain>(&json) {
-            Ok(cmd) => match crate::posgen::Task::ALL
-                .iter()
-                .find(|t| t.name() == cmd.task)
-            {
-                Some(&task) => {
+            Ok(cmd) => match crate::posgen::Task::from_name(&cmd.task) {
+                Some(task) => {
                     let panel = &mut app.posgen;
                     panel.task = task;
                     panel.steps = cmd.steps.clamp(1, super::posgen_panel::MAX_STEPS);
@@ -151,9 +148,9 @@ fn install_js_api(published: std::rc::Rc<std::cell::RefCell<super::Published>>) 
     // named as on the CLI; blocks the page while it runs.
     let converge = Closure::<dyn Fn(String, f64) -> JsValue>::new(|task: String, target: f64| {
         use crate::posgen::{CONVERGE_EVAL_EVERY, PresetName, RunConfig, Task, time_to_converge};
-        let json = match Task::ALL.iter().find(|t| t.name() == task) {
+        let json = match Task::from_name(&task) {
             None => serde_json::json!({ "error": format!("unknown task '{task}'") }),
-            Some(&t) => {
+            Some(t) => {
                 let rc = RunConfig::new(PresetName::Tiny, t, crate::rope::Method::Rope, false, 0);
                 match time_to_converge(rc, target, CONVERGE_EVAL_EVERY) {
                     Ok(c) => serde_json::to_value(c).expect("convergence serializes"),
