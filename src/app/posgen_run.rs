@@ -111,7 +111,7 @@ impl WorkerRun {
 
     /// Trains for about `budget_s` seconds (at least one unit of work) and reports what is new.
     pub fn slice(&mut self, budget_s: f64) -> RunUpdate {
-        let error = self.trainer.step_for(budget_s).err();
+        let error = self.trainer.step_for(budget_s).err().map(|e| e.to_string());
         self.failed |= error.is_some();
         let t = &self.trainer;
         let losses = t.loss_curve()[self.losses_sent..]

@@ -138,7 +138,7 @@ fn install_js_api(published: std::rc::Rc<std::cell::RefCell<super::Published>>) 
                 "seconds": secs,
                 "steps_per_second": n as f64 / secs,
             }),
-            Err(e) => serde_json::json!({ "error": e }),
+            Err(e) => serde_json::json!({ "error": e.to_string() }),
         };
         JsValue::from_str(&json.to_string())
     });
@@ -154,7 +154,7 @@ fn install_js_api(published: std::rc::Rc<std::cell::RefCell<super::Published>>) 
                 let rc = RunConfig::new(PresetName::Tiny, t, crate::rope::Method::Rope, false, 0);
                 match time_to_converge(rc, target, CONVERGE_EVAL_EVERY) {
                     Ok(c) => serde_json::to_value(c).expect("convergence serializes"),
-                    Err(e) => serde_json::json!({ "error": e }),
+                    Err(e) => serde_json::json!({ "error": e.to_string() }),
                 }
             }
         };

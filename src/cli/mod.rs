@@ -3,7 +3,9 @@
 //! subcommands, options and JSON fields do not change.
 
 mod posgen_cmds;
+mod runner;
 mod schedule_cmds;
+mod study_cmd;
 
 use crate::rope::{ConfigError, Method, PairLayout, ScheduleConfig, schedule::MAX_EVAL_LEN};
 use clap::{Args, Parser, Subcommand};
@@ -166,6 +168,15 @@ pub enum CliError {
 impl From<ConfigError> for CliError {
     fn from(e: ConfigError) -> Self {
         CliError::Usage(e.to_string())
+    }
+}
+
+impl From<crate::posgen::PosgenError> for CliError {
+    fn from(e: crate::posgen::PosgenError) -> Self {
+        match e {
+            crate::posgen::PosgenError::Config(c) => c.into(),
+            crate::posgen::PosgenError::Runtime(m) => CliError::Runtime(m),
+        }
     }
 }
 

@@ -1,13 +1,112 @@
-//! Train / validation / test splits whose seed tuples never overlap, and teacher-forced
-//! batches (BOS prefix, seeds not scored).
+//! Train / validation / test splits and teacher-forced batches (BOS prefix, seeds not scored).
+//!
+//! Two protocols make the splits ([`Protocol`]): the clean one (the default), whose seed tuples
+//! never overlap between splits, and the authors' one, which reproduces the paper's public code:
+//! seed tuples cycle through the lexicographic combinations, and validation and test reuse the
+//! training sequences' seeds (they are longer, but their first L tokens were trained on).
 
 use super::rng::SplitMix64;
 use super::tasks::TaskSpec;
 use crate::rope::ConfigError;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
+/// How the splits are drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// Random distinct seed tuples from the run's seed; no tuple is shared between splits.
+    #[default]
+    Clean,
+    /// The authors' code: seed tuples cycle through `combinations(range(m), j + k)` in
+    /// lexicographic order, [`AUTHORS_SEQUENCES`] in all; training is sequences
+    /// `0..10_000` cut to L, validation `0..1_000` and test `1_000..2_000` cut to L'. Validation
+    /// and test overlap training. The data do not depend on the run's seed.
+    Authors,
+}
+
+impl Protocol {
+    /// The CLI / JSON name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Clean => "clean",
+            Protocol::Authors => "authors",
+        }
+    }
+
+    /// Parses a CLI / JSON name.
+    pub fn from_name(name: &str) -> Option<Protocol> {
+        [Protocol::Clean, Protocol::Authors]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
+
+    /// The split sizes this protocol uses: the preset's for the clean protocol; the authors'
+    /// fixed 10,000 / 1,000 / 1,000 sequences (same lengths) for theirs.
+    pub fn sizes(self, preset: SplitSizes) -> SplitSizes {
+        match self {
+            Protocol::Clean => preset,
+            Protocol::Authors => SplitSizes {
+                train: AUTHORS_TRAIN.len(),
+                val: AUTHORS_VAL.len(),
+                test: AUTHORS_TEST.len(),
+                ..preset
+            },
+        }
+    }
+
+    /// A one-line caveat for reports: what the protocol's validation and test measure.
+    pub fn caveat(self) -> &'static str {
+        match self {
+            Protocol::Clean => {
+                "train, validation and test sequences start from disjoint random seed tuples"
+            }
+            Protocol::Authors => {
+                "validation (sequences 0..1000) and test (1000..2000) reuse training sequences' \
+                 seed tuples: their first L tokens were trained on, only positions >= L are unseen"
+            }
+        }
+    }
+}
+
+/// Sequences the authors' protocol generates (its seed tuples cycle through the combinations).
+pub const AUTHORS_SEQUENCES: usize = 12_000;
+/// Authors' protocol: training sequence indices.
+pub const AUTHORS_TRAIN: std::ops::Range<usize> = 0..10_000;
+/// Authors' protocol: validation sequence indices (a prefix of the training ones).
+pub const AUTHORS_VAL: std::ops::Range<usize> = 0..1_000;
+/// Authors' protocol: test sequence indices (also inside the training range).
+pub const AUTHORS_TEST: std::ops::Range<usize> = 1_000..2_000;
+
+/// The first `n` seed tuples of the authors' protocol: `combinations(range(m), s)` in
+/// lexicographic order (as Python's `itertools.combinations`), cycled.
+pub fn authors_seed_tuples(m: u32, s: usize, n: usize) -> Vec<Vec<u32>> {
+    let mut out = Vec::with_capacity(n);
+    if s as u64 > m as u64 || n == 0 {
+        return out;
+    }
+    let mut c: Vec<u32> = (0..s as u32).collect();
+    loop {
+        out.push(c.clone());
+        if out.len() == n {
+            return out;
+        }
+        // next combination: rightmost index that can still grow
+        match (0..s).rev().find(|&i| c[i] < m - s as u32 + i as u32) {
+            Some(i) => {
+                c[i] += 1;
+                for k in i + 1..s {
+                    c[k] = c[k - 1] + 1;
+                }
+            }
+            None => c = (0..s as u32).collect(), // wrap around: cycle
+        }
+    }
+}
+
 /// Sizes and lengths of the three splits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct SplitSizes {
     /// Training sequences (length `train_len`).
     pub train: usize,
@@ -39,6 +138,17 @@ impl Split {
     /// Sequence `i`.
     pub fn seq(&self, i: usize) -> &[u32] {
         &self.tokens[i * self.len..(i + 1) * self.len]
+    }
+
+    /// The same sequences cut to their first `len` tokens (at most their length).
+    pub fn truncated(&self, len: usize) -> Split {
+        let len = len.min(self.len);
+        Split {
+            len,
+            tokens: (0..self.count())
+                .flat_map(|i| self.seq(i)[..len].iter().copied())
+                .collect(),
+        }
     }
 }
 
@@ -86,10 +196,22 @@ fn distinct_seed_tuples(spec: &TaskSpec, n: usize, rng: &mut SplitMix64) -> Vec<
 }
 
 impl Dataset {
-    /// Generates the splits from `seed`; every sequence starts with a different seed tuple,
-    /// so no split shares a tuple with another.
+    /// Generates the splits from `seed` under the clean protocol: every sequence starts with a
+    /// different seed tuple, so no split shares a tuple with another.
     pub fn generate(spec: TaskSpec, sizes: SplitSizes, seed: u64) -> Result<Dataset, ConfigError> {
+        Dataset::generate_with(Protocol::Clean, spec, sizes, seed)
+    }
+
+    /// Generates the splits under `protocol` (the authors' protocol ignores `seed` and the split
+    /// counts of `sizes`, using [`Protocol::sizes`]).
+    pub fn generate_with(
+        protocol: Protocol,
+        spec: TaskSpec,
+        sizes: SplitSizes,
+        seed: u64,
+    ) -> Result<Dataset, ConfigError> {
         spec.validate()?;
+        let sizes = protocol.sizes(sizes);
         let s = spec.num_seeds();
         if sizes.train_len <= s {
             return Err(ConfigError::new(
@@ -115,6 +237,9 @@ impl Dataset {
                 "every split needs at least one sequence",
             ));
         }
+        if protocol == Protocol::Authors {
+            return Dataset::authors(spec, sizes);
+        }
         let needed = (sizes.train + sizes.val + sizes.test) as u128;
         if needed > spec.num_seed_tuples() {
             return Err(ConfigError::new(
@@ -129,15 +254,8 @@ impl Dataset {
         }
         let mut rng = SplitMix64::derive(seed, "posgen-data");
         let tuples = distinct_seed_tuples(&spec, needed as usize, &mut rng);
-        let build = |range: std::ops::Range<usize>, len: usize| -> Split {
-            let mut tokens = Vec::with_capacity(range.len() * len);
-            for t in &tuples[range] {
-                let mut seq = t.clone();
-                spec.extend(&mut seq, len);
-                tokens.extend_from_slice(&seq);
-            }
-            Split { len, tokens }
-        };
+        let build =
+            |range: std::ops::Range<usize>, len: usize| build_split(&spec, &tuples[range], len);
         let a = sizes.train;
         let b = a + sizes.val;
         let c = b + sizes.test;
@@ -148,6 +266,42 @@ impl Dataset {
             test: build(b..c, sizes.eval_len),
         })
     }
+}
+
+impl Dataset {
+    fn authors(spec: TaskSpec, sizes: SplitSizes) -> Result<Dataset, ConfigError> {
+        let s = spec.num_seeds();
+        if s > spec.modulus as usize {
+            return Err(ConfigError::new(
+                "modulus",
+                format!(
+                    "the authors' protocol draws j + k = {s} distinct seed tokens, so the modulus \
+                     must be at least {s} (got {})",
+                    spec.modulus
+                ),
+            ));
+        }
+        let tuples = authors_seed_tuples(spec.modulus, s, AUTHORS_SEQUENCES);
+        let build =
+            |range: std::ops::Range<usize>, len: usize| build_split(&spec, &tuples[range], len);
+        Ok(Dataset {
+            spec,
+            train: build(AUTHORS_TRAIN, sizes.train_len),
+            val: build(AUTHORS_VAL, sizes.eval_len),
+            test: build(AUTHORS_TEST, sizes.eval_len),
+        })
+    }
+}
+
+/// The split of sequences of `len` tokens that start with `tuples`.
+fn build_split(spec: &TaskSpec, tuples: &[Vec<u32>], len: usize) -> Split {
+    let mut tokens = Vec::with_capacity(tuples.len() * len);
+    for t in tuples {
+        let mut seq = t.clone();
+        spec.extend(&mut seq, len);
+        tokens.extend_from_slice(&seq);
+    }
+    Split { len, tokens }
 }
 
 /// Teacher-forced model input and targets for a batch of sequences.

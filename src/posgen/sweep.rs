@@ -1,5 +1,6 @@
 //! Tasks x methods x seeds, summarised like the paper's Table 1 (markdown and JSON).
 
+use super::error::PosgenError;
 use super::tasks::Task;
 use super::train::{PresetName, RunConfig, RunResult, Scaling, Trainer, method_label};
 use crate::rope::{ConfigError, Method};
@@ -82,12 +83,12 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 pub fn run_sweep(
     config: &SweepConfig,
     mut progress: impl FnMut(&str),
-) -> Result<SweepResult, String> {
+) -> Result<SweepResult, PosgenError> {
     if config.tasks.is_empty() {
-        return Err(ConfigError::new("tasks", "need at least one task").to_string());
+        return Err(ConfigError::new("tasks", "need at least one task").into());
     }
     if config.seeds.is_empty() {
-        return Err(ConfigError::new("seeds", "need at least one seed").to_string());
+        return Err(ConfigError::new("seeds", "need at least one seed").into());
     }
     let total = config.tasks.len() * POSGEN_METHODS.len() * config.seeds.len();
     let mut runs = Vec::with_capacity(total);
@@ -103,7 +104,7 @@ pub fn run_sweep(
                 if let Some(s) = config.steps {
                     rc.steps = s;
                 }
-                let mut trainer = Trainer::new(rc).map_err(|e| e.to_string())?;
+                let mut trainer = Trainer::new(rc)?;
                 let r = trainer.run()?;
                 seconds += r.seconds;
                 progress(&format!(

@@ -118,6 +118,15 @@ impl TaskSpec {
         }
     }
 
+    /// Whether the far pointer moves at target position `l` (`l >= j + k`): `far_start(l)`
+    /// differs from `far_start(l - 1)`. The first generated position always counts as moving.
+    /// On Semi-recursive the pointer stays put at every other position, and there
+    /// `x_l = 2 x_{l-1} - x_{l-k-1} (mod m)`: a local shortcut that needs no far lookup.
+    pub fn far_advances(&self, l: usize) -> bool {
+        let s = self.num_seeds();
+        l <= s || self.far_start(l) != self.far_start(l - 1)
+    }
+
     /// Extends `seq` (which starts with at least `j + k` seeds) in place to `len` tokens.
     pub fn extend(&self, seq: &mut Vec<u32>, len: usize) {
         let m = self.modulus as u64;

@@ -2,18 +2,19 @@
 //! ([`Trainer::step_for`]) so a UI can train between frames; metrics are teacher-forced
 //! per-token accuracies (ID: target positions `j+k .. L`, OOD: `L .. L'`) and per position.
 
-use super::data::{Batch, Dataset, SplitSizes};
+use super::data::{Batch, Dataset, Protocol, Split, SplitSizes};
+use super::error::PosgenError;
 use super::model::{Model, ModelDims, RopeTables, masked_cross_entropy};
 use super::rng::SplitMix64;
 use super::tasks::TaskSpec;
 use crate::rope::{ConfigError, Method, PairLayout, Schedule, ScheduleConfig};
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 /// Named hyper-parameter sets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum PresetName {
@@ -125,14 +126,62 @@ impl Preset {
 }
 
 /// When YaRN-style scaling applies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Scaling {
     /// The scaled schedule is used in training and evaluation (the paper's text).
     Train,
-    /// Train with plain RoPE (same Resonance flag), scale only at evaluation (the authors' code).
+    /// Train with plain RoPE (same Resonance flag), scale only at evaluation, with the authors'
+    /// constants ([`eval_only_schedule`]).
     EvalOnly,
+}
+
+/// The authors' evaluation-time scale `(L' + 1) / (L + 1)`: their sequences carry a BOS token.
+pub fn eval_only_scale(train_len: usize, eval_len: usize) -> f64 {
+    (eval_len as f64 + 1.0) / (train_len as f64 + 1.0)
+}
+
+/// YaRN `beta_fast` of the authors' evaluation-only scaling.
+pub const EVAL_ONLY_BETA_FAST: f64 = 2.0;
+/// YaRN `beta_slow` of the authors' evaluation-only scaling.
+pub const EVAL_ONLY_BETA_SLOW: f64 = 1.0;
+
+/// The schedule the authors' code evaluates with: `method` at scale `(L'+1)/(L+1)`; for YaRN
+/// `beta_fast = 2`, `beta_slow = 1` and the correction range computed from `L' + 1` (their
+/// "original length" argument) instead of L; the attention factor is YaRN's `0.1 ln s + 1`.
+pub fn eval_only_schedule(
+    base: ScheduleConfig,
+    train_len: usize,
+    eval_len: usize,
+) -> ScheduleConfig {
+    let scale = eval_only_scale(train_len, eval_len);
+    if base.method == Method::Yarn {
+        let len = eval_len as u64 + 1;
+        ScheduleConfig {
+            scale,
+            beta_fast: EVAL_ONLY_BETA_FAST,
+            beta_slow: EVAL_ONLY_BETA_SLOW,
+            train_len: len,
+            eval_len: len,
+            seq_len: len,
+            ..base
+        }
+    } else {
+        ScheduleConfig { scale, ..base }
+    }
+}
+
+/// Early stopping: every `every` steps the validation loss over ID target positions is
+/// measured with the training schedule; training stops once it has not improved for
+/// `patience` measurements in a row, and the best weights are restored before testing.
+/// OOD positions never influence when a run stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlyStop {
+    /// Measurements without improvement before stopping (>= 1).
+    pub patience: usize,
+    /// Steps between measurements (>= 1).
+    pub every: usize,
 }
 
 impl Scaling {
@@ -166,6 +215,10 @@ pub struct RunConfig {
     pub steps: usize,
     /// Evaluate the validation split every this many steps (0: never).
     pub eval_every: usize,
+    /// How the splits are drawn.
+    pub protocol: Protocol,
+    /// Stop early on a validation-loss plateau (`steps` is then the cap); `None`: fixed steps.
+    pub early_stop: Option<EarlyStop>,
 }
 
 impl RunConfig {
@@ -191,17 +244,61 @@ impl RunConfig {
             seed,
             steps: p.steps,
             eval_every: 0,
+            protocol: Protocol::Clean,
+            early_stop: None,
         }
     }
 
-    /// The schedule config used for training (`eval = false`) or evaluation.
+    /// The same run with `layers` transformer blocks of width `d_model`: heads of the preset's
+    /// head dimension (`d_model / head_dim` of them) and a feed-forward width of `2 d_model`.
+    pub fn with_shape(mut self, layers: usize, d_model: usize) -> Result<Self, ConfigError> {
+        let dh = self.preset.dims.head_dim;
+        if layers == 0 || layers > 64 {
+            return Err(ConfigError::new(
+                "layers",
+                format!("must be in 1..=64 (got {layers})"),
+            ));
+        }
+        if d_model < dh || d_model > 4096 || !d_model.is_multiple_of(dh) {
+            return Err(ConfigError::new(
+                "d-model",
+                format!(
+                    "must be a multiple of the head dimension {dh} in {dh}..=4096 (got {d_model})"
+                ),
+            ));
+        }
+        let dims = &mut self.preset.dims;
+        dims.n_layers = layers;
+        dims.d_model = d_model;
+        dims.n_heads = d_model / dh;
+        dims.d_ff = 2 * d_model;
+        Ok(self)
+    }
+
+    /// The split sizes of this run (the protocol may override the preset's counts).
+    pub fn sizes(&self) -> SplitSizes {
+        self.protocol.sizes(self.preset.sizes)
+    }
+
+    /// The schedule config used for training (`eval = false`) or evaluation. With
+    /// [`Scaling::EvalOnly`] training uses plain RoPE and evaluation [`eval_only_schedule`].
     pub fn schedule_config(&self, eval: bool) -> ScheduleConfig {
         let s = &self.preset.sizes;
-        let method = if self.scaling == Scaling::EvalOnly && !eval {
-            Method::Rope
-        } else {
-            self.method
-        };
+        let base = self.plain_schedule_config(self.method);
+        match (self.scaling, eval) {
+            (Scaling::Train, _) => base,
+            (Scaling::EvalOnly, false) => self.plain_schedule_config(Method::Rope),
+            (Scaling::EvalOnly, true) => eval_only_schedule(base, s.train_len, s.eval_len),
+        }
+    }
+
+    /// The scale factor the evaluation schedule uses.
+    pub fn effective_scale(&self) -> f64 {
+        self.schedule_config(true).scale
+    }
+
+    fn plain_schedule_config(&self, method: Method) -> ScheduleConfig {
+        let s = &self.preset.sizes;
         ScheduleConfig {
             method,
             resonance: self.resonance,
@@ -224,6 +321,20 @@ impl RunConfig {
                 "steps",
                 format!("must be in 1..=10000000 (got {})", self.steps),
             ));
+        }
+        if let Some(e) = self.early_stop {
+            if e.patience == 0 || e.patience > 100_000 {
+                return Err(ConfigError::new(
+                    "patience",
+                    format!("must be in 1..=100000 (got {})", e.patience),
+                ));
+            }
+            if e.every == 0 || e.every > 10_000_000 {
+                return Err(ConfigError::new(
+                    "stop-every",
+                    format!("must be in 1..=10000000 (got {})", e.every),
+                ));
+            }
         }
         Schedule::new(&self.schedule_config(false))?;
         Schedule::new(&self.schedule_config(true))?;
@@ -287,6 +398,23 @@ pub struct Accuracy {
     pub ood: f64,
     /// Fraction correct at each target position `j+k .. L'`.
     pub per_position: Vec<f64>,
+    /// Semi-recursive only: accuracies split by whether the far pointer moves.
+    pub stay_advance: Option<StayAdvance>,
+}
+
+/// Semi-recursive accuracy split by position kind. At "stay" positions the far pointer does
+/// not move and the next token follows from local tokens alone
+/// (`x_l = 2 x_{l-1} - x_{l-k-1} mod m`); at "advance" positions it needs the far lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StayAdvance {
+    /// ID accuracy at stay positions.
+    pub id_stay: f64,
+    /// ID accuracy at advance positions.
+    pub id_advance: f64,
+    /// OOD accuracy at stay positions.
+    pub ood_stay: f64,
+    /// OOD accuracy at advance positions.
+    pub ood_advance: f64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -303,16 +431,33 @@ impl Tally {
         }
     }
 
-    fn finish(&self, first: usize, train_len: usize) -> Accuracy {
-        let frac = |r: std::ops::Range<usize>| {
-            let c: u64 = self.correct[r.clone()].iter().sum();
-            let t: u64 = self.total[r].iter().sum();
-            if t == 0 { 0.0 } else { c as f64 / t as f64 }
-        };
+    /// Pooled accuracy over the positions of `r` that `keep` accepts.
+    fn frac(&self, r: std::ops::Range<usize>, keep: impl Fn(usize) -> bool) -> f64 {
+        let (c, t) = r.filter(|&p| keep(p)).fold((0u64, 0u64), |(c, t), p| {
+            (c + self.correct[p], t + self.total[p])
+        });
+        if t == 0 { 0.0 } else { c as f64 / t as f64 }
+    }
+
+    fn finish(&self, spec: &TaskSpec, train_len: usize) -> Accuracy {
+        let first = spec.num_seeds();
         let len = self.correct.len();
+        let (id, ood) = (first..train_len.min(len), train_len.min(len)..len);
+        let all = |_| true;
+        let stay_advance = (spec.task == super::Task::SemiRecursive).then(|| {
+            let stay = |p: usize| !spec.far_advances(p);
+            let advance = |p: usize| spec.far_advances(p);
+            StayAdvance {
+                id_stay: self.frac(id.clone(), stay),
+                id_advance: self.frac(id.clone(), advance),
+                ood_stay: self.frac(ood.clone(), stay),
+                ood_advance: self.frac(ood.clone(), advance),
+            }
+        });
         Accuracy {
-            id: frac(first..train_len.min(len)),
-            ood: frac(train_len.min(len)..len),
+            id: self.frac(id.clone(), all),
+            ood: self.frac(ood.clone(), all),
+            stay_advance,
             per_position: (first..len)
                 .map(|p| {
                     if self.total[p] == 0 {
@@ -364,6 +509,12 @@ pub struct RunResult {
     pub seconds: f64,
     /// Trainable parameters.
     pub parameters: usize,
+    /// Transformer blocks.
+    #[serde(default)]
+    pub layers: usize,
+    /// Residual width.
+    #[serde(default)]
+    pub d_model: usize,
     /// Training length L.
     pub train_len: usize,
     /// Evaluation length L'.
@@ -380,13 +531,67 @@ pub struct RunResult {
     pub loss_curve: Vec<f32>,
     /// Validation accuracies during training (when enabled).
     pub validation: Vec<EvalPoint>,
+    /// How the splits were drawn (`clean` or `authors`).
+    #[serde(default = "clean_name")]
+    pub protocol: String,
+    /// The early-stopping rule, when the run used one (`steps` was then a cap).
+    #[serde(default)]
+    pub early_stop: Option<EarlyStop>,
+    /// Whether the plateau rule ended training before the cap.
+    #[serde(default)]
+    pub stopped_early: bool,
+    /// Step of the weights that were tested (the best validation loss under early stopping;
+    /// otherwise the last step).
+    #[serde(default)]
+    pub best_step: usize,
+    /// Validation loss over ID targets at each early-stopping check.
+    #[serde(default)]
+    pub val_loss: Vec<LossPoint>,
+    /// Semi-recursive: test ID accuracy at positions where the far pointer stays put.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_stay_accuracy: Option<f64>,
+    /// Semi-recursive: test ID accuracy at positions where the far pointer advances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_advance_accuracy: Option<f64>,
+    /// Semi-recursive: test OOD accuracy at stay positions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ood_stay_accuracy: Option<f64>,
+    /// Semi-recursive: test OOD accuracy at advance positions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ood_advance_accuracy: Option<f64>,
+}
+
+fn clean_name() -> String {
+    Protocol::Clean.name().to_string()
+}
+
+/// Validation loss at one early-stopping check.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LossPoint {
+    /// Optimiser steps taken.
+    pub step: usize,
+    /// Mean cross-entropy over the validation split's ID target positions.
+    pub loss: f64,
+}
+
+/// Early-stopping bookkeeping of a running trainer.
+struct StopState {
+    rule: EarlyStop,
+    /// Validation sequences cut to L (ID positions only).
+    val_id: Split,
+    best_loss: f64,
+    best_step: usize,
+    best_weights: Vec<Tensor>,
+    checks_since_best: usize,
+    history: Vec<LossPoint>,
+    stopped_early: bool,
 }
 
 /// Times `steps` optimiser steps of `config` after one untimed warm-up step (allocations);
 /// returns (seconds, steps timed). Used by `posgen bench` natively and by the page's benchmark.
-pub fn time_steps(mut config: RunConfig, steps: usize) -> Result<(f64, usize), String> {
+pub fn time_steps(mut config: RunConfig, steps: usize) -> Result<(f64, usize), PosgenError> {
     config.steps = steps + 1;
-    let mut t = Trainer::new(config).map_err(|e| e.to_string())?;
+    let mut t = Trainer::new(config)?;
     t.step_for(0.0)?;
     let start = Instant::now();
     for _ in 0..steps {
@@ -428,13 +633,17 @@ pub fn time_to_converge(
     mut config: RunConfig,
     target: f64,
     eval_every: usize,
-) -> Result<Convergence, String> {
+) -> Result<Convergence, PosgenError> {
     if !(0.0..=1.0).contains(&target) {
-        return Err(format!("target accuracy must be in 0..=1 (got {target})"));
+        return Err(ConfigError::new(
+            "converge-target",
+            format!("must be in 0..=1 (got {target})"),
+        )
+        .into());
     }
     config.eval_every = eval_every.max(1);
     let start = Instant::now();
-    let mut t = Trainer::new(config).map_err(|e| e.to_string())?;
+    let mut t = Trainer::new(config)?;
     let mut reached = false;
     while t.progress().phase == TrainPhase::Training && !reached {
         let before = t.validation().len();
@@ -496,19 +705,17 @@ pub struct Trainer {
     test_tally: Tally,
     seconds: f64,
     result: Option<RunResult>,
-}
-
-fn cerr(e: candle_core::Error) -> String {
-    e.to_string()
+    stop: Option<StopState>,
 }
 
 impl Trainer {
     /// Validates `config`, generates the data and initialises the model.
-    pub fn new(config: RunConfig) -> Result<Trainer, ConfigError> {
+    pub fn new(config: RunConfig) -> Result<Trainer, PosgenError> {
         config.validate()?;
         let device = Device::Cpu;
         let p = &config.preset;
-        let data = Dataset::generate(config.spec, p.sizes, config.seed)?;
+        let sizes = config.sizes();
+        let data = Dataset::generate_with(config.protocol, config.spec, sizes, config.seed)?;
         let train_s = Schedule::new(&config.schedule_config(false))?;
         let eval_s = Schedule::new(&config.schedule_config(true))?;
         let mut dims = p.dims;
@@ -527,10 +734,20 @@ impl Trainer {
             )?;
             Ok((model, opt))
         };
-        let (model, opt) = build().map_err(|e| ConfigError::new("preset", cerr(e)))?;
-        let train_rope = RopeTables::new(&train_s, p.sizes.train_len);
-        let eval_rope = RopeTables::new(&eval_s, p.sizes.eval_len);
-        let eval_len = p.sizes.eval_len;
+        let (model, opt) = build()?;
+        let train_rope = RopeTables::new(&train_s, sizes.train_len);
+        let eval_rope = RopeTables::new(&eval_s, sizes.eval_len);
+        let eval_len = sizes.eval_len;
+        let stop = config.early_stop.map(|rule| StopState {
+            rule,
+            val_id: data.val.truncated(sizes.train_len),
+            best_loss: f64::INFINITY,
+            best_step: 0,
+            best_weights: Vec::new(),
+            checks_since_best: 0,
+            history: Vec::new(),
+            stopped_early: false,
+        });
         Ok(Trainer {
             rng: SplitMix64::derive(config.seed, "posgen-order"),
             order: Vec::new(),
@@ -543,6 +760,7 @@ impl Trainer {
             test_tally: Tally::new(eval_len),
             seconds: 0.0,
             result: None,
+            stop,
             config,
             device,
             model,
@@ -556,6 +774,11 @@ impl Trainer {
     /// The run's configuration.
     pub fn config(&self) -> &RunConfig {
         &self.config
+    }
+
+    /// The model being trained (its weights are the run's current parameters).
+    pub fn model(&self) -> &Model {
+        &self.model
     }
 
     /// The generated splits.
@@ -629,9 +852,9 @@ impl Trainer {
     }
 
     /// Per-parameter sum of absolute gradients of one training batch's loss (no update).
-    pub fn gradient_magnitudes(&mut self) -> Result<Vec<(String, f64)>, String> {
-        let loss = self.train_loss().map_err(cerr)?;
-        let grads = loss.backward().map_err(cerr)?;
+    pub fn gradient_magnitudes(&mut self) -> Result<Vec<(String, f64)>, PosgenError> {
+        let loss = self.train_loss()?;
+        let grads = loss.backward()?;
         self.model
             .named_vars()
             .into_iter()
@@ -641,8 +864,7 @@ impl Trainer {
                         .abs()
                         .and_then(|a| a.sum_all())
                         .and_then(|s| s.to_dtype(DType::F64))
-                        .and_then(|s| s.to_scalar::<f64>())
-                        .map_err(cerr)?,
+                        .and_then(|s| s.to_scalar::<f64>())?,
                     None => 0.0,
                 };
                 Ok((name, g))
@@ -665,6 +887,7 @@ impl Trainer {
         eval_test: bool,
         rows: &[usize],
         tally: &mut Tally,
+        rope: &RopeTables,
     ) -> candle_core::Result<()> {
         let split = if eval_test {
             &self.data.test
@@ -674,7 +897,7 @@ impl Trainer {
         let bos = self.config.spec.modulus;
         let b = Batch::from_split(split, rows, bos, self.config.spec.num_seeds());
         let ids = Tensor::from_vec(b.inputs.clone(), (b.batch, b.len), &self.device)?;
-        let logits = self.model.forward(&ids, &self.eval_rope)?;
+        let logits = self.model.forward(&ids, rope)?;
         let pred: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
         for (r, (&p, &t)) in pred.iter().zip(&b.targets).enumerate() {
             let pos = r % b.len;
@@ -687,7 +910,12 @@ impl Trainer {
     }
 
     /// Scores a whole evaluation split (validation or test) with the evaluation schedule.
-    pub fn evaluate(&self, test: bool) -> Result<Accuracy, String> {
+    pub fn evaluate(&self, test: bool) -> Result<Accuracy, PosgenError> {
+        self.evaluate_with(test, &self.eval_rope)
+    }
+
+    /// Scores a whole evaluation split with the rotary tables `rope`.
+    fn evaluate_with(&self, test: bool, rope: &RopeTables) -> Result<Accuracy, PosgenError> {
         let split = if test {
             &self.data.test
         } else {
@@ -699,18 +927,17 @@ impl Trainer {
         let mut start = 0;
         while start < n {
             let rows: Vec<usize> = (start..(start + eb).min(n)).collect();
-            self.score_rows(test, &rows, &mut tally).map_err(cerr)?;
+            self.score_rows(test, &rows, &mut tally, rope)?;
             start += eb;
         }
-        let s = &self.config.preset.sizes;
-        Ok(tally.finish(self.config.spec.num_seeds(), s.train_len))
+        Ok(tally.finish(&self.config.spec, self.config.sizes().train_len))
     }
 
     /// Does one unit of work (a training step, a validation pass, or one test batch).
-    fn work_unit(&mut self) -> Result<(), String> {
+    fn work_unit(&mut self) -> Result<(), PosgenError> {
         match self.phase {
             TrainPhase::Training => {
-                self.train_step().map_err(cerr)?;
+                self.train_step()?;
                 let every = self.config.eval_every;
                 if every > 0 && (self.step.is_multiple_of(every) || self.step == self.config.steps)
                 {
@@ -721,7 +948,9 @@ impl Trainer {
                         ood_accuracy: acc.ood,
                     });
                 }
-                if self.step >= self.config.steps {
+                let plateau = self.early_stop_check()?;
+                if plateau || self.step >= self.config.steps {
+                    self.restore_best()?;
                     self.phase = TrainPhase::Testing;
                 }
             }
@@ -730,7 +959,7 @@ impl Trainer {
                 let eb = self.config.preset.eval_batch.max(1);
                 let rows: Vec<usize> = (self.test_row..(self.test_row + eb).min(n)).collect();
                 let mut tally = std::mem::take(&mut self.test_tally);
-                let r = self.score_rows(true, &rows, &mut tally).map_err(cerr);
+                let r = self.score_rows(true, &rows, &mut tally, &self.eval_rope);
                 self.test_tally = tally;
                 r?;
                 self.test_row += rows.len();
@@ -743,11 +972,99 @@ impl Trainer {
         Ok(())
     }
 
+    /// Mean cross-entropy of the validation split's ID targets under the training schedule.
+    fn val_id_loss(&self, val_id: &Split) -> candle_core::Result<f64> {
+        let bos = self.config.spec.modulus;
+        let chunk = self
+            .config
+            .preset
+            .batch_size
+            .max(self.config.preset.eval_batch)
+            .max(1);
+        let (mut sum, mut count) = (0.0, 0usize);
+        let n = val_id.count();
+        for start in (0..n).step_by(chunk) {
+            let rows: Vec<usize> = (start..(start + chunk).min(n)).collect();
+            let b = Batch::from_split(val_id, &rows, bos, self.config.spec.num_seeds());
+            let (ids, w, c) = self.batch_tensors(&b)?;
+            let logits = self.model.forward(&ids, &self.train_rope)?;
+            let loss = masked_cross_entropy(&logits, &w, c)?.to_scalar::<f32>()?;
+            sum += loss as f64 * c as f64;
+            count += c;
+        }
+        Ok(if count == 0 { 0.0 } else { sum / count as f64 })
+    }
+
+    /// At each check step measures the ID validation loss, keeps the best weights, and says
+    /// whether the plateau rule has run out of patience. Always false without early stopping.
+    fn early_stop_check(&mut self) -> candle_core::Result<bool> {
+        let Some(stop) = &self.stop else {
+            return Ok(false);
+        };
+        if !(self.step.is_multiple_of(stop.rule.every) || self.step >= self.config.steps) {
+            return Ok(false);
+        }
+        let loss = self.val_id_loss(&stop.val_id)?;
+        let improved = loss < stop.best_loss;
+        let weights = if improved {
+            self.model
+                .named_vars()
+                .iter()
+                .map(|(_, v)| v.as_tensor().copy())
+                .collect::<candle_core::Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
+        let (step, cap) = (self.step, self.config.steps);
+        let Some(stop) = self.stop.as_mut() else {
+            return Ok(false);
+        };
+        stop.history.push(LossPoint { step, loss });
+        if improved {
+            stop.best_loss = loss;
+            stop.best_step = step;
+            stop.best_weights = weights;
+            stop.checks_since_best = 0;
+        } else {
+            stop.checks_since_best += 1;
+        }
+        let plateau = stop.checks_since_best >= stop.rule.patience;
+        stop.stopped_early = plateau && step < cap;
+        Ok(plateau)
+    }
+
+    /// Puts back the weights of the best early-stopping check (no-op without early stopping).
+    fn restore_best(&mut self) -> candle_core::Result<()> {
+        let Some(stop) = &self.stop else {
+            return Ok(());
+        };
+        let vars: Vec<Var> = self
+            .model
+            .named_vars()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        if stop.best_weights.len() == vars.len() {
+            for (v, w) in vars.iter().zip(&stop.best_weights) {
+                v.set(w)?;
+            }
+        }
+        Ok(())
+    }
+
     fn finish(&mut self) {
-        let c = &self.config;
-        let s = &c.preset.sizes;
-        let acc = self.test_tally.finish(c.spec.num_seeds(), s.train_len);
-        self.result = Some(RunResult {
+        let acc = self
+            .test_tally
+            .finish(&self.config.spec, self.config.sizes().train_len);
+        self.result = Some(self.result_of(&self.config, acc));
+        self.phase = TrainPhase::Done;
+    }
+
+    /// The run's result for `c` (this run's config, or a twin that differs only at
+    /// evaluation) with test accuracy `acc`.
+    fn result_of(&self, c: &RunConfig, acc: Accuracy) -> RunResult {
+        let s = c.sizes();
+        RunResult {
             task: c.spec.task.name().to_string(),
             modulus: c.spec.modulus,
             method: c.method.name().to_string(),
@@ -755,11 +1072,13 @@ impl Trainer {
             label: c.method_label(),
             preset: c.preset.name.name().to_string(),
             scaling: c.scaling.name().to_string(),
-            scale: c.scale,
+            scale: c.effective_scale(),
             seed: c.seed,
             steps: self.step,
             seconds: self.seconds,
             parameters: self.model.dims.num_params(),
+            layers: self.model.dims.n_layers,
+            d_model: self.model.dims.d_model,
             train_len: s.train_len,
             eval_len: s.eval_len,
             id_accuracy: acc.id,
@@ -768,13 +1087,59 @@ impl Trainer {
             per_position_accuracy: acc.per_position,
             loss_curve: self.loss_curve.clone(),
             validation: self.validation.clone(),
-        });
-        self.phase = TrainPhase::Done;
+            protocol: c.protocol.name().to_string(),
+            early_stop: c.early_stop,
+            stopped_early: self.stop.as_ref().is_some_and(|s| s.stopped_early),
+            best_step: self.stop.as_ref().map_or(self.step, |s| s.best_step),
+            val_loss: self.stop.as_ref().map_or(Vec::new(), |s| s.history.clone()),
+            id_stay_accuracy: acc.stay_advance.map(|x| x.id_stay),
+            id_advance_accuracy: acc.stay_advance.map(|x| x.id_advance),
+            ood_stay_accuracy: acc.stay_advance.map(|x| x.ood_stay),
+            ood_advance_accuracy: acc.stay_advance.map(|x| x.ood_advance),
+        }
+    }
+
+    /// The result this finished run would have had with `method` at evaluation instead: for
+    /// [`Scaling::EvalOnly`], where the schedules train identically (plain RoPE), so one
+    /// training serves RoPE and YaRN alike. Errors when the training would differ.
+    pub fn twin_result(&self, method: Method) -> Result<RunResult, PosgenError> {
+        let Some(own) = &self.result else {
+            return Err(PosgenError::Runtime("the run has not finished".into()));
+        };
+        let twin = RunConfig {
+            method,
+            ..self.config.clone()
+        };
+        if self.config.eval_every > 0 {
+            return Err(ConfigError::new(
+                "also-eval-method",
+                "cannot be combined with --eval-every (validation passes use one evaluation schedule)",
+            )
+            .into());
+        }
+        if twin.schedule_config(false) != self.config.schedule_config(false) {
+            return Err(ConfigError::new(
+                "also-eval-method",
+                format!(
+                    "{} trains differently from {}: only evaluation-only scaling shares a training",
+                    method.name(),
+                    self.config.method.name()
+                ),
+            )
+            .into());
+        }
+        let start = Instant::now();
+        let s = twin.sizes();
+        let rope = RopeTables::new(&Schedule::new(&twin.schedule_config(true))?, s.eval_len);
+        let acc = self.evaluate_with(true, &rope)?;
+        let mut r = self.result_of(&twin, acc);
+        r.seconds = own.seconds + start.elapsed().as_secs_f64();
+        Ok(r)
     }
 
     /// Works for about `budget_seconds` (at least one unit of work unless done) and returns
     /// the progress; call it once per frame to train without blocking a UI.
-    pub fn step_for(&mut self, budget_seconds: f64) -> Result<Progress, String> {
+    pub fn step_for(&mut self, budget_seconds: f64) -> Result<Progress, PosgenError> {
         let start = Instant::now();
         while self.phase != TrainPhase::Done {
             let t0 = Instant::now();
@@ -791,10 +1156,12 @@ impl Trainer {
     }
 
     /// Runs to the end and returns the result.
-    pub fn run(&mut self) -> Result<RunResult, String> {
+    pub fn run(&mut self) -> Result<RunResult, PosgenError> {
         while self.phase != TrainPhase::Done {
             self.step_for(f64::INFINITY)?;
         }
-        Ok(self.result.clone().expect("done implies a result"))
+        self.result
+            .clone()
+            .ok_or_else(|| PosgenError::Runtime("the run finished without a result".into()))
     }
 }

@@ -1,0 +1,820 @@
+//! The paired study behind "does Resonance help?": tasks x the paper's four schedules x seeds,
+//! every run of one seed sharing its data, initial weights and batch order, trained to a
+//! validation-loss plateau (early stopping with a cap), then summarised with paired 95%
+//! confidence intervals (Student t over seeds) and a budget check that doubles the budget on a
+//! subset of seeds. This module plans runs and does the statistics; running them (one process
+//! per run, in parallel, resumable) is the CLI's job.
+
+use super::data::Protocol;
+use super::sweep::{PAPER_TABLE1, POSGEN_METHODS};
+use super::tasks::Task;
+use super::train::{EarlyStop, PresetName, RunResult, Scaling, method_label};
+use crate::rope::{ConfigError, Method};
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{ContinuousCDF, StudentsT};
+use std::fmt::Write as _;
+
+/// Which budget a run was trained under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Budget {
+    /// The study's cap and patience.
+    Main,
+    /// Twice the cap and twice the patience (the budget check).
+    Double,
+}
+
+/// What a study runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StudyConfig {
+    /// Hyper-parameter preset of every run.
+    pub preset: PresetName,
+    /// Tasks.
+    pub tasks: Vec<Task>,
+    /// Seeds (each seed: same data, weights and batch order for all methods).
+    pub seeds: Vec<u64>,
+    /// How the splits are drawn.
+    pub protocol: Protocol,
+    /// Where the scaling applies.
+    pub scaling: Scaling,
+    /// Step cap of the main budget.
+    pub cap: usize,
+    /// Early-stopping rule of the main budget.
+    pub early_stop: EarlyStop,
+    /// The first this-many seeds are also trained with the doubled budget (0: no check).
+    pub check_seeds: usize,
+}
+
+/// One run to do: its identity and the exact command that reproduces it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedRun {
+    /// Task.
+    pub task: Task,
+    /// Schedule.
+    pub method: Method,
+    /// Resonance rounding.
+    pub resonance: bool,
+    /// Seed.
+    pub seed: u64,
+    /// Budget.
+    pub budget: Budget,
+    /// Arguments after the program name (`posgen train ...`).
+    pub args: Vec<String>,
+}
+
+/// The environment every study run is started with: one thread per run, so that runs in
+/// parallel each own a core and a re-run gives the same numbers.
+pub const RUN_ENV: (&str, &str) = ("RAYON_NUM_THREADS", "1");
+
+/// The command line recorded for a run with arguments `args` (environment, program, args).
+pub fn command_line(args: &[String]) -> String {
+    format!(
+        "{}={} resonance-lab {}",
+        RUN_ENV.0,
+        RUN_ENV.1,
+        args.join(" ")
+    )
+}
+
+impl PlannedRun {
+    /// The command line recorded in the study.
+    pub fn command(&self) -> String {
+        command_line(&self.args)
+    }
+}
+
+impl StudyConfig {
+    /// Checks the study's own options (runs validate theirs when they start).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tasks.is_empty() {
+            return Err(ConfigError::new("tasks", "need at least one task"));
+        }
+        if self.seeds.is_empty() {
+            return Err(ConfigError::new("seeds", "must be in 1..=1000 (got 0)"));
+        }
+        if self.early_stop.patience == 0 {
+            return Err(ConfigError::new(
+                "patience",
+                "must be in 1..=100000 (got 0)",
+            ));
+        }
+        if self.early_stop.every == 0 {
+            return Err(ConfigError::new("stop-every", "must be >= 1 (got 0)"));
+        }
+        if self.cap == 0 {
+            return Err(ConfigError::new("cap", "must be >= 1 (got 0)"));
+        }
+        if self.check_seeds > self.seeds.len() {
+            return Err(ConfigError::new(
+                "check-seeds",
+                format!(
+                    "must be in 0..={} (the number of seeds; got {})",
+                    self.seeds.len(),
+                    self.check_seeds
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn args(
+        &self,
+        task: Task,
+        method: Method,
+        resonance: bool,
+        seed: u64,
+        b: Budget,
+    ) -> Vec<String> {
+        let k = if b == Budget::Double { 2 } else { 1 };
+        let mut a: Vec<String> = ["posgen", "train", "--task", task.name(), "--method"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.push(method.name().into());
+        if resonance {
+            a.push("--resonance".into());
+        }
+        for (flag, value) in [
+            ("--preset", self.preset.name().to_string()),
+            ("--seed", seed.to_string()),
+            ("--protocol", self.protocol.name().to_string()),
+            ("--scaling", self.scaling.name().to_string()),
+            ("--steps", (k * self.cap).to_string()),
+            ("--patience", (k * self.early_stop.patience).to_string()),
+            ("--stop-every", self.early_stop.every.to_string()),
+        ] {
+            a.push(flag.into());
+            a.push(value);
+        }
+        a
+    }
+
+    /// Every run of the study, main budget first (seed-major, so early results cover every
+    /// method of a seed), then the budget check.
+    pub fn plan(&self) -> Vec<PlannedRun> {
+        let mut out = Vec::new();
+        let check: Vec<u64> = self.seeds.iter().take(self.check_seeds).copied().collect();
+        for (budget, seeds) in [(Budget::Main, &self.seeds), (Budget::Double, &check)] {
+            for &seed in seeds {
+                for &task in &self.tasks {
+                    for &(method, resonance) in &POSGEN_METHODS {
+                        out.push(PlannedRun {
+                            task,
+                            method,
+                            resonance,
+                            seed,
+                            budget,
+                            args: self.args(task, method, resonance, seed, budget),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Groups runs into child processes: one each, except that under evaluation-only scaling the
+/// YaRN and RoPE runs of one (task, seed, Resonance flag, budget) train the very same model, so
+/// one process trains it once and tests it with both schedules (`--also-eval-method rope`).
+/// Each run keeps its own command, which reproduces it on its own.
+pub fn batches(scaling: Scaling, todo: &[PlannedRun]) -> Vec<(Vec<String>, Vec<PlannedRun>)> {
+    let mut out: Vec<(Vec<String>, Vec<PlannedRun>)> = Vec::new();
+    let mut used = vec![false; todo.len()];
+    for (i, run) in todo.iter().enumerate() {
+        if used[i] {
+            continue;
+        }
+        used[i] = true;
+        let partner = (scaling == Scaling::EvalOnly && run.method == Method::Yarn)
+            .then(|| {
+                todo.iter().enumerate().position(|(j, p)| {
+                    !used[j]
+                        && p.method == Method::Rope
+                        && (p.task, p.seed, p.resonance, p.budget)
+                            == (run.task, run.seed, run.resonance, run.budget)
+                })
+            })
+            .flatten();
+        match partner {
+            Some(j) => {
+                used[j] = true;
+                let mut args = run.args.clone();
+                args.extend(["--also-eval-method".to_string(), "rope".to_string()]);
+                out.push((args, vec![run.clone(), todo[j].clone()]));
+            }
+            None => out.push((run.args.clone(), vec![run.clone()])),
+        }
+    }
+    out
+}
+
+/// A finished run as the study records it: the reproducing command, the budget, and the run's
+/// result (loss curve dropped to keep the file small; the early-stopping losses stay).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StudyRun {
+    /// The exact command that reproduces this run.
+    pub command: String,
+    /// Which budget it ran under.
+    pub budget: Budget,
+    /// The run's result, flattened into this record.
+    #[serde(flatten)]
+    pub result: RunResult,
+}
+
+/// Mean with a 95% interval over seeds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// Number of seeds.
+    pub n: usize,
+    /// Mean.
+    pub mean: f64,
+    /// Sample standard deviation (`None` for one seed).
+    pub sd: Option<f64>,
+    /// 95% confidence interval `[lo, hi]` of the mean (Student t, n - 1 degrees of freedom;
+    /// `None` for one seed).
+    pub ci95: Option<[f64; 2]>,
+}
+
+/// The two-sided 95% quantile of Student's t with `df` degrees of freedom.
+pub fn t_quantile_975(df: usize) -> f64 {
+    match StudentsT::new(0.0, 1.0, df as f64) {
+        Ok(t) if df > 0 => t.inverse_cdf(0.975),
+        _ => f64::NAN,
+    }
+}
+
+/// Mean and Student-t 95% interval of `v` (no interval for fewer than two values).
+pub fn estimate(v: &[f64]) -> Estimate {
+    let n = v.len();
+    let mean = v.iter().sum::<f64>() / n.max(1) as f64;
+    let sd = (n > 1)
+        .then(|| (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0)).sqrt());
+    let ci95 = sd.map(|sd| {
+        let half = t_quantile_975(n - 1) * sd / (n as f64).sqrt();
+        [mean - half, mean + half]
+    });
+    Estimate { n, mean, sd, ci95 }
+}
+
+/// Which way a paired difference falls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The whole interval is above 0: `a` scores higher.
+    AHigher,
+    /// The whole interval is below 0: `b` scores higher.
+    BHigher,
+    /// The interval contains 0 (or there are too few seeds to say).
+    Unclear,
+}
+
+impl Verdict {
+    fn of(ci: Option<[f64; 2]>) -> Verdict {
+        match ci {
+            Some([lo, _]) if lo > 0.0 => Verdict::AHigher,
+            Some([_, hi]) if hi < 0.0 => Verdict::BHigher,
+            _ => Verdict::Unclear,
+        }
+    }
+
+    /// The verdict in words, e.g. `Resonance YaRN higher`.
+    pub fn words(self, a: &str, b: &str) -> String {
+        match self {
+            Verdict::AHigher => format!("{a} higher"),
+            Verdict::BHigher => format!("{b} higher"),
+            Verdict::Unclear => "no clear difference".into(),
+        }
+    }
+}
+
+/// A paired difference `a - b` over the seeds both have.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Task name.
+    pub task: String,
+    /// The accuracy compared: `ood`, `id`, and on Semi-recursive also `ood_advance`,
+    /// `ood_stay`, `id_advance`, `id_stay`.
+    pub metric: String,
+    /// Label of the first schedule, e.g. `Resonance YaRN`.
+    pub a: String,
+    /// Label of the second schedule.
+    pub b: String,
+    /// Seeds with both runs.
+    pub n: usize,
+    /// Mean of `a - b`, in accuracy points (percent).
+    pub mean_diff: f64,
+    /// 95% interval of the mean difference (paired Student t over seeds), in points; `None`
+    /// with one seed.
+    pub ci95: Option<[f64; 2]>,
+    /// Which way it falls.
+    pub verdict: Verdict,
+}
+
+/// The comparisons the study reports: (a, b) as (method, resonance) pairs.
+pub const COMPARISONS: [((Method, bool), (Method, bool)); 3] = [
+    ((Method::Rope, true), (Method::Rope, false)),
+    ((Method::Yarn, true), (Method::Yarn, false)),
+    ((Method::Yarn, false), (Method::Rope, false)),
+];
+
+/// An accuracy of a run by metric name, in percent; `None` when the run does not have it.
+pub fn metric(r: &RunResult, name: &str) -> Option<f64> {
+    let v = match name {
+        "ood" => Some(r.ood_accuracy),
+        "id" => Some(r.id_accuracy),
+        "ood_advance" => r.ood_advance_accuracy,
+        "ood_stay" => r.ood_stay_accuracy,
+        "id_advance" => r.id_advance_accuracy,
+        "id_stay" => r.id_stay_accuracy,
+        _ => None,
+    };
+    v.map(|x| 100.0 * x)
+}
+
+fn metrics_of(task: Task) -> &'static [&'static str] {
+    if task == Task::SemiRecursive {
+        &[
+            "ood",
+            "id",
+            "ood_advance",
+            "ood_stay",
+            "id_advance",
+            "id_stay",
+        ]
+    } else {
+        &["ood", "id"]
+    }
+}
+
+fn runs_of<'a>(
+    runs: &'a [StudyRun],
+    budget: Budget,
+    task: Task,
+    (method, resonance): (Method, bool),
+) -> impl Iterator<Item = &'a RunResult> + 'a {
+    runs.iter()
+        .filter(move |r| {
+            r.budget == budget
+                && r.result.task == task.name()
+                && r.result.method == method.name()
+                && r.result.resonance == resonance
+        })
+        .map(|r| &r.result)
+}
+
+/// Paired comparisons of `runs` (of one budget, restricted to `seeds` when given).
+pub fn comparisons(
+    runs: &[StudyRun],
+    budget: Budget,
+    tasks: &[Task],
+    seeds: Option<&[u64]>,
+) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for &task in tasks {
+        for &m in metrics_of(task) {
+            for &(a, b) in &COMPARISONS {
+                let diffs: Vec<f64> = runs_of(runs, budget, task, a)
+                    .filter(|ra| seeds.is_none_or(|s| s.contains(&ra.seed)))
+                    .filter_map(|ra| {
+                        let rb = runs_of(runs, budget, task, b).find(|rb| rb.seed == ra.seed)?;
+                        Some(metric(ra, m)? - metric(rb, m)?)
+                    })
+                    .collect();
+                if diffs.is_empty() {
+                    continue;
+                }
+                let e = estimate(&diffs);
+                out.push(Comparison {
+                    task: task.name().into(),
+                    metric: m.into(),
+                    a: method_label(a.0, a.1),
+                    b: method_label(b.0, b.1),
+                    n: e.n,
+                    mean_diff: e.mean,
+                    ci95: e.ci95,
+                    verdict: Verdict::of(e.ci95),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Per task and schedule: estimates of each metric over the seeds of the main budget.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellSummary {
+    /// Task name.
+    pub task: String,
+    /// Schedule label.
+    pub method: String,
+    /// Metric name (as in [`Comparison::metric`]) and its estimate in percent.
+    pub metrics: Vec<(String, Estimate)>,
+    /// Mean optimiser steps trained.
+    pub mean_steps: f64,
+    /// Runs stopped by the plateau rule before the cap.
+    pub stopped_early: usize,
+    /// Mean test accuracy per target position (fractions) and the 95% band `[lo, hi]`.
+    pub per_position: Vec<[f64; 3]>,
+    /// First target position of `per_position`.
+    pub first_position: usize,
+}
+
+/// Summaries of every (task, schedule) cell of the main budget.
+pub fn summarise(runs: &[StudyRun], tasks: &[Task]) -> Vec<CellSummary> {
+    let mut out = Vec::new();
+    for &task in tasks {
+        for &mr in &POSGEN_METHODS {
+            let rs: Vec<&RunResult> = runs_of(runs, Budget::Main, task, mr).collect();
+            if rs.is_empty() {
+                continue;
+            }
+            let metrics = metrics_of(task)
+                .iter()
+                .filter_map(|&m| {
+                    let v: Vec<f64> = rs.iter().filter_map(|r| metric(r, m)).collect();
+                    (!v.is_empty()).then(|| (m.to_string(), estimate(&v)))
+                })
+                .collect();
+            let len = rs
+                .iter()
+                .map(|r| r.per_position_accuracy.len())
+                .min()
+                .unwrap_or(0);
+            let per_position = (0..len)
+                .map(|p| {
+                    let e = estimate(
+                        &rs.iter()
+                            .map(|r| r.per_position_accuracy[p])
+                            .collect::<Vec<_>>(),
+                    );
+                    let [lo, hi] = e.ci95.unwrap_or([e.mean, e.mean]);
+                    [e.mean, lo.max(0.0), hi.min(1.0)]
+                })
+                .collect();
+            out.push(CellSummary {
+                task: task.name().into(),
+                method: method_label(mr.0, mr.1),
+                metrics,
+                mean_steps: rs.iter().map(|r| r.steps as f64).sum::<f64>() / rs.len() as f64,
+                stopped_early: rs.iter().filter(|r| r.stopped_early).count(),
+                per_position,
+                first_position: rs[0].first_target_position,
+            });
+        }
+    }
+    out
+}
+
+/// The budget check: the same comparisons on the check seeds under both budgets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetCheck {
+    /// Seeds trained under both budgets.
+    pub seeds: Vec<u64>,
+    /// Comparisons on those seeds under the main budget.
+    pub main: Vec<Comparison>,
+    /// The same under the doubled budget.
+    pub double: Vec<Comparison>,
+    /// Comparisons whose verdict differs between the budgets (`task metric a - b`).
+    pub changed: Vec<String>,
+    /// Mean absolute change of OOD accuracy (points) from main to double, per schedule.
+    pub mean_abs_ood_change: Vec<(String, f64)>,
+}
+
+/// Compares verdicts under the main and the doubled budget on the check seeds.
+pub fn budget_check(runs: &[StudyRun], config: &StudyConfig) -> Option<BudgetCheck> {
+    let seeds: Vec<u64> = config
+        .seeds
+        .iter()
+        .take(config.check_seeds)
+        .copied()
+        .collect();
+    if seeds.is_empty() || !runs.iter().any(|r| r.budget == Budget::Double) {
+        return None;
+    }
+    let main = comparisons(runs, Budget::Main, &config.tasks, Some(&seeds));
+    let double = comparisons(runs, Budget::Double, &config.tasks, Some(&seeds));
+    let changed = main
+        .iter()
+        .filter_map(|m| {
+            let d = double
+                .iter()
+                .find(|d| d.task == m.task && d.metric == m.metric && d.a == m.a && d.b == m.b)?;
+            (d.verdict != m.verdict).then(|| format!("{} {} {} - {}", m.task, m.metric, m.a, m.b))
+        })
+        .collect();
+    let mean_abs_ood_change = POSGEN_METHODS
+        .iter()
+        .map(|&mr| {
+            let changes: Vec<f64> = config
+                .tasks
+                .iter()
+                .flat_map(|&t| {
+                    runs_of(runs, Budget::Double, t, mr).filter_map(move |d| {
+                        let m = runs_of(runs, Budget::Main, t, mr).find(|m| m.seed == d.seed)?;
+                        Some(100.0 * (d.ood_accuracy - m.ood_accuracy).abs())
+                    })
+                })
+                .collect();
+            let mean = changes.iter().sum::<f64>() / changes.len().max(1) as f64;
+            (method_label(mr.0, mr.1), mean)
+        })
+        .collect();
+    Some(BudgetCheck {
+        seeds,
+        main,
+        double,
+        changed,
+        mean_abs_ood_change,
+    })
+}
+
+/// A study's results file: what ran, every run, and the statistics derived from them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StudyResult {
+    /// What the study runs.
+    pub config: StudyConfig,
+    /// The command that produced the study.
+    pub study_command: String,
+    /// What the protocol's validation and test splits measure.
+    pub protocol_note: String,
+    /// Every finished run.
+    pub runs: Vec<StudyRun>,
+    /// Paired comparisons under the main budget over all seeds.
+    pub comparisons: Vec<Comparison>,
+    /// Per (task, schedule) estimates and per-position curves with bands.
+    pub summary: Vec<CellSummary>,
+    /// Verdicts under the main and the doubled budget on the check seeds.
+    pub budget_check: Option<BudgetCheck>,
+    /// Runs planned in all (the study is complete when `runs` has them all).
+    pub planned_runs: usize,
+}
+
+impl StudyResult {
+    /// Derives comparisons, summaries and the budget check from `runs`.
+    pub fn new(config: StudyConfig, study_command: String, runs: Vec<StudyRun>) -> StudyResult {
+        let planned_runs = config.plan().len();
+        StudyResult {
+            comparisons: comparisons(&runs, Budget::Main, &config.tasks, None),
+            summary: summarise(&runs, &config.tasks),
+            budget_check: budget_check(&runs, &config),
+            protocol_note: config.protocol.caveat().into(),
+            study_command,
+            planned_runs,
+            runs,
+            config,
+        }
+    }
+
+    /// Whether every planned run has finished.
+    pub fn complete(&self) -> bool {
+        self.runs.len() >= self.planned_runs
+    }
+}
+
+/// `mean [lo, hi]` with one decimal (just the mean without an interval).
+pub fn fmt_ci(mean: f64, ci: Option<[f64; 2]>) -> String {
+    match ci {
+        Some([lo, hi]) => format!("{mean:.1} [{lo:.1}, {hi:.1}]"),
+        None => format!("{mean:.1}"),
+    }
+}
+
+/// `+mean [+lo, +hi]` with one decimal and signs (just the mean without an interval).
+pub fn fmt_signed_ci(mean: f64, ci: Option<[f64; 2]>) -> String {
+    match ci {
+        Some([lo, hi]) => format!("{mean:+.1} [{lo:+.1}, {hi:+.1}]"),
+        None => format!("{mean:+.1}"),
+    }
+}
+
+impl StudyResult {
+    /// The markdown report: setup, the answer per comparison, per-cell tables, Semi-recursive
+    /// by position kind, the budget check and the paper's numbers for reference.
+    pub fn markdown(&self) -> String {
+        let c = &self.config;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "# PosGen study: protocol `{}`, scaling `{}`, preset `{}`\n",
+            c.protocol.name(),
+            c.scaling.name(),
+            c.preset.name()
+        );
+        let _ = writeln!(s, "Command:\n\n```\n{}\n```\n", self.study_command);
+        let total: f64 = self.runs.iter().map(|r| r.result.seconds).sum();
+        let _ = writeln!(
+            s,
+            "- {} of {} planned runs finished ({:.0} CPU-seconds of training).\n\
+             - Seeds {:?}; for each seed every schedule trains on the same data, from the same \
+             initial weights, in the same batch order.\n\
+             - Data: {}.\n\
+             - Budget: up to {} steps; every {} steps the validation loss over ID target \
+             positions (positions < L, training schedule) is measured, training stops after {} \
+             measurements without improvement, and the best weights are tested. OOD positions \
+             never decide when a run stops.\n\
+             - Scaling: {}.\n\
+             - Intervals: 95% Student-t over seeds; differences are paired by seed. Accuracies \
+             in percent, teacher-forced per token on the test split.\n",
+            self.runs.len(),
+            self.planned_runs,
+            total,
+            c.seeds,
+            self.protocol_note,
+            c.cap,
+            c.early_stop.every,
+            c.early_stop.patience,
+            match c.scaling {
+                Scaling::Train => "the scaled schedule (s = L'/L = 4) in training and at test",
+                Scaling::EvalOnly =>
+                    "training with plain RoPE (or plain Resonance RoPE); YaRN only at test, with \
+                     the authors' constants s = (L'+1)/(L+1), beta_fast = 2, beta_slow = 1 and \
+                     the correction range computed from L'+1",
+            }
+        );
+        self.answer_md(&mut s);
+        self.cells_md(&mut s);
+        self.comparisons_md(&mut s, "All paired comparisons", &self.comparisons);
+        self.budget_md(&mut s);
+        self.paper_md(&mut s);
+        s
+    }
+
+    fn answer_md(&self, s: &mut String) {
+        let _ = writeln!(s, "## The answer (OOD accuracy, a - b in points, 95% CI)\n");
+        let _ = writeln!(
+            s,
+            "| task | comparison | n | a - b | verdict |\n|---|---|---|---|---|"
+        );
+        for cmp in self.comparisons.iter().filter(|x| x.metric == "ood") {
+            let _ = writeln!(
+                s,
+                "| {} | {} - {} | {} | {} | {} |",
+                task_title(&cmp.task),
+                cmp.a,
+                cmp.b,
+                cmp.n,
+                fmt_signed_ci(cmp.mean_diff, cmp.ci95),
+                cmp.verdict.words(&cmp.a, &cmp.b)
+            );
+        }
+        s.push('\n');
+    }
+
+    fn cells_md(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "## Accuracy per schedule (mean [95% CI] over seeds, %)\n\n\
+             | task | schedule | ID | OOD | mean steps | stopped early |\n|---|---|---|---|---|---|"
+        );
+        let get = |cell: &CellSummary, m: &str| {
+            cell.metrics
+                .iter()
+                .find(|(k, _)| k == m)
+                .map_or("-".to_string(), |(_, e)| fmt_ci(e.mean, e.ci95))
+        };
+        for cell in &self.summary {
+            let n = cell.metrics.first().map_or(0, |(_, e)| e.n);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:.0} | {}/{} |",
+                task_title(&cell.task),
+                cell.method,
+                get(cell, "id"),
+                get(cell, "ood"),
+                cell.mean_steps,
+                cell.stopped_early,
+                n
+            );
+        }
+        let semi: Vec<&CellSummary> = self
+            .summary
+            .iter()
+            .filter(|c| c.task == Task::SemiRecursive.name())
+            .collect();
+        if !semi.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n### Semi-recursive by position kind\n\n\
+                 At \"stay\" positions the far pointer does not move and \
+                 x_l = 2 x_(l-1) - x_(l-4) (mod m): a local shortcut. At \"advance\" positions the \
+                 token needs the far lookup. A model that learned only the shortcut scores about \
+                 100% at stay and 1/m (5.9% for m = 17) at advance positions, 52.9% overall.\n\n\
+                 | schedule | ID stay | ID advance | OOD stay | OOD advance |\n|---|---|---|---|---|"
+            );
+            for cell in semi {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} |",
+                    cell.method,
+                    get(cell, "id_stay"),
+                    get(cell, "id_advance"),
+                    get(cell, "ood_stay"),
+                    get(cell, "ood_advance")
+                );
+            }
+        }
+        s.push('\n');
+    }
+
+    fn comparisons_md(&self, s: &mut String, title: &str, cmps: &[Comparison]) {
+        let _ = writeln!(
+            s,
+            "## {title}\n\n| task | metric | a - b | n | mean diff [95% CI] | verdict |\n\
+             |---|---|---|---|---|---|"
+        );
+        for cmp in cmps {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} - {} | {} | {} | {} |",
+                task_title(&cmp.task),
+                cmp.metric,
+                cmp.a,
+                cmp.b,
+                cmp.n,
+                fmt_signed_ci(cmp.mean_diff, cmp.ci95),
+                cmp.verdict.words(&cmp.a, &cmp.b)
+            );
+        }
+        s.push('\n');
+    }
+
+    fn budget_md(&self, s: &mut String) {
+        let _ = writeln!(s, "## Budget check: twice the cap and twice the patience\n");
+        let Some(b) = &self.budget_check else {
+            let _ = writeln!(s, "Not run (no doubled-budget runs in this study).\n");
+            return;
+        };
+        let _ = writeln!(
+            s,
+            "Seeds {:?} were also trained with {} steps at most and a patience of {}. \
+             Verdicts that change between the budgets: {}.\n\n\
+             Mean absolute change of a run's OOD accuracy (points): {}.\n",
+            b.seeds,
+            2 * self.config.cap,
+            2 * self.config.early_stop.patience,
+            if b.changed.is_empty() {
+                "none: the doubled budget changes no conclusion".to_string()
+            } else {
+                b.changed.join("; ")
+            },
+            b.mean_abs_ood_change
+                .iter()
+                .map(|(m, v)| format!("{m} {v:.1}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = writeln!(
+            s,
+            "| task | metric | a - b | main budget | doubled budget |\n|---|---|---|---|---|"
+        );
+        for m in &b.main {
+            let d = b
+                .double
+                .iter()
+                .find(|d| d.task == m.task && d.metric == m.metric && d.a == m.a && d.b == m.b);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} - {} | {} ({}) | {} |",
+                task_title(&m.task),
+                m.metric,
+                m.a,
+                m.b,
+                fmt_signed_ci(m.mean_diff, m.ci95),
+                m.verdict.words(&m.a, &m.b),
+                d.map_or("-".into(), |d| format!(
+                    "{} ({})",
+                    fmt_signed_ci(d.mean_diff, d.ci95),
+                    d.verdict.words(&d.a, &d.b)
+                ))
+            );
+        }
+        s.push('\n');
+    }
+
+    fn paper_md(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "## Paper Table 1 for reference (OOD %, paper model, 5 seeds, authors' protocol)\n\n\
+             | schedule | Recursive | CoT | Semi-recursive |\n|---|---|---|---|"
+        );
+        for (row, &(m, r)) in POSGEN_METHODS.iter().enumerate() {
+            let v = PAPER_TABLE1[row];
+            let _ = writeln!(
+                s,
+                "| {} | {:.2} | {:.2} | {:.2} |",
+                method_label(m, r),
+                v[0],
+                v[1],
+                v[2]
+            );
+        }
+    }
+}
+
+fn task_title(name: &str) -> &str {
+    match Task::from_name(name) {
+        Some(t) => t.title(),
+        None => name,
+    }
+}
