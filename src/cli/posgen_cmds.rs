@@ -3,7 +3,8 @@
 use super::CliError;
 use crate::posgen::sweep::{SweepConfig, run_sweep};
 use crate::posgen::{
-    PresetName, RunConfig, Scaling, SplitMix64, Task, TaskSpec, Trainer, tasks::MAX_MODULUS,
+    EarlyStop, PresetName, Protocol, RunConfig, Scaling, SplitMix64, Task, TaskSpec, Trainer,
+    tasks::MAX_MODULUS,
 };
 use crate::rope::Method;
 use clap::{Args, Subcommand};
@@ -22,6 +23,11 @@ pub enum PosgenCommand {
     Sweep(SweepArgs),
     /// Training throughput: steps/s of the tiny preset, tokens/s of the paper preset.
     Bench(BenchArgs),
+    /// Paired study: tasks x the paper's four schedules x seeds to a validation plateau, with
+    /// 95% confidence intervals; one process per run, in parallel, resumable.
+    Study(super::study_cmd::StudyArgs),
+    /// Semi-recursive probe: depth x width x budget under each protocol (plain RoPE).
+    Probe(super::study_cmd::ProbeArgs),
 }
 
 /// Options of `posgen`.
@@ -90,6 +96,31 @@ pub struct TrainArgs {
     /// Evaluate the validation split every N steps (0: never).
     #[arg(long = "eval-every", default_value_t = 0)]
     pub eval_every: usize,
+    /// How the splits are drawn: disjoint random seed tuples, or the authors' code.
+    #[arg(long, value_enum, default_value_t = Protocol::Clean)]
+    pub protocol: Protocol,
+    /// Stop when the ID validation loss has not improved for this many checks (--steps is
+    /// then the cap), and test the best weights; 1..=100000 [default: fixed steps].
+    #[arg(long, allow_negative_numbers = true)]
+    pub patience: Option<i64>,
+    /// Steps between early-stopping checks, 1..=10000000.
+    #[arg(
+        long = "stop-every",
+        default_value_t = 50,
+        allow_negative_numbers = true
+    )]
+    pub stop_every: i64,
+    /// Transformer blocks, 1..=64 [default: the preset's].
+    #[arg(long, allow_negative_numbers = true)]
+    pub layers: Option<i64>,
+    /// Also test the trained model with this schedule at evaluation (evaluation-only scaling
+    /// trains RoPE and YaRN identically): prints a JSON list of both results.
+    #[arg(long = "also-eval-method", value_enum)]
+    pub also_eval_method: Option<Method>,
+    /// Residual width, a multiple of the head dimension [default: the preset's]; heads =
+    /// d-model / head dimension, feed-forward width 2 x d-model.
+    #[arg(long = "d-model", allow_negative_numbers = true)]
+    pub d_model: Option<i64>,
 }
 
 /// Options of `posgen sweep`.
@@ -133,13 +164,22 @@ pub struct BenchArgs {
     /// Validation ID accuracy that counts as converged, in 0..=1 (0 skips the measurement).
     #[arg(long = "converge-target", default_value_t = 0.95)]
     pub converge_target: f64,
+    /// Study throughput: this many independent tiny runs (of `--study-steps` steps) as child
+    /// processes, one at a time and then one per core (0 skips the measurement).
+    #[arg(long = "study-runs", default_value_t = 4)]
+    pub study_runs: usize,
+    /// Steps of each study-throughput run.
+    #[arg(long = "study-steps", default_value_t = 60)]
+    pub study_steps: usize,
 }
 
-fn usage(field: &str, msg: String) -> CliError {
+/// A bad-input error for `--field`.
+pub(super) fn usage(field: &str, msg: String) -> CliError {
     CliError::Usage(format!("invalid --{field}: {msg}"))
 }
 
-fn in_range(field: &str, v: i64, lo: i64, hi: i64) -> Result<i64, CliError> {
+/// `v` when it lies in `lo..=hi`, else a bad-input error naming `--field` and the range.
+pub(super) fn in_range(field: &str, v: i64, lo: i64, hi: i64) -> Result<i64, CliError> {
     if v < lo || v > hi {
         Err(usage(field, format!("must be in {lo}..={hi} (got {v})")))
     } else {
@@ -154,6 +194,8 @@ pub fn run(args: &PosgenArgs) -> Result<Value, CliError> {
         PosgenCommand::Train(a) => train(a),
         PosgenCommand::Sweep(a) => sweep(a),
         PosgenCommand::Bench(a) => bench(a),
+        PosgenCommand::Study(a) => super::study_cmd::study(a),
+        PosgenCommand::Probe(a) => super::study_cmd::probe(a),
     }
 }
 
@@ -215,12 +257,52 @@ fn train(a: &TrainArgs) -> Result<Value, CliError> {
     }
     rc.scaling = a.scaling;
     rc.eval_every = a.eval_every;
+    rc.protocol = a.protocol;
+    let every = in_range("stop-every", a.stop_every, 1, 10_000_000)? as usize;
+    if let Some(p) = a.patience {
+        rc.early_stop = Some(EarlyStop {
+            patience: in_range("patience", p, 1, 100_000)? as usize,
+            every,
+        });
+    }
+    if a.layers.is_some() || a.d_model.is_some() {
+        let layers = in_range(
+            "layers",
+            a.layers.unwrap_or(rc.preset.dims.n_layers as i64),
+            1,
+            64,
+        )?;
+        let width = in_range(
+            "d-model",
+            a.d_model.unwrap_or(rc.preset.dims.d_model as i64),
+            1,
+            4096,
+        )?;
+        rc = rc.with_shape(layers as usize, width as usize)?;
+    }
+    if let Some(m) = a.also_eval_method {
+        // fail before training, not after
+        let twin = RunConfig {
+            method: m,
+            ..rc.clone()
+        };
+        if rc.eval_every > 0 || twin.schedule_config(false) != rc.schedule_config(false) {
+            return Err(usage(
+                "also-eval-method",
+                format!(
+                    "needs a method that trains exactly like --method {} (evaluation-only \
+                     scaling) and no --eval-every",
+                    rc.method.name()
+                ),
+            ));
+        }
+    }
     let mut trainer = Trainer::new(rc)?;
     let total = trainer.config().steps;
     let mut next_report = 0.0;
     let start = Instant::now();
     loop {
-        let p = trainer.step_for(1.0).map_err(CliError::Runtime)?;
+        let p = trainer.step_for(1.0)?;
         let t = start.elapsed().as_secs_f64();
         if t >= next_report {
             eprintln!(
@@ -230,7 +312,11 @@ fn train(a: &TrainArgs) -> Result<Value, CliError> {
             next_report = t + 10.0;
         }
         if let Some(r) = trainer.result() {
-            return serde_json::to_value(r).map_err(|e| CliError::Runtime(e.to_string()));
+            let doc = match a.also_eval_method {
+                Some(m) => json!([r, trainer.twin_result(m)?]),
+                None => serde_json::to_value(r).map_err(|e| CliError::Runtime(e.to_string()))?,
+            };
+            return Ok(doc);
         }
     }
 }
@@ -253,8 +339,7 @@ fn sweep(a: &SweepArgs) -> Result<Value, CliError> {
         steps,
         scaling: a.scaling,
     };
-    let result =
-        run_sweep(&cfg, |line| eprintln!("posgen sweep: {line}")).map_err(CliError::Runtime)?;
+    let result = run_sweep(&cfg, |line| eprintln!("posgen sweep: {line}"))?;
     let doc = serde_json::to_value(&result).map_err(|e| CliError::Runtime(e.to_string()))?;
     if let Some(out) = &a.out {
         let command = format!(
@@ -278,7 +363,7 @@ fn sweep(a: &SweepArgs) -> Result<Value, CliError> {
 }
 
 fn time_steps(rc: RunConfig, steps: usize) -> Result<(f64, usize), CliError> {
-    crate::posgen::time_steps(rc, steps).map_err(CliError::Runtime)
+    Ok(crate::posgen::time_steps(rc, steps)?)
 }
 
 fn bench(a: &BenchArgs) -> Result<Value, CliError> {
@@ -330,14 +415,19 @@ fn bench(a: &BenchArgs) -> Result<Value, CliError> {
             rc,
             a.converge_target,
             crate::posgen::CONVERGE_EVAL_EVERY,
-        )
-        .map_err(CliError::Runtime)?;
+        )?;
         serde_json::to_value(c).expect("convergence serializes")
+    } else {
+        Value::Null
+    };
+    let study = if a.study_runs > 0 {
+        study_throughput(a.study_runs, a.study_steps.max(1))?
     } else {
         Value::Null
     };
     Ok(json!({
         "threads": threads,
+        "study_throughput": study,
         "tiny": {
             "parameters": tiny.preset.dims.num_params(),
             "batch_size": tiny.preset.batch_size,
@@ -358,5 +448,62 @@ fn bench(a: &BenchArgs) -> Result<Value, CliError> {
             "seconds_per_paper_step_of_128": ps / pn as f64 * 128.0 / a.paper_batch as f64,
         },
         "tiny_convergence": convergence,
+    }))
+}
+
+/// Seconds to finish `runs` independent tiny runs as the study runs them (child processes, one
+/// thread each), with one job and with one job per core: the study's parallel speed-up.
+fn study_throughput(runs: usize, steps: usize) -> Result<Value, CliError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let todo = || {
+        (0..runs as u64)
+            .map(|seed| {
+                let args: Vec<String> = [
+                    "posgen",
+                    "train",
+                    "--task",
+                    "recursive",
+                    "--preset",
+                    "tiny",
+                    "--steps",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([steps.to_string(), "--seed".into(), seed.to_string()])
+                .collect();
+                (args, ())
+            })
+            .collect()
+    };
+    let mut seconds = Vec::new();
+    for jobs in [1, cores] {
+        eprintln!("posgen bench: {runs} study runs of {steps} steps on {jobs} job(s)");
+        let start = Instant::now();
+        let (done, failure) = super::runner::run_children(
+            todo(),
+            Vec::new(),
+            jobs,
+            "posgen bench",
+            |_| Ok(()),
+            |_, r| Ok(r),
+        )?;
+        if let Some(f) = failure {
+            return Err(CliError::Runtime(f));
+        }
+        if done.len() != runs {
+            return Err(CliError::Runtime(format!(
+                "{} of {runs} runs finished",
+                done.len()
+            )));
+        }
+        seconds.push(start.elapsed().as_secs_f64());
+    }
+    Ok(json!({
+        "runs": runs,
+        "steps_per_run": steps,
+        "cores": cores,
+        "seconds_one_job": seconds[0],
+        "seconds_all_cores": seconds[1],
+        "speedup": seconds[0] / seconds[1],
     }))
 }

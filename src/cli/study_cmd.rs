@@ -1,0 +1,287 @@
+//! `posgen study` and `posgen probe`. The study runs a [`StudyConfig`]'s plan through [`super::runner`] (one `posgen train`
+//! process per run, `--jobs` at a time, `<out>.json` rewritten after every finished run so that
+//! a killed study resumes without losing one), then writes the markdown report.
+
+use super::CliError;
+use super::posgen_cmds::in_range;
+use super::runner::{load_finished, run_children, write_json};
+use crate::posgen::RunResult;
+use crate::posgen::probe::{ProbeConfig, ProbeResult, ProbeRun};
+use crate::posgen::study::{PlannedRun, StudyConfig, StudyResult, StudyRun, batches, command_line};
+use crate::posgen::{EarlyStop, PresetName, Protocol, Scaling, Task};
+use clap::Args;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+/// Options of `posgen study`.
+#[derive(Args, Debug)]
+pub struct StudyArgs {
+    /// Comma-separated tasks [default: all three].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub tasks: Vec<Task>,
+    /// Number of seeds (0..N), 1..=1000.
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
+    pub seeds: i64,
+    /// How the splits are drawn.
+    #[arg(long, value_enum, default_value_t = Protocol::Clean)]
+    pub protocol: Protocol,
+    /// Where the scaling applies.
+    #[arg(long, value_enum, default_value_t = Scaling::Train)]
+    pub scaling: Scaling,
+    /// Hyper-parameter preset.
+    #[arg(long, value_enum, default_value_t = PresetName::Tiny)]
+    pub preset: PresetName,
+    /// Step cap of each run, 1..=10000000.
+    #[arg(long, default_value_t = 3000, allow_negative_numbers = true)]
+    pub steps: i64,
+    /// Early-stopping checks without improvement before a run stops, 1..=100000.
+    #[arg(long, default_value_t = 8, allow_negative_numbers = true)]
+    pub patience: i64,
+    /// Steps between early-stopping checks, 1..=10000000.
+    #[arg(
+        long = "stop-every",
+        default_value_t = 50,
+        allow_negative_numbers = true
+    )]
+    pub stop_every: i64,
+    /// Seeds (the first ones) also trained with twice the cap and patience, 0..=seeds.
+    #[arg(
+        long = "check-seeds",
+        default_value_t = 3,
+        allow_negative_numbers = true
+    )]
+    pub check_seeds: i64,
+    /// Runs in parallel, 1..=256 [default: the number of cores].
+    #[arg(long, allow_negative_numbers = true)]
+    pub jobs: Option<i64>,
+    /// Write `<out>.json` and `<out>.md`; an existing `<out>.json` is resumed.
+    #[arg(long, required = true)]
+    pub out: PathBuf,
+}
+
+impl StudyArgs {
+    fn config(&self) -> Result<StudyConfig, CliError> {
+        let seeds = in_range("seeds", self.seeds, 1, 1000)? as u64;
+        let config = StudyConfig {
+            preset: self.preset,
+            tasks: if self.tasks.is_empty() {
+                Task::ALL.to_vec()
+            } else {
+                self.tasks.clone()
+            },
+            seeds: (0..seeds).collect(),
+            protocol: self.protocol,
+            scaling: self.scaling,
+            cap: in_range("steps", self.steps, 1, 10_000_000)? as usize,
+            early_stop: EarlyStop {
+                patience: in_range("patience", self.patience, 1, 100_000)? as usize,
+                every: in_range("stop-every", self.stop_every, 1, 10_000_000)? as usize,
+            },
+            check_seeds: in_range("check-seeds", self.check_seeds, 0, seeds as i64)? as usize,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// The study's records of one process's results: one per planned run, matched by schedule.
+fn record(planned: &[PlannedRun], results: Vec<RunResult>) -> Result<Vec<StudyRun>, String> {
+    if planned.len() != results.len() {
+        return Err(format!(
+            "expected {} results from `{}`, got {}",
+            planned.len(),
+            planned[0].command(),
+            results.len()
+        ));
+    }
+    planned
+        .iter()
+        .zip(results)
+        .map(|(p, result)| {
+            if result.method != p.method.name() || result.resonance != p.resonance {
+                return Err(format!("`{}` reported a {} run", p.command(), result.label));
+            }
+            Ok(StudyRun {
+                command: p.command(),
+                budget: p.budget,
+                result,
+            })
+        })
+        .collect()
+}
+
+/// Runs `posgen study`.
+pub fn study(a: &StudyArgs) -> Result<Value, CliError> {
+    let config = a.config()?;
+    let jobs = jobs(a.jobs)?;
+    let json_path = a.out.with_extension("json");
+    let md_path = a.out.with_extension("md");
+    let command = this_command();
+    let plan = config.plan();
+    let mut finished = load_finished::<StudyResult>(&json_path)?.map_or(Vec::new(), |r| r.runs);
+    finished.retain(|r| plan.iter().any(|p| p.command() == r.command));
+    let todo: VecDeque<PlannedRun> = plan
+        .iter()
+        .filter(|p| !finished.iter().any(|r| r.command == p.command()))
+        .cloned()
+        .collect();
+    eprintln!(
+        "posgen study: {} runs planned, {} already in {}, {} to run on {} jobs",
+        plan.len(),
+        finished.len(),
+        json_path.display(),
+        todo.len(),
+        jobs
+    );
+    let save = |runs: &[StudyRun]| -> Result<(), CliError> {
+        let result = StudyResult::new(config.clone(), command.clone(), runs.to_vec());
+        write_json(&json_path, &result)
+    };
+    let todo: Vec<PlannedRun> = todo.into_iter().collect();
+    let todo = batches(config.scaling, &todo).into_iter().collect();
+    let (runs, failure) = run_children(todo, finished, jobs, "posgen study", save, |p, rs| {
+        record(p, rs)
+    })?;
+    let result = StudyResult::new(config.clone(), command.clone(), runs);
+    write_json(&json_path, &result)?;
+    std::fs::write(&md_path, result.markdown())
+        .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", md_path.display())))?;
+    eprintln!(
+        "posgen study: wrote {} and {}",
+        json_path.display(),
+        md_path.display()
+    );
+    if let Some(f) = failure {
+        return Err(CliError::Runtime(format!(
+            "{f} ({} finished runs are saved; run the same command again to resume)",
+            result.runs.len()
+        )));
+    }
+    Ok(json!({
+        "json": json_path,
+        "md": md_path,
+        "runs": result.runs.len(),
+        "planned_runs": result.planned_runs,
+        "complete": result.complete(),
+        "comparisons": result.comparisons,
+    }))
+}
+
+/// Options of `posgen probe`.
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    /// Task.
+    #[arg(long, value_enum, default_value_t = Task::SemiRecursive)]
+    pub task: Task,
+    /// Comma-separated depths (transformer blocks).
+    #[arg(long, value_delimiter = ',', default_values_t = [2, 4, 6])]
+    pub depths: Vec<usize>,
+    /// Comma-separated widths (d_model, multiples of the head dimension).
+    #[arg(long, value_delimiter = ',', default_values_t = [64, 128, 256])]
+    pub widths: Vec<usize>,
+    /// Comma-separated training budgets in steps.
+    #[arg(long, value_delimiter = ',', default_values_t = [1000])]
+    pub budgets: Vec<usize>,
+    /// Comma-separated protocols.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Protocol::Clean, Protocol::Authors])]
+    pub protocols: Vec<Protocol>,
+    /// Preset whose recipe the shapes vary.
+    #[arg(long, value_enum, default_value_t = PresetName::Tiny)]
+    pub preset: PresetName,
+    /// Seed of every run.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Runs in parallel, 1..=256 [default: the number of cores].
+    #[arg(long, allow_negative_numbers = true)]
+    pub jobs: Option<i64>,
+    /// Write `<out>.json` and `<out>.md`; an existing `<out>.json` is resumed.
+    #[arg(long, required = true)]
+    pub out: PathBuf,
+}
+
+fn jobs(j: Option<i64>) -> Result<usize, CliError> {
+    match j {
+        Some(j) => Ok(in_range("jobs", j, 1, 256)? as usize),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+fn this_command() -> String {
+    format!(
+        "resonance-lab {}",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    )
+}
+
+/// Runs `posgen probe`.
+pub fn probe(a: &ProbeArgs) -> Result<Value, CliError> {
+    let empty = |field: &str, v: &[usize]| -> Result<(), CliError> {
+        if v.is_empty() || v.contains(&0) {
+            Err(super::posgen_cmds::usage(
+                field,
+                format!("must be a comma-separated list of numbers >= 1 (got {v:?})"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    empty("depths", &a.depths)?;
+    empty("widths", &a.widths)?;
+    empty("budgets", &a.budgets)?;
+    let config = ProbeConfig {
+        task: a.task,
+        preset: a.preset,
+        depths: a.depths.clone(),
+        widths: a.widths.clone(),
+        budgets: a.budgets.clone(),
+        protocols: a.protocols.clone(),
+        seed: a.seed,
+    };
+    // Shapes are validated by a dry configuration of each, before anything runs.
+    for &d in &config.depths {
+        for &w in &config.widths {
+            crate::posgen::RunConfig::new(a.preset, a.task, crate::rope::Method::Rope, false, 0)
+                .with_shape(d, w)?;
+        }
+    }
+    let jobs = jobs(a.jobs)?;
+    let json_path = a.out.with_extension("json");
+    let command = this_command();
+    let plan = config.plan();
+    let mut finished = load_finished::<ProbeResult>(&json_path)?.map_or(Vec::new(), |r| r.runs);
+    finished.retain(|r| plan.iter().any(|p| command_line(p) == r.command));
+    let todo: VecDeque<(Vec<String>, Vec<String>)> = plan
+        .iter()
+        .filter(|p| !finished.iter().any(|r| r.command == command_line(p)))
+        .map(|p| (p.clone(), p.clone()))
+        .collect();
+    eprintln!(
+        "posgen probe: {} runs planned, {} already done, {} to run on {jobs} jobs",
+        plan.len(),
+        finished.len(),
+        todo.len()
+    );
+    let result_of = |runs: Vec<ProbeRun>| ProbeResult {
+        config: config.clone(),
+        probe_command: command.clone(),
+        runs,
+        planned_runs: plan.len(),
+    };
+    let save = |runs: &[ProbeRun]| write_json(&json_path, &result_of(runs.to_vec()));
+    let (runs, failure) = run_children(todo, finished, jobs, "posgen probe", save, |args, rs| {
+        Ok(rs.into_iter().map(|r| ProbeRun::new(args, r)).collect())
+    })?;
+    let result = result_of(runs);
+    write_json(&json_path, &result)?;
+    let md_path = a.out.with_extension("md");
+    std::fs::write(&md_path, result.markdown())
+        .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", md_path.display())))?;
+    if let Some(f) = failure {
+        return Err(CliError::Runtime(format!(
+            "{f} ({} finished runs are saved; run the same command again to resume)",
+            result.runs.len()
+        )));
+    }
+    Ok(json!({ "json": json_path, "md": md_path, "runs": result.runs.len() }))
+}

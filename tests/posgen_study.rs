@@ -1,0 +1,460 @@
+//! The PosGen study: the authors' protocol against hand-derived tuples and split indices,
+//! evaluation-only scaling constants, pairing of runs by seed, early stopping, Semi-recursive
+//! stay/advance positions, the confidence-interval arithmetic, resume after a kill, bad input.
+
+#![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary
+
+use resonance_lab::posgen::data::authors_seed_tuples;
+use resonance_lab::posgen::study::{
+    Budget, StudyConfig, StudyResult, StudyRun, Verdict, comparisons, estimate, t_quantile_975,
+};
+use resonance_lab::posgen::{
+    Dataset, EarlyStop, PresetName, Protocol, RunConfig, Scaling, SplitSizes, Task, TaskSpec,
+    Trainer,
+};
+use resonance_lab::rope::schedule::yarn_correction_range;
+use resonance_lab::rope::{Method, Schedule};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn authors_tuples_are_lexicographic_combinations_cycled() {
+    // combinations(range(5), 4), by hand, then the cycle starts again.
+    let t = authors_seed_tuples(5, 4, 7);
+    let want: [[u32; 4]; 7] = [
+        [0, 1, 2, 3],
+        [0, 1, 2, 4],
+        [0, 1, 3, 4],
+        [0, 2, 3, 4],
+        [1, 2, 3, 4],
+        [0, 1, 2, 3],
+        [0, 1, 2, 4],
+    ];
+    assert_eq!(t, want.map(|w| w.to_vec()).to_vec());
+    // m = 17: (0,1,2,x) for x = 3..=16 are the first 14; C(17,4) = 2380 tuples per cycle;
+    // indices 999, 1000, 1999 as Python's itertools.combinations lists them.
+    let t = authors_seed_tuples(17, 4, 2381);
+    assert_eq!(t[13], [0, 1, 2, 16]);
+    assert_eq!(t[14], [0, 1, 3, 4]);
+    assert_eq!(t[999], [1, 11, 13, 14]);
+    assert_eq!(t[1000], [1, 11, 13, 15]);
+    assert_eq!(t[1999], [5, 9, 10, 16]);
+    assert_eq!(t[2379], [13, 14, 15, 16]);
+    assert_eq!(t[2380], [0, 1, 2, 3]);
+}
+
+#[test]
+fn authors_splits_overlap_training_and_ignore_the_seed() {
+    let spec = TaskSpec::paper(Task::SemiRecursive);
+    let preset = SplitSizes {
+        train: 7,
+        val: 3,
+        test: 3,
+        train_len: 64,
+        eval_len: 256,
+    };
+    let d = Dataset::generate_with(Protocol::Authors, spec, preset, 1).unwrap();
+    assert_eq!(
+        (d.train.count(), d.val.count(), d.test.count()),
+        (10_000, 1_000, 1_000)
+    );
+    assert_eq!((d.train.len, d.val.len, d.test.len), (64, 256, 256));
+    // Training sequence i starts with tuple i mod 2380.
+    assert_eq!(&d.train.seq(2380)[..4], &[0, 1, 2, 3]);
+    assert_eq!(&d.train.seq(1000)[..4], &[1, 11, 13, 15]);
+    // Validation = training sequences 0..1000, test = 1000..2000, longer: the first L tokens
+    // of every validation and test sequence were trained on.
+    for i in 0..1000 {
+        assert_eq!(&d.val.seq(i)[..64], d.train.seq(i));
+        assert_eq!(&d.test.seq(i)[..64], d.train.seq(1000 + i));
+    }
+    assert_eq!(
+        spec.generate(&d.test.seq(5)[..4], 256).unwrap(),
+        d.test.seq(5)
+    );
+    let other = Dataset::generate_with(Protocol::Authors, spec, preset, 99).unwrap();
+    assert_eq!(d, other, "the authors' data do not depend on the seed");
+    // The clean protocol with the same preset: disjoint tuples and the preset's counts.
+    let clean = Dataset::generate_with(Protocol::Clean, spec, preset, 1).unwrap();
+    assert_eq!(clean.train.count(), 7);
+}
+
+#[test]
+fn eval_only_scaling_uses_the_authors_constants() {
+    let mut rc = RunConfig::new(PresetName::Tiny, Task::Cot, Method::Yarn, true, 0);
+    rc.scaling = Scaling::EvalOnly;
+    let train = rc.schedule_config(false);
+    assert_eq!(train.method, Method::Rope);
+    assert!(train.resonance, "training keeps the Resonance flag");
+    let eval = rc.schedule_config(true);
+    assert_eq!(eval.method, Method::Yarn);
+    assert!(eval.resonance);
+    assert_eq!(eval.scale, 257.0 / 65.0);
+    assert_eq!((eval.beta_fast, eval.beta_slow), (2.0, 1.0));
+    // D(r) = 32 ln(257 / (2 pi r)) / (2 ln 1e4): D(2) = 5.243 -> floor 5, D(1) = 6.447 -> ceil 7.
+    assert_eq!(yarn_correction_range(&eval), (5.0, 7.0));
+    let s = Schedule::new(&eval).unwrap();
+    assert!((s.attention_factor - 1.137_468_881_5).abs() < 1e-9);
+    assert_eq!(rc.effective_scale(), 257.0 / 65.0);
+    // Training-time scaling: the paper's text, s = 4 and the default betas.
+    rc.scaling = Scaling::Train;
+    let t = rc.schedule_config(false);
+    assert_eq!((t.method, t.scale, t.beta_fast), (Method::Yarn, 4.0, 32.0));
+}
+
+fn small(task: Task, method: Method, resonance: bool, seed: u64, steps: usize) -> RunConfig {
+    let mut rc = RunConfig::new(PresetName::Tiny, task, method, resonance, seed);
+    rc.steps = steps;
+    rc.preset.sizes.train = 256;
+    rc.preset.sizes.val = 8;
+    rc.preset.sizes.test = 8;
+    rc.preset.batch_size = 16;
+    rc
+}
+
+fn weights(t: &Trainer) -> Vec<Vec<f32>> {
+    t.model()
+        .named_vars()
+        .iter()
+        .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+        .collect()
+}
+
+#[test]
+fn paired_runs_of_one_seed_share_data_and_initial_weights() {
+    let a = Trainer::new(small(Task::Recursive, Method::Rope, false, 4, 5)).unwrap();
+    let b = Trainer::new(small(Task::Recursive, Method::Yarn, true, 4, 5)).unwrap();
+    assert_eq!(a.data(), b.data());
+    assert_eq!(weights(&a), weights(&b));
+    let c = Trainer::new(small(Task::Recursive, Method::Rope, false, 5, 5)).unwrap();
+    assert_ne!(a.data(), c.data());
+    assert_ne!(weights(&a), weights(&c));
+    // Evaluation-only scaling: RoPE and YaRN train the very same model (same batches too).
+    let run = |method| {
+        let mut rc = small(Task::Cot, method, false, 2, 6);
+        rc.scaling = Scaling::EvalOnly;
+        Trainer::new(rc).unwrap().run().unwrap()
+    };
+    let (rope, yarn) = (run(Method::Rope), run(Method::Yarn));
+    assert_eq!(rope.loss_curve, yarn.loss_curve);
+}
+
+#[test]
+fn early_stopping_stops_on_a_plateau_and_tests_the_best_weights() {
+    // A learning rate of 0 never improves the loss: the first check is the best, then
+    // `patience` checks without improvement end the run.
+    let mut rc = small(Task::Recursive, Method::Rope, false, 1, 1000);
+    rc.preset.lr = 0.0;
+    rc.early_stop = Some(EarlyStop {
+        patience: 3,
+        every: 5,
+    });
+    let r = Trainer::new(rc.clone()).unwrap().run().unwrap();
+    assert!(r.stopped_early);
+    assert_eq!(r.steps, 20);
+    assert_eq!(r.best_step, 5);
+    let steps: Vec<usize> = r.val_loss.iter().map(|p| p.step).collect();
+    assert_eq!(steps, [5, 10, 15, 20]);
+    // A learning run improves on its checks; the cap ends it when patience is never used up.
+    rc.preset.lr = 3e-3;
+    rc.steps = 40;
+    rc.early_stop = Some(EarlyStop {
+        patience: 100,
+        every: 10,
+    });
+    let r = Trainer::new(rc).unwrap().run().unwrap();
+    assert!(!r.stopped_early);
+    assert_eq!(r.steps, 40);
+    let first = r.val_loss.first().unwrap().loss;
+    let best = r
+        .val_loss
+        .iter()
+        .map(|p| p.loss)
+        .fold(f64::INFINITY, f64::min);
+    assert!(best < first, "{:?}", r.val_loss);
+    assert_eq!(
+        r.best_step,
+        r.val_loss.iter().find(|p| p.loss == best).unwrap().step
+    );
+}
+
+#[test]
+fn semi_recursive_stay_positions_follow_the_local_shortcut() {
+    let spec = TaskSpec::paper(Task::SemiRecursive);
+    // floor((l-4)/2) vs floor((l-5)/2): l = 4 advances, 5 stays, 6 advances, 7 stays, ...
+    let kinds: Vec<bool> = (4..10).map(|l| spec.far_advances(l)).collect();
+    assert_eq!(kinds, [true, false, true, false, true, false]);
+    let d = Dataset::generate(
+        spec,
+        SplitSizes {
+            train: 50,
+            val: 1,
+            test: 1,
+            train_len: 100,
+            eval_len: 100,
+        },
+        3,
+    )
+    .unwrap();
+    let (mut stay_holds, mut advance_holds, mut advance) = (0, 0, 0);
+    for i in 0..d.train.count() {
+        let x = d.train.seq(i);
+        for l in 5..x.len() {
+            let shortcut = (2 * x[l - 1] + 17 - x[l - 4]) % 17;
+            if spec.far_advances(l) {
+                advance += 1;
+                advance_holds += (shortcut == x[l]) as usize;
+            } else {
+                assert_eq!(x[l], shortcut, "sequence {i} position {l}");
+                stay_holds += 1;
+            }
+        }
+    }
+    assert!(stay_holds > 2000);
+    // At advance positions the shortcut is right only by chance (~1/17).
+    assert!((advance_holds as f64) < 0.15 * advance as f64);
+    // Runs on Semi-recursive report the split; other tasks do not.
+    let r = Trainer::new(small(Task::SemiRecursive, Method::Rope, false, 0, 2))
+        .unwrap()
+        .run()
+        .unwrap();
+    let (s, a) = (r.id_stay_accuracy.unwrap(), r.id_advance_accuracy.unwrap());
+    // ID positions 4..64: 30 stay and 30 advance, so the ID accuracy is their mean.
+    assert!((r.id_accuracy - (s + a) / 2.0).abs() < 1e-12);
+    assert!(r.ood_stay_accuracy.is_some() && r.ood_advance_accuracy.is_some());
+    let r = Trainer::new(small(Task::Cot, Method::Rope, false, 0, 1))
+        .unwrap()
+        .run()
+        .unwrap();
+    assert!(r.id_stay_accuracy.is_none());
+}
+
+#[test]
+fn confidence_intervals_match_a_hand_computed_case() {
+    // Student t 97.5% quantiles from a printed table.
+    assert!((t_quantile_975(4) - 2.776_445).abs() < 1e-5);
+    assert!((t_quantile_975(9) - 2.262_157).abs() < 1e-5);
+    // 1..5: mean 3, sd sqrt(2.5), half-width 2.776445 * 1.581139 / sqrt(5) = 1.963243.
+    let e = estimate(&[1.0, 2.0, 3.0, 4.0, 5.0]);
+    assert_eq!((e.n, e.mean), (5, 3.0));
+    assert!((e.sd.unwrap() - 2.5f64.sqrt()).abs() < 1e-12);
+    let [lo, hi] = e.ci95.unwrap();
+    assert!((lo - 1.036_757).abs() < 1e-5 && (hi - 4.963_243).abs() < 1e-5);
+    // One value: no interval.
+    assert_eq!(estimate(&[2.0]).ci95, None);
+}
+
+fn fake_run(task: Task, method: Method, resonance: bool, seed: u64, ood: f64) -> StudyRun {
+    let mut r = Trainer::new(small(task, method, resonance, seed, 1))
+        .unwrap()
+        .run()
+        .unwrap();
+    r.ood_accuracy = ood;
+    StudyRun {
+        command: format!("{task:?} {method:?} {resonance} {seed}"),
+        budget: Budget::Main,
+        result: r,
+    }
+}
+
+#[test]
+fn comparisons_pair_by_seed() {
+    // Resonance RoPE - RoPE per seed: +0.10, +0.20, +0.30 (points: 10, 20, 30) even though
+    // the RoPE accuracies vary widely across seeds: pairing removes the seed effect.
+    let rope = [0.10, 0.50, 0.30];
+    let mut runs = Vec::new();
+    for (seed, &r) in rope.iter().enumerate() {
+        let seed = seed as u64;
+        runs.push(fake_run(Task::Recursive, Method::Rope, false, seed, r));
+        let d = 0.1 * (seed as f64 + 1.0);
+        runs.push(fake_run(Task::Recursive, Method::Rope, true, seed, r + d));
+    }
+    let c = comparisons(&runs, Budget::Main, &[Task::Recursive], None);
+    let ood = c
+        .iter()
+        .find(|c| c.metric == "ood" && c.a == "Resonance RoPE" && c.b == "RoPE")
+        .unwrap();
+    assert_eq!(ood.n, 3);
+    assert!((ood.mean_diff - 20.0).abs() < 1e-9);
+    // sd 10, half-width t(2) * 10 / sqrt 3 = 4.302653 * 5.773503 = 24.841...
+    assert!((ood.ci95.unwrap()[1] - ood.mean_diff - 24.841_387).abs() < 1e-4);
+    assert_eq!(ood.verdict, Verdict::Unclear);
+    // Comparisons whose runs are missing are left out, not invented.
+    assert!(!c.iter().any(|c| c.a == "Resonance YaRN"));
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_resonance-lab"))
+}
+
+fn study_args(out: &std::path::Path) -> Vec<String> {
+    [
+        "posgen",
+        "study",
+        "--tasks",
+        "recursive",
+        "--seeds",
+        "2",
+        "--steps",
+        "2",
+        "--patience",
+        "1",
+        "--stop-every",
+        "1",
+        "--check-seeds",
+        "1",
+        "--jobs",
+        "1",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([out.display().to_string()])
+    .collect()
+}
+
+fn read_study(path: &std::path::Path) -> StudyResult {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_killed_study_resumes_without_losing_a_run() {
+    let dir = std::env::temp_dir().join(format!("posgen-study-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("s");
+    let json = out.with_extension("json");
+    let _ = std::fs::remove_file(&json);
+    // Start, wait for the first finished runs, kill.
+    let mut child = bin()
+        .args(study_args(&out))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let before = loop {
+        if let Ok(text) = std::fs::read_to_string(&json)
+            && let Ok(r) = serde_json::from_str::<StudyResult>(&text)
+            && r.runs.len() >= 2
+        {
+            break r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no run finished"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = read_study(&json);
+    assert!(killed.runs.len() >= before.runs.len() && !killed.complete());
+    // Resume: every run recorded before the kill is kept as it was, the rest are added.
+    let o = bin().args(study_args(&out)).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("{} already in", killed.runs.len())),
+        "{err}"
+    );
+    let done = read_study(&json);
+    assert!(done.complete());
+    // 2 seeds x 4 schedules + the budget check's 1 seed x 4.
+    assert_eq!(done.runs.len(), 12);
+    for r in &killed.runs {
+        assert!(done.runs.contains(r), "lost or changed: {}", r.command);
+    }
+    let mut commands: Vec<&str> = done.runs.iter().map(|r| r.command.as_str()).collect();
+    commands.sort();
+    commands.dedup();
+    assert_eq!(commands.len(), 12, "a run ran twice");
+    // Each recorded command reproduces its run.
+    let r = &done.runs[0];
+    let args: Vec<&str> = r.command.split_whitespace().skip(2).collect();
+    assert!(
+        r.command
+            .starts_with("RAYON_NUM_THREADS=1 resonance-lab posgen train")
+    );
+    let o = bin()
+        .args(&args)
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        again["ood_accuracy"].as_f64().unwrap(),
+        r.result.ood_accuracy
+    );
+    assert!(
+        std::fs::read_to_string(out.with_extension("md"))
+            .unwrap()
+            .contains("## The answer")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn study_config_plans_paired_runs_with_reproducing_commands() {
+    let c = StudyConfig {
+        preset: PresetName::Tiny,
+        tasks: vec![Task::Cot],
+        seeds: vec![0, 1, 2],
+        protocol: Protocol::Authors,
+        scaling: Scaling::EvalOnly,
+        cap: 100,
+        early_stop: EarlyStop {
+            patience: 4,
+            every: 10,
+        },
+        check_seeds: 1,
+    };
+    let plan = c.plan();
+    assert_eq!(plan.len(), 3 * 4 + 4);
+    let double: Vec<_> = plan.iter().filter(|p| p.budget == Budget::Double).collect();
+    assert!(double.iter().all(|p| p.seed == 0));
+    assert!(double[0].command().contains("--steps 200 --patience 8"));
+    assert_eq!(
+        plan[3].command(),
+        "RAYON_NUM_THREADS=1 resonance-lab posgen train --task cot --method yarn --resonance \
+         --preset tiny --seed 0 --protocol authors --scaling eval-only --steps 100 \
+         --patience 4 --stop-every 10"
+    );
+}
+
+#[test]
+fn study_and_train_reject_bad_input_with_exit_2() {
+    let bad: [(&[&str], &str); 6] = [
+        (
+            &["posgen", "study", "--protocol", "nope", "--out", "x"],
+            "--protocol",
+        ),
+        (
+            &["posgen", "study", "--seeds", "0", "--out", "x"],
+            "--seeds",
+        ),
+        (
+            &["posgen", "study", "--patience", "0", "--out", "x"],
+            "--patience",
+        ),
+        (
+            &["posgen", "study", "--check-seeds", "11", "--out", "x"],
+            "--check-seeds",
+        ),
+        (
+            &["posgen", "train", "--task", "cot", "--patience", "0"],
+            "--patience",
+        ),
+        (
+            &["posgen", "train", "--task", "cot", "--protocol", "x"],
+            "--protocol",
+        ),
+    ];
+    for (args, needle) in bad {
+        let o = bin().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
