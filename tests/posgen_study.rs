@@ -6,7 +6,8 @@
 
 use resonance_lab::posgen::data::authors_seed_tuples;
 use resonance_lab::posgen::study::{
-    Budget, StudyConfig, StudyResult, StudyRun, Verdict, comparisons, estimate, t_quantile_975,
+    Budget, StudyConfig, StudyResult, StudyRun, Verdict, batches, comparisons, estimate,
+    t_quantile_975,
 };
 use resonance_lab::posgen::{
     Dataset, EarlyStop, PresetName, Protocol, RunConfig, Scaling, SplitSizes, Task, TaskSpec,
@@ -419,6 +420,79 @@ fn study_config_plans_paired_runs_with_reproducing_commands() {
          --preset tiny --seed 0 --protocol authors --scaling eval-only --steps 100 \
          --patience 4 --stop-every 10"
     );
+}
+
+#[test]
+fn evaluation_only_runs_share_one_training_per_rope_yarn_pair() {
+    let mut c = StudyConfig {
+        preset: PresetName::Tiny,
+        tasks: vec![Task::Cot, Task::Recursive],
+        seeds: vec![0, 1],
+        protocol: Protocol::Authors,
+        scaling: Scaling::EvalOnly,
+        cap: 10,
+        early_stop: EarlyStop {
+            patience: 1,
+            every: 5,
+        },
+        check_seeds: 0,
+    };
+    let plan = c.plan();
+    let b = batches(c.scaling, &plan);
+    assert_eq!(b.len(), plan.len() / 2);
+    for (args, runs) in &b {
+        // YaRN trains and is tested first, RoPE (same task, seed, flag) is the second test.
+        assert_eq!(runs.len(), 2);
+        assert_eq!(
+            (runs[0].method, runs[1].method),
+            (Method::Yarn, Method::Rope)
+        );
+        assert_eq!(
+            (runs[0].task, runs[0].seed, runs[0].resonance),
+            (runs[1].task, runs[1].seed, runs[1].resonance)
+        );
+        assert_eq!(&args[..args.len() - 2], &runs[0].args[..]);
+        assert_eq!(&args[args.len() - 2..], ["--also-eval-method", "rope"]);
+    }
+    // Whatever is already done stays done: a lone YaRN run is a batch of its own.
+    let rest: Vec<_> = plan.iter().skip(1).cloned().collect();
+    assert_eq!(
+        batches(c.scaling, &rest)
+            .iter()
+            .filter(|(_, r)| r.len() == 1)
+            .count(),
+        1
+    );
+    // Training-time scaling: every run trains differently, one process each.
+    c.scaling = Scaling::Train;
+    assert!(
+        batches(c.scaling, &c.plan())
+            .iter()
+            .all(|(_, r)| r.len() == 1)
+    );
+    // The pair's second result is what the RoPE run's own command gives (4 steps here).
+    let short = |args: &[String]| -> Vec<String> {
+        let mut a = args.to_vec();
+        if let Some(i) = a.iter().position(|x| x == "--steps") {
+            a[i + 1] = "4".into();
+        }
+        a
+    };
+    let o = bin().args(short(&b[0].0)).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let both: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let o = bin().args(short(&b[0].1[1].args)).output().unwrap();
+    let alone: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for k in [
+        "method",
+        "resonance",
+        "id_accuracy",
+        "ood_accuracy",
+        "per_position_accuracy",
+    ] {
+        assert_eq!(both[1][k], alone[k], "{k}");
+    }
+    assert_eq!(both[0]["method"], "yarn");
 }
 
 #[test]

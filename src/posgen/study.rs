@@ -179,6 +179,7 @@ impl StudyConfig {
 /// one process trains it once and tests it with both schedules (`--also-eval-method rope`).
 /// Each run keeps its own command, which reproduces it on its own.
 pub fn batches(scaling: Scaling, todo: &[PlannedRun]) -> Vec<(Vec<String>, Vec<PlannedRun>)> {
+    let key = |p: &PlannedRun| (p.task, p.seed, p.resonance, p.budget);
     let mut out: Vec<(Vec<String>, Vec<PlannedRun>)> = Vec::new();
     let mut used = vec![false; todo.len()];
     for (i, run) in todo.iter().enumerate() {
@@ -186,22 +187,26 @@ pub fn batches(scaling: Scaling, todo: &[PlannedRun]) -> Vec<(Vec<String>, Vec<P
             continue;
         }
         used[i] = true;
-        let partner = (scaling == Scaling::EvalOnly && run.method == Method::Yarn)
-            .then(|| {
-                todo.iter().enumerate().position(|(j, p)| {
-                    !used[j]
-                        && p.method == Method::Rope
-                        && (p.task, p.seed, p.resonance, p.budget)
-                            == (run.task, run.seed, run.resonance, run.budget)
-                })
-            })
-            .flatten();
+        let want = match run.method {
+            Method::Yarn => Some(Method::Rope),
+            Method::Rope => Some(Method::Yarn),
+            _ => None,
+        };
+        let partner = want.filter(|_| scaling == Scaling::EvalOnly).and_then(|m| {
+            (0..todo.len()).find(|&j| !used[j] && todo[j].method == m && key(&todo[j]) == key(run))
+        });
         match partner {
             Some(j) => {
                 used[j] = true;
-                let mut args = run.args.clone();
+                // the YaRN run trains and is tested first; RoPE is its second evaluation
+                let (yarn, rope) = if run.method == Method::Yarn {
+                    (run, &todo[j])
+                } else {
+                    (&todo[j], run)
+                };
+                let mut args = yarn.args.clone();
                 args.extend(["--also-eval-method".to_string(), "rope".to_string()]);
-                out.push((args, vec![run.clone(), todo[j].clone()]));
+                out.push((args, vec![yarn.clone(), rope.clone()]));
             }
             None => out.push((run.args.clone(), vec![run.clone()])),
         }
