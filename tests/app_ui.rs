@@ -7,15 +7,21 @@
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use resonance_lab::app::ResonanceApp;
-use resonance_lab::app::state::{AppState, Preset, Tab};
+use resonance_lab::app::commands::{AppCommand, PosgenTrainArgs};
+use resonance_lab::app::state::{AppState, ConfigPreset, Tab};
+use resonance_lab::posgen::Task;
 use resonance_lab::rope::Method;
 
 fn harness(state: AppState) -> Harness<'static, ResonanceApp> {
+    harness_sized(state, 1280.0, 800.0)
+}
+
+fn harness_sized(state: AppState, w: f32, h: f32) -> Harness<'static, ResonanceApp> {
     let mut app = ResonanceApp::new(state, "test renderer");
     // timings vary run to run; keep the snapshots reproducible
     app.show_timings = false;
     let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
+        .with_size(egui::vec2(w, h))
         .wgpu()
         .build_ui_state(|ui, app: &mut ResonanceApp| app.draw(ui), app);
     settle(&mut h);
@@ -56,7 +62,7 @@ fn clicking_resonance_toggles_the_config_and_changes_the_gap() {
 #[test]
 fn presets_tabs_and_compare_mode_follow_clicks() {
     let mut h = harness(AppState::default());
-    h.get_by_label(Preset::Llama31.label()).click();
+    h.get_by_label(ConfigPreset::Llama31.label()).click();
     settle(&mut h);
     let a = h.state().state.a.clone();
     assert_eq!(
@@ -104,8 +110,8 @@ fn invalid_config_shows_the_error_and_keeps_the_last_good_plot() {
 
 #[test]
 fn self_check_matches_the_f64_reference() {
-    let mut h = harness(AppState::default());
-    let c = h.state_mut().self_check().unwrap();
+    let h = harness(AppState::default());
+    let c = h.state().self_check().unwrap();
     assert!(c.ok, "{c:?}");
     assert_eq!(c.values, 256 * 32);
 }
@@ -117,7 +123,116 @@ fn permalink_state_survives_the_hash() {
     st.tab = Tab::Gap;
     let h = harness(st.clone());
     let hash = h.state().published.borrow().hash.clone();
-    assert_eq!(AppState::from_hash(&hash).unwrap(), st);
+    assert_eq!(hash, "tab=gap&scale=6.5");
+    assert_eq!(AppState::from_hash(&hash).state, st);
+}
+
+/// The page API and the workers reach the app only through its command queue; the next frame
+/// applies what was queued, in order.
+#[test]
+fn queued_commands_apply_at_the_next_frame() {
+    let mut h = harness(AppState::default());
+    let tx = h.state().command_sender();
+    let mut st = AppState::default();
+    st.a.scale = 5.5;
+    st.tab = Tab::Gap;
+    assert!(tx.send(AppCommand::SetState(Box::new(st.clone()))));
+    assert_eq!(
+        h.state().state.a.scale,
+        4.0,
+        "nothing changes outside a frame"
+    );
+    h.step();
+    assert_eq!(h.state().state, st);
+    h.state_mut().posgen.off_thread = false;
+    let args = PosgenTrainArgs {
+        task: Task::Cot,
+        steps: 2,
+    };
+    assert!(tx.send(AppCommand::PosgenTrain(args)));
+    h.step();
+    assert_eq!(h.state().state.tab, Tab::PosGen);
+    assert_eq!(h.state().posgen.task, Task::Cot);
+    assert_eq!(h.state().posgen.runs().len(), 4);
+}
+
+/// Training advances in the app's per-frame update, not in the PosGen tab's drawing: runs in
+/// place and runs in worker threads both finish while another tab is on screen.
+#[test]
+fn posgen_trains_while_another_tab_is_shown() {
+    for off_thread in [false, true] {
+        let mut h = harness(AppState::default());
+        let p = &mut h.state_mut().posgen;
+        p.steps = 3;
+        p.off_thread = off_thread;
+        p.methods = [true, false, false, false, false, false];
+        p.resonance = false;
+        p.start();
+        let start = std::time::Instant::now();
+        while h.state().posgen.running && start.elapsed().as_secs() < 120 {
+            h.step();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(h.state().state.tab, Tab::Wavelengths);
+        let runs = h.state().posgen.runs();
+        assert_eq!(runs[0].in_worker(), off_thread);
+        assert_eq!(runs[0].progress().step, 3, "off_thread {off_thread}");
+        assert!(runs[0].result().is_some(), "off_thread {off_thread}");
+    }
+}
+
+/// A phone in portrait (390 x 844): the controls start folded behind a button, the tabs are a
+/// drop-down menu, and both open and work by clicks.
+#[test]
+fn narrow_layout_folds_the_controls_and_turns_tabs_into_a_menu() {
+    let mut h = harness_sized(AppState::default(), 390.0, 844.0);
+    {
+        let p = h.state().published.borrow();
+        assert_eq!((p.layout, p.side_panel_open), ("narrow", false));
+    }
+    assert!(
+        h.query_by_label("Resonance rounding").is_none(),
+        "controls closed"
+    );
+    assert!(
+        h.query_by_label("Interpolation gap").is_none(),
+        "no tab row"
+    );
+    h.snapshot("narrow_closed");
+    // the tab menu
+    h.get_by_label("plot").click();
+    h.run_steps(2);
+    h.get_by_label("Interpolation gap").click();
+    settle(&mut h);
+    assert_eq!(h.state().state.tab, Tab::Gap);
+    h.snapshot("narrow_gap");
+    // the controls open full width and work
+    h.get_by_label("Controls").click();
+    h.run_steps(2);
+    assert!(h.state().published.borrow().side_panel_open);
+    h.snapshot("narrow_controls");
+    h.get_by_label("Resonance rounding").click();
+    settle(&mut h);
+    assert!(h.state().state.a.resonance);
+    h.get_by_label("Close controls").click();
+    h.run_steps(2);
+    assert!(h.query_by_label("Resonance rounding").is_none());
+    assert!(!h.state().published.borrow().side_panel_open);
+    // landscape (844 x 390) is wide enough for the side panel
+    let h = harness_sized(AppState::default(), 844.0, 390.0);
+    let p = h.state().published.borrow();
+    assert_eq!((p.layout, p.side_panel_open), ("wide", true));
+}
+
+#[test]
+fn snapshot_pair_layout() {
+    snapshot(
+        "pair_layout",
+        AppState {
+            feature: 3,
+            ..with_tab(Tab::Pairs)
+        },
+    );
 }
 
 fn snapshot(name: &str, state: AppState) {
@@ -197,7 +312,7 @@ fn snapshot_gap_changes_with_resonance() {
 #[ignore]
 fn bench_frame_time_while_dragging_scale() {
     let st = AppState {
-        a: Preset::Llama31.config(false),
+        a: ConfigPreset::Llama31.config(false),
         tab: Tab::Gap,
         ..AppState::default()
     };
@@ -253,7 +368,7 @@ fn gpu_heatmap_raster_matches_the_f64_reference() {
     let mut check = None;
     for _ in 0..600 {
         h.run_steps(1);
-        check = h.state_mut().self_check();
+        check = h.state().self_check();
         if check.is_some() {
             break;
         }

@@ -74,11 +74,20 @@ fn feature_tables_match_f64_reference_for_every_schedule() {
     }
 }
 
+/// The same device with smaller limits, so that requests are split into many chunks.
+fn limited(g: &GpuCompute, max_binding_bytes: u64, max_workgroups_per_dim: u32) -> GpuCompute {
+    let ctx = g
+        .context()
+        .clone()
+        .with_limits(max_binding_bytes, max_workgroups_per_dim);
+    GpuCompute::new(ctx).unwrap()
+}
+
 #[test]
 fn full_range_to_2_pow_20_is_exact_with_chunking() {
     let Some(mut g) = gpu() else { return };
     // small bindings force many chunks and a 2-D workgroup grid
-    g.limit_chunks(1 << 20, 64);
+    g = limited(&g, 1 << 20, 64);
     let s = Schedule::new(&cfg(Method::Yarn, false, 64, 64, 256)).unwrap();
     let t = g
         .features_blocking(
@@ -185,10 +194,10 @@ fn gap_with_tiny_limits_is_chunked_not_a_panic() {
     let Some(mut g) = gpu() else { return };
     let s = Schedule::new(&cfg(Method::Rope, false, 128, 4096, 16384)).unwrap();
     let cpu = rope::gap_analysis(&s);
-    g.limit_chunks(1 << 18, 16);
+    g = limited(&g, 1 << 18, 16);
     let r = g.gap_blocking(&s, GapRequest::default()).unwrap();
     assert_eq!(r.gap, cpu.gap);
     // a binding too small for one feature is a typed error
-    g.limit_chunks(1 << 10, 16);
+    g = limited(&g, 1 << 10, 16);
     assert!(g.gap_blocking(&s, GapRequest::default()).is_err());
 }

@@ -31,10 +31,13 @@
     state: () => parse(window.resonanceLabNative && window.resonanceLabNative.stateJson()),
     selfCheck: () => parse(window.resonanceLabNative && window.resonanceLabNative.selfCheckJson()),
     times: () => window.resonanceLabTimes,
-    // applied after the next frame; the page repaints by itself
+    // queued for the next frame (the page repaints by itself); returns null or the error
     setState: (st) => window.resonanceLabNative && window.resonanceLabNative.setStateJson(JSON.stringify(st)),
+    // saves a PNG of the whole view (a download on the page) after the next frames
+    exportPng: () => window.resonanceLabNative && window.resonanceLabNative.exportPng(),
     benchPosgen: (steps) => parse(window.resonanceLabNative && window.resonanceLabNative.benchPosgenJson(steps)),
-    // the PosGen tab: start its selected runs on a task ({task, steps}) and read their status
+    // the PosGen tab: start its selected runs on a task ({task, steps}; null or the error) and
+    // read their status
     posgenTrain: (args) => window.resonanceLabNative && window.resonanceLabNative.posgenTrainJson(JSON.stringify(args)),
     posgen: () => parse(window.resonanceLabNative && (window.resonanceLabNative.posgenJson() || null)),
     // seconds from a cold start until the tiny preset's validation ID accuracy reaches `target`

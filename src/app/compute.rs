@@ -1,22 +1,36 @@
 //! The compute layer of the app: turns a [`ScheduleConfig`] into plot-ready results through a
-//! [`Backend`], caches them keyed by configuration, and downsamples long series to screen width.
+//! [`ComputePath`], caches them keyed by configuration, and downsamples long series to screen width.
 //!
 //! The CPU backend uses the exact `rope` functions (the reference for every backend).
 
 use crate::rope::{self, ConfigError, GapAnalysis, Schedule, ScheduleConfig};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use web_time::Instant;
 
 /// Where results are computed.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Backend {
+pub enum ComputePath {
     /// The exact CPU path (`rope` module, f64 with exact phases).
     Cpu,
+}
+
+/// Hands out [`Results::generation`] numbers: one process-wide counter, so no two results
+/// (of any side or cache) ever share one, whatever memory they occupy.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh generation number.
+pub fn next_generation() -> u64 {
+    NEXT_GENERATION.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Everything the plots need for one configuration; cheap to clone (shared).
 #[derive(Clone, Debug)]
 pub struct Results {
+    /// Identifies this computation: everything derived from it (series, textures, GPU tables)
+    /// is cached under this number, never under a memory address, which a later result can
+    /// reuse.
+    pub generation: u64,
     /// The schedule as configured.
     pub schedule: Schedule,
     /// The same configuration with Resonance toggled.
@@ -40,38 +54,18 @@ impl Results {
     }
 }
 
-impl Backend {
+impl ComputePath {
     /// A short label for the status bar.
     pub fn label(&self) -> &'static str {
         match self {
-            Backend::Cpu => "CPU (exact f64 phases)",
-        }
-    }
-
-    /// Validates and computes everything for `config`.
-    pub fn compute(&self, config: &ScheduleConfig) -> Result<Results, ConfigError> {
-        let t0 = Instant::now();
-        match self {
-            Backend::Cpu => {
-                let schedule = Schedule::new(config)?;
-                let twin = schedule.twin();
-                let gap = rope::gap_analysis(&schedule);
-                let twin_gap = rope::gap_analysis(&twin);
-                Ok(Results {
-                    schedule,
-                    twin,
-                    gap,
-                    twin_gap,
-                    compute_ms: t0.elapsed().as_secs_f64() * 1e3,
-                })
-            }
+            ComputePath::Cpu => "CPU (exact f64 phases)",
         }
     }
 }
 
 /// Gap analysis of a schedule and its twin in progress: one feature at a time, so a frame can
 /// stop after its time budget and continue in the next one.
-struct Job {
+struct ComputeJob {
     config: ScheduleConfig,
     schedule: Schedule,
     twin: Schedule,
@@ -80,11 +74,11 @@ struct Job {
     seconds: f64,
 }
 
-impl Job {
+impl ComputeJob {
     /// A job for an already validated schedule.
-    fn new(schedule: Schedule) -> Job {
+    fn new(schedule: Schedule) -> ComputeJob {
         let twin = schedule.twin();
-        Job {
+        ComputeJob {
             config: schedule.config.clone(),
             done: Vec::with_capacity(2 * schedule.num_features()),
             schedule,
@@ -113,6 +107,7 @@ impl Job {
             return None;
         }
         Some(Results {
+            generation: next_generation(),
             gap: GapAnalysis::from_maxima(self.done[..n].iter().copied()),
             twin_gap: GapAnalysis::from_maxima(self.done[n..].iter().copied()),
             schedule: self.schedule.clone(),
@@ -131,7 +126,7 @@ pub struct Cache {
     key: Option<ScheduleConfig>,
     good: Option<Arc<Results>>,
     error: Option<ConfigError>,
-    job: Option<Job>,
+    job: Option<ComputeJob>,
     /// The latest valid config's schedule, waiting for the running job to finish.
     queued: Option<Schedule>,
     /// How many computations were started (the rest were cache hits or superseded).
@@ -141,8 +136,13 @@ pub struct Cache {
 impl Cache {
     /// Brings the cache up to date with `config` within `budget_s` seconds of work; returns
     /// true when new results became current this call.
-    pub fn update(&mut self, backend: &Backend, config: &ScheduleConfig, budget_s: f64) -> bool {
-        let Backend::Cpu = backend;
+    pub fn update(
+        &mut self,
+        backend: &ComputePath,
+        config: &ScheduleConfig,
+        budget_s: f64,
+    ) -> bool {
+        let ComputePath::Cpu = backend;
         if self.key.as_ref() != Some(config) {
             self.key = Some(config.clone());
             // validation is immediate; only valid configs queue (replacing a job not yet begun)
@@ -178,7 +178,7 @@ impl Cache {
     }
 
     fn start(&mut self, schedule: Schedule) {
-        self.job = Some(Job::new(schedule));
+        self.job = Some(ComputeJob::new(schedule));
         self.computations += 1;
     }
 
@@ -243,6 +243,14 @@ pub fn feature_values(schedule: &Schedule, i: usize, count: u64) -> Vec<f64> {
     (0..count).map(|p| ph.angle(p).cos() * af).collect()
 }
 
+/// Computes `config` in one go (no time slicing): what tests compare the sliced path with.
+#[cfg(test)]
+pub(crate) fn compute_now(config: &ScheduleConfig) -> Results {
+    let mut c = Cache::default();
+    c.update(&ComputePath::Cpu, config, f64::INFINITY);
+    c.results().expect("a valid config").as_ref().clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,14 +279,14 @@ mod tests {
     fn cache_recomputes_only_on_change_and_keeps_last_good() {
         let mut c = Cache::default();
         let cfg = ScheduleConfig::default();
-        assert!(c.update(&Backend::Cpu, &cfg, f64::INFINITY));
-        assert!(!c.update(&Backend::Cpu, &cfg, f64::INFINITY));
+        assert!(c.update(&ComputePath::Cpu, &cfg, f64::INFINITY));
+        assert!(!c.update(&ComputePath::Cpu, &cfg, f64::INFINITY));
         assert_eq!(c.computations, 1);
         let bad = ScheduleConfig {
             eval_len: 10,
             ..cfg.clone()
         };
-        assert!(!c.update(&Backend::Cpu, &bad, f64::INFINITY));
+        assert!(!c.update(&ComputePath::Cpu, &bad, f64::INFINITY));
         assert_eq!(c.error().unwrap().field, "eval-len");
         assert_eq!(c.results().unwrap().schedule.config, cfg);
         assert!(!c.busy());
@@ -294,26 +302,27 @@ mod tests {
         let n = Schedule::new(&a).unwrap().num_features();
         for k in 1..2 * n {
             assert!(
-                !c.update(&Backend::Cpu, &a, 0.0),
+                !c.update(&ComputePath::Cpu, &a, 0.0),
                 "finished early at call {k}"
             );
             assert!(c.busy() && c.results().is_none());
         }
-        assert!(c.update(&Backend::Cpu, &a, 0.0));
-        let want = Backend::Cpu.compute(&a).unwrap();
+        assert!(c.update(&ComputePath::Cpu, &a, 0.0));
+        let s = Schedule::new(&a).unwrap();
+        let (want, want_twin) = (rope::gap_analysis(&s), rope::gap_analysis(&s.twin()));
         let got = c.results().unwrap();
-        assert_eq!(got.gap.gap, want.gap.gap);
-        assert_eq!(got.gap.worst_position, want.gap.worst_position);
-        assert_eq!(got.twin_gap.gap, want.twin_gap.gap);
+        assert_eq!(got.gap.gap, want.gap);
+        assert_eq!(got.gap.worst_position, want.worst_position);
+        assert_eq!(got.twin_gap.gap, want_twin.gap);
         // b starts; c and d arrive while b runs: only d runs after b
         let cfg = |scale: f64| ScheduleConfig { scale, ..a.clone() };
         let (b, cc, d) = (cfg(2.0), cfg(3.0), cfg(5.0));
-        c.update(&Backend::Cpu, &b, 0.0);
-        c.update(&Backend::Cpu, &cc, 0.0);
-        c.update(&Backend::Cpu, &d, 0.0);
+        c.update(&ComputePath::Cpu, &b, 0.0);
+        c.update(&ComputePath::Cpu, &cc, 0.0);
+        c.update(&ComputePath::Cpu, &d, 0.0);
         let mut finished = Vec::new();
         for _ in 0..10 * n {
-            if c.update(&Backend::Cpu, &d, 0.0) {
+            if c.update(&ComputePath::Cpu, &d, 0.0) {
                 finished.push(c.results().unwrap().schedule.config.scale);
             }
         }
@@ -324,7 +333,7 @@ mod tests {
 
     #[test]
     fn twin_has_resonance_toggled_and_zero_precritical_gap() {
-        let r = Backend::Cpu.compute(&ScheduleConfig::default()).unwrap();
+        let r = compute_now(&ScheduleConfig::default());
         let (raw, rounded) = r.raw_and_rounded();
         assert!(!raw.config.resonance && rounded.config.resonance);
         // SPEC 4: RoPE feature 3 gap 0.128 rad at d=64 L=64 L'=256; Resonance < 1e-12

@@ -1,7 +1,7 @@
 //! The side panel: method, Resonance, lengths, dimensions and method parameters, presets, and
 //! the compare-mode switch. Validation errors appear next to the control they name.
 
-use super::state::{AppState, Preset, Side};
+use super::state::{AppState, ConfigPreset, SideId};
 use crate::rope::{ConfigError, Method, PairLayout, ScheduleConfig};
 use egui::{Color32, RichText, Slider, SliderClamping, Ui};
 
@@ -101,7 +101,18 @@ pub fn schedule_controls(ui: &mut Ui, c: &mut ScheduleConfig, error: Option<&Con
         .show_ui(ui, |ui| {
             ui.selectable_value(&mut c.layout, PairLayout::HalfSplit, "half-split");
             ui.selectable_value(&mut c.layout, PairLayout::Interleaved, "interleaved");
-        });
+        })
+        .response
+        .on_hover_text(
+            "which two coordinates of a head vector each feature rotates; \
+             the Pair layout tab shows both",
+        );
+    method_controls(ui, c, error);
+}
+
+/// The parameters of the selected method (YaRN's betas, Llama-3's factors, dynamic NTK's
+/// current length).
+fn method_controls(ui: &mut Ui, c: &mut ScheduleConfig, error: Option<&ConfigError>) {
     match c.method {
         Method::Yarn => {
             ui.separator();
@@ -177,13 +188,13 @@ pub fn side_panel(
     if st.compare {
         ui.horizontal(|ui| {
             ui.label("editing:");
-            ui.selectable_value(&mut st.editing, Side::A, "A");
-            ui.selectable_value(&mut st.editing, Side::B, "B");
+            ui.selectable_value(&mut st.editing, SideId::A, "A");
+            ui.selectable_value(&mut st.editing, SideId::B, "B");
         });
     }
     ui.label("reset to preset:");
     ui.horizontal_wrapped(|ui| {
-        for p in Preset::ALL {
+        for p in ConfigPreset::ALL {
             if ui.button(p.label()).clicked() {
                 let res = st.edited().resonance;
                 *st.edited_mut() = p.config(res);
@@ -192,7 +203,7 @@ pub fn side_panel(
     });
     ui.separator();
     let err = match (st.compare, st.editing) {
-        (true, Side::B) => errors[1],
+        (true, SideId::B) => errors[1],
         _ => errors[0],
     };
     schedule_controls(ui, st.edited_mut(), err);

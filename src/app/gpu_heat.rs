@@ -12,8 +12,8 @@ use std::sync::Arc;
 /// [`Series::heat`], attention factor divided out.
 #[derive(Clone, Debug)]
 pub struct GpuRaster {
-    /// Identifies the series the raster belongs to.
-    pub key: usize,
+    /// [`super::compute::Results::generation`] of the results the raster belongs to.
+    pub key: u64,
     /// `num_features * cols` values.
     pub heat: Vec<f32>,
 }
@@ -21,7 +21,7 @@ pub struct GpuRaster {
 /// Feature tables for the two sides, requested from the GPU and polled without blocking.
 pub struct GpuHeat {
     gpu: GpuCompute,
-    pending: [Option<(usize, Ticket, f64)>; 2],
+    pending: [Option<(u64, Ticket, f64)>; 2],
     raster: [Option<Arc<GpuRaster>>; 2],
     failed: Option<String>,
 }
@@ -52,9 +52,10 @@ impl GpuHeat {
         self.failed.is_none() && self.pending.iter().any(Option::is_some)
     }
 
-    /// Makes sure side `side` has (or is computing) the table for the series identified by `key`;
-    /// a request for an older series of that side is cancelled (the latest slider value wins).
-    pub fn request(&mut self, side: usize, key: usize, schedule: &Schedule, series: &Series) {
+    /// Makes sure side `side` has (or is computing) the table for the results of generation
+    /// `key` (its heatmap positions are those of `series`); a request for older results of that
+    /// side is cancelled (the latest slider value wins).
+    pub fn request(&mut self, side: usize, key: u64, schedule: &Schedule, series: &Series) {
         if self.failed.is_some() || self.raster[side].as_ref().is_some_and(|r| r.key == key) {
             return;
         }
@@ -104,8 +105,8 @@ impl GpuHeat {
         arrived
     }
 
-    /// The GPU raster of `side` if it belongs to the series identified by `key`.
-    pub fn raster(&self, side: usize, key: usize) -> Option<Arc<GpuRaster>> {
+    /// The GPU raster of `side` if it belongs to the results of generation `key`.
+    pub fn raster(&self, side: usize, key: u64) -> Option<Arc<GpuRaster>> {
         if self.failed.is_some() {
             return None;
         }

@@ -5,11 +5,12 @@
 //! results through a backend, `series` derives plot data, `plots` and `controls` draw. Platform
 //! glue lives in `native` and `web` only.
 
+pub mod commands;
 pub mod compute;
 pub mod controls;
+pub mod export;
 pub mod gpu_heat;
 pub mod plots;
-pub mod png;
 pub mod posgen_panel;
 pub mod posgen_run;
 pub mod series;
@@ -26,7 +27,8 @@ use native as platform;
 use web as platform;
 
 use crate::gpu::GpuCompute;
-use compute::{Backend, Cache, Results};
+use commands::{AppCommand, CommandQueue, CommandSender};
+use compute::{Cache, ComputePath, Results};
 use egui::{Color32, RichText, Ui};
 use serde::Serialize;
 use series::Series;
@@ -39,6 +41,13 @@ use web_time::Instant;
 /// Seconds of schedule/gap computation per frame and side; longer computations continue in the
 /// next frames (the last good plot stays up), so dragging a slider never stalls a frame.
 pub const FRAME_COMPUTE_BUDGET_S: f64 = 0.008;
+
+/// Below this width (points, i.e. CSS pixels on the web) the app uses its narrow layout: the
+/// controls fold behind a button, the tabs become a drop-down menu, plots take the full width.
+pub const NARROW_WIDTH: f32 = 600.0;
+
+/// Minimum height of buttons and sliders in the narrow layout, so that a finger can hit them.
+pub const TOUCH_TARGET: f32 = 36.0;
 
 /// Storage key of the app state (native persistence).
 pub const STORAGE_KEY: &str = "resonance-lab-state";
@@ -62,6 +71,19 @@ pub struct Published {
     pub frame_ms: f64,
     /// The current validation error, if any.
     pub error: Option<String>,
+    /// The status bar's message (an export, or what of a URL could not be applied).
+    pub message: Option<String>,
+    /// `"narrow"` (below [`NARROW_WIDTH`]) or `"wide"`.
+    pub layout: &'static str,
+    /// Whether the controls are on screen (always in the wide layout; behind a button in the
+    /// narrow one, closed by default).
+    pub side_panel_open: bool,
+    /// The latest parity self-check (`resonanceLab.selfCheck()`).
+    #[serde(skip)]
+    pub self_check: Option<SelfCheck>,
+    /// The PosGen tab's runs (`resonanceLab.posgen()`).
+    #[serde(skip)]
+    pub posgen: serde_json::Value,
 }
 
 /// Result of the parity self-check: the compute backend against the f64 reference.
@@ -106,15 +128,26 @@ pub fn self_check(backend: &str, heat: &[f32], tol: f64, r: &Results, s: &Series
     }
 }
 
-struct Side {
-    cache: Cache,
-    series: Option<(usize, usize, Arc<Series>)>,
-    texture: Option<(usize, egui::TextureHandle)>,
+/// Which raster a heatmap texture or self-check was made from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RasterSource {
+    /// The exact CPU raster of the series.
+    Cpu,
+    /// The WGSL kernel's raster.
+    Gpu,
 }
 
-impl Side {
+/// One side's view (A or B): its results cache and what is derived from the current results,
+/// each cached under the results' generation number.
+struct SideView {
+    cache: Cache,
+    series: Option<((u64, usize), Arc<Series>)>,
+    texture: Option<((u64, RasterSource), egui::TextureHandle)>,
+}
+
+impl SideView {
     fn new() -> Self {
-        Side {
+        SideView {
             cache: Cache::default(),
             series: None,
             texture: None,
@@ -124,19 +157,27 @@ impl Side {
     /// Brings results and series up to date; returns (results, series) of the last good config.
     fn update(
         &mut self,
-        backend: &Backend,
+        path: &ComputePath,
         cfg: &crate::rope::ScheduleConfig,
         feature: usize,
     ) -> Option<(Arc<Results>, Arc<Series>)> {
-        self.cache.update(backend, cfg, FRAME_COMPUTE_BUDGET_S);
+        self.cache.update(path, cfg, FRAME_COMPUTE_BUDGET_S);
         let r = self.cache.results()?.clone();
-        let key = Arc::as_ptr(&r) as usize;
-        let fresh = matches!(&self.series, Some((k, f, _)) if *k == key && *f == feature);
-        if !fresh {
-            self.series = Some((key, feature, Arc::new(Series::new(&r, feature))));
-        }
-        let s = self.series.as_ref().map(|(_, _, s)| s.clone())?;
+        let s = self.series_for(&r, feature);
         Some((r, s))
+    }
+
+    /// The series of `feature` for `r`, computed once per (results generation, feature).
+    fn series_for(&mut self, r: &Results, feature: usize) -> Arc<Series> {
+        let key = (r.generation, feature);
+        match &self.series {
+            Some((k, s)) if *k == key => s.clone(),
+            _ => {
+                let s = Arc::new(Series::new(r, feature));
+                self.series = Some((key, s.clone()));
+                s
+            }
+        }
     }
 
     /// The heatmap texture: from the GPU raster when one is current, else the CPU raster.
@@ -144,11 +185,13 @@ impl Side {
         &mut self,
         ctx: &egui::Context,
         name: &str,
-        s: &Arc<Series>,
+        s: &Series,
         gpu: Option<&gpu_heat::GpuRaster>,
         n: usize,
     ) -> egui::TextureHandle {
-        let key = gpu.map_or(Arc::as_ptr(s) as usize, |g| g as *const _ as usize);
+        let gpu = gpu.filter(|g| g.key == s.generation);
+        let source = gpu.map_or(RasterSource::Cpu, |_| RasterSource::Gpu);
+        let key = (s.generation, source);
         match &self.texture {
             Some((k, t)) if *k == key => t.clone(),
             _ => {
@@ -162,13 +205,25 @@ impl Side {
     }
 }
 
+/// What one frame computed for both sides, handed to the panels that draw it.
+struct Frame {
+    a: Option<(Arc<Results>, Arc<Series>)>,
+    b: Option<(Arc<Results>, Arc<Series>)>,
+    rasters: [Option<Arc<gpu_heat::GpuRaster>>; 2],
+    errors: [Option<crate::rope::ConfigError>; 2],
+    busy: bool,
+    /// d/2 of A's last good results (before the first, the configured d/2).
+    num_features: usize,
+    compute_label: String,
+}
+
 /// The visualizer app.
 pub struct ResonanceApp {
     /// The view state (URL hash / storage).
     pub state: AppState,
-    backend: Backend,
+    path: ComputePath,
     render_backend: String,
-    sides: [Side; 2],
+    sides: [SideView; 2],
     message: Option<String>,
     screenshot: Arc<Mutex<Option<Arc<egui::ColorImage>>>>,
     frames: u64,
@@ -181,24 +236,35 @@ pub struct ResonanceApp {
     pub posgen: posgen_panel::PosgenPanel,
     /// GPU feature tables (heatmap) on the renderer's device; `None` on WebGL2 / no device.
     gpu: Option<gpu_heat::GpuHeat>,
+    commands: CommandQueue,
+    self_check: Option<((u64, RasterSource), SelfCheck)>,
+    /// The last frame was narrower than [`NARROW_WIDTH`].
+    narrow: bool,
+    /// In the narrow layout: the controls are shown instead of the plots.
+    pub controls_open: bool,
 }
 
 impl ResonanceApp {
     /// A new app showing `state`; `render_backend` names the renderer (adapter or web API).
     pub fn new(state: AppState, render_backend: impl Into<String>) -> Self {
+        let commands = CommandQueue::default();
         ResonanceApp {
             state,
-            backend: Backend::Cpu,
+            path: ComputePath::Cpu,
             render_backend: render_backend.into(),
-            sides: [Side::new(), Side::new()],
+            sides: [SideView::new(), SideView::new()],
             message: None,
             screenshot: Arc::new(Mutex::new(None)),
             frames: 0,
             last_frame_ms: 0.0,
             show_timings: true,
             published: Rc::new(RefCell::new(Published::default())),
-            posgen: posgen_panel::PosgenPanel::default(),
+            posgen: posgen_panel::PosgenPanel::new(commands.sender()),
             gpu: None,
+            commands,
+            self_check: None,
+            narrow: false,
+            controls_open: false,
         }
     }
 
@@ -244,6 +310,12 @@ impl ResonanceApp {
         self
     }
 
+    /// A sender into the app's command queue (the page API uses one; the next frame applies
+    /// what it sends).
+    pub fn command_sender(&self) -> CommandSender {
+        self.commands.sender()
+    }
+
     /// What computes the plots, for the status bar and the page.
     pub fn compute_label(&self) -> String {
         match &self.gpu {
@@ -252,21 +324,16 @@ impl ResonanceApp {
             }
             Some(g) => format!(
                 "{} (GPU failed: {})",
-                self.backend.label(),
+                self.path.label(),
                 g.failed().unwrap_or_default()
             ),
-            None => self.backend.label().to_string(),
+            None => self.path.label().to_string(),
         }
     }
 
     /// True while a time-sliced computation is still running for either side.
     pub fn busy(&self) -> bool {
         self.sides.iter().any(|s| s.cache.busy())
-    }
-
-    /// The compute backend.
-    pub fn backend(&self) -> &Backend {
-        &self.backend
     }
 
     /// Number of computations run for side A and B (cache misses).
@@ -282,73 +349,120 @@ impl ResonanceApp {
         self.sides[usize::from(b)].cache.results().cloned()
     }
 
-    /// Runs the parity self-check on side A's current results: the GPU raster against the f64
-    /// reference when the GPU path is active (`None` until its table has arrived), else the
-    /// CPU raster.
-    pub fn self_check(&mut self) -> Option<SelfCheck> {
-        let (r, s) = self.sides[0].update(&self.backend, &self.state.a, self.state.feature)?;
-        match &self.gpu {
-            Some(g) if g.failed().is_none() => {
-                let raster = g.raster(0, Arc::as_ptr(&s) as usize)?;
-                let label = format!("GPU {}", g.adapter_name());
-                Some(self_check(&label, &raster.heat, 2e-6, &r, &s))
-            }
-            _ => Some(self_check(self.backend.label(), &s.heat, 1e-6, &r, &s)),
-        }
+    /// The parity self-check of side A's raster as of the last frame: the GPU raster against
+    /// the f64 reference once the GPU path's table has arrived, else the CPU raster. It only
+    /// reads what the frame computed (the check runs when a new raster appears).
+    pub fn self_check(&self) -> Option<SelfCheck> {
+        self.self_check.as_ref().map(|(_, c)| c.clone())
     }
 
-    /// Draws the whole app into `ui` (also used by tests and the offscreen screenshot).
+    /// Draws the whole app into `ui` (also used by tests and the offscreen screenshot). This is
+    /// the app's per-frame update: it first applies the queued commands, then advances
+    /// computation and training, then draws, then publishes what it drew.
     pub fn draw(&mut self, ui: &mut Ui) {
         let t0 = Instant::now();
         self.frames += 1;
+        self.commands.attach(ui.ctx());
+        self.run_commands(ui.ctx());
         self.take_screenshot();
+        self.posgen.update(ui.ctx());
+        let frame = self.compute(ui.ctx());
+        self.narrow = ui.available_width() < NARROW_WIDTH;
+        self.status_bar(ui, &frame);
+        if self.narrow {
+            self.narrow_bar(ui, &frame);
+            self.narrow_central(ui, &frame);
+        } else {
+            self.controls_panel(ui, &frame);
+            self.central_panel(ui, &frame);
+        }
+        if let Some((r, _)) = &frame.a {
+            // keep the feature in range after d changes
+            self.state.feature = self.state.feature.min(r.schedule.num_features() - 1);
+        }
+        self.update_self_check(&frame);
+        self.publish(&frame);
+        self.last_frame_ms = t0.elapsed().as_secs_f64() * 1e3;
+    }
+
+    /// Applies every queued command, in order (the only place outside input handling that
+    /// changes app state).
+    fn run_commands(&mut self, ctx: &egui::Context) {
+        for c in self.commands.drain() {
+            match c {
+                AppCommand::SetState(s) => self.state = *s,
+                AppCommand::ExportPng => self.request_png(ctx),
+                AppCommand::PosgenTrain(args) => {
+                    let panel = &mut self.posgen;
+                    panel.task = args.task;
+                    panel.steps = args.steps.clamp(1, posgen_panel::MAX_STEPS);
+                    panel.start();
+                    self.state.tab = Tab::PosGen;
+                }
+                AppCommand::Worker { run, message } => {
+                    self.posgen.apply(run, message.into_update());
+                }
+            }
+        }
+    }
+
+    /// Advances both sides' computations and the GPU tables by one frame's budget.
+    fn compute(&mut self, ctx: &egui::Context) -> Frame {
         let compute_label = self.compute_label();
-        let st = &mut self.state;
+        let st = &self.state;
         let [sa, sb] = &mut self.sides;
-        let ra = sa.update(&self.backend, &st.a, st.feature);
-        let rb = if st.compare {
-            sb.update(&self.backend, &st.b, st.feature)
+        let a = sa.update(&self.path, &st.a, st.feature);
+        let b = if st.compare {
+            sb.update(&self.path, &st.b, st.feature)
         } else {
             None
         };
-        let errors = [sa.cache.error().cloned(), sb.cache.error().cloned()];
         let busy = sa.cache.busy() || sb.cache.busy();
         if busy {
-            ui.ctx().request_repaint();
+            ctx.request_repaint();
         }
         let mut rasters: [Option<Arc<gpu_heat::GpuRaster>>; 2] = [None, None];
         if let Some(g) = &mut self.gpu {
             g.poll();
-            for (i, side) in [&ra, &rb].into_iter().enumerate() {
+            for (i, side) in [&a, &b].into_iter().enumerate() {
                 if let Some((r, s)) = side {
-                    let key = Arc::as_ptr(s) as usize;
-                    g.request(i, key, &r.schedule, s);
-                    rasters[i] = g.raster(i, key);
+                    g.request(i, r.generation, &r.schedule, s);
+                    rasters[i] = g.raster(i, r.generation);
                 }
             }
             if g.busy() {
-                ui.ctx().request_repaint();
+                ctx.request_repaint();
             }
         }
-        // before the first result, the configured d/2 (the feature slider must not clamp to 0)
-        let nf = ra
+        let num_features = a
             .as_ref()
             .map(|(r, _)| r.schedule.num_features())
             .unwrap_or((st.a.dim / 2).max(1));
+        Frame {
+            errors: [sa.cache.error().cloned(), sb.cache.error().cloned()],
+            a,
+            b,
+            rasters,
+            busy,
+            num_features,
+            compute_label,
+        }
+    }
 
+    fn status_bar(&self, ui: &mut Ui, f: &Frame) {
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
                 ui.label(format!("render: {}", self.render_backend));
                 ui.separator();
-                ui.label(format!("compute: {compute_label}"));
+                ui.label(format!("compute: {}", f.compute_label));
                 ui.separator();
-                if busy {
+                if f.busy {
                     ui.spinner();
                     ui.label("computing (the plots show the last finished result)");
                     ui.separator();
                 }
                 if self.show_timings {
-                    let ms = ra.as_ref().map(|(r, _)| r.compute_ms).unwrap_or(0.0);
+                    let ms = f.a.as_ref().map(|(r, _)| r.compute_ms).unwrap_or(0.0);
                     ui.label(format!("compute {ms:.1} ms"));
                     ui.separator();
                     ui.label(format!("frame {:.1} ms", self.last_frame_ms));
@@ -359,147 +473,296 @@ impl ResonanceApp {
                 }
             });
         });
+    }
+
+    fn controls_panel(&mut self, ui: &mut Ui, f: &Frame) {
+        let st = &mut self.state;
         egui::Panel::left("controls")
             .resizable(true)
             .default_size(320.0)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| {
-                    controls::side_panel(ui, st, [errors[0].as_ref(), errors[1].as_ref()], nf);
+                    let errors = [f.errors[0].as_ref(), f.errors[1].as_ref()];
+                    controls::side_panel(ui, st, errors, f.num_features);
                 });
             });
-        egui::CentralPanel::default().show(ui, |ui| {
+    }
+
+    /// The narrow layout's top bar: the controls button, the tab menu and the exports, all
+    /// touch-sized.
+    fn narrow_bar(&mut self, ui: &mut Ui, f: &Frame) {
+        egui::Panel::top("narrow-bar").show(ui, |ui| {
+            ui.spacing_mut().interact_size.y = TOUCH_TARGET;
             ui.horizontal_wrapped(|ui| {
-                for t in Tab::ALL {
-                    ui.selectable_value(&mut st.tab, t, t.label());
-                }
-                ui.separator();
+                let label = if self.controls_open {
+                    "Close controls"
+                } else {
+                    "Controls"
+                };
                 if ui
-                    .button("Export CSV")
-                    .on_hover_text("this plot's data")
+                    .add(egui::Button::new(label).min_size(egui::vec2(0.0, TOUCH_TARGET)))
                     .clicked()
                 {
-                    self.message = Some(export_csv(st.tab, ra.as_ref(), rb.as_ref()));
+                    self.controls_open = !self.controls_open;
                 }
-                if ui
-                    .button("Export PNG")
-                    .on_hover_text("the whole view")
-                    .clicked()
-                {
-                    let slot = self.screenshot.clone();
-                    let ctx = ui.ctx().clone();
-                    ui.ctx().request_screenshot(move |img| {
-                        *slot.lock().expect("screenshot slot") = Some(img);
-                        ctx.request_repaint();
-                    });
-                }
-            });
-            ui.separator();
-            match (&ra, st.compare) {
-                _ if st.tab == Tab::PosGen => self.posgen.ui(ui),
-                (None, _) => {
-                    ui.label("no valid configuration yet");
-                }
-                (Some(a), false) => draw_tab(ui, st.tab, "A", a, sa, &rasters[0], nf),
-                (Some(a), true) => {
-                    ui.columns(2, |cols| {
-                        cols[0].label(RichText::new("A").strong());
-                        draw_tab(&mut cols[0], st.tab, "A", a, sa, &rasters[0], nf);
-                        cols[1].label(RichText::new("B").strong());
-                        match &rb {
-                            Some(b) => {
-                                let nb = b.0.schedule.num_features();
-                                draw_tab(&mut cols[1], st.tab, "B", b, sb, &rasters[1], nb)
-                            }
-                            None => {
-                                cols[1].colored_label(Color32::RED, "no valid configuration B yet");
+                let tab = &mut self.state.tab;
+                egui::ComboBox::from_label("plot")
+                    .selected_text(tab.label())
+                    .height(f32::INFINITY)
+                    .show_ui(ui, |ui| {
+                        ui.spacing_mut().interact_size.y = TOUCH_TARGET;
+                        for t in Tab::ALL {
+                            let b = egui::Button::selectable(*tab == t, t.label())
+                                .min_size(egui::vec2(160.0, TOUCH_TARGET));
+                            if ui.add(b).clicked() {
+                                *tab = t;
+                                // choosing a plot shows it
+                                self.controls_open = false;
                             }
                         }
                     });
+                self.export_buttons(ui, f);
+            });
+        });
+    }
+
+    /// The narrow layout's main area: the controls when opened, else the plot, full width.
+    fn narrow_central(&mut self, ui: &mut Ui, f: &Frame) {
+        egui::CentralPanel::default().show(ui, |ui| {
+            if self.controls_open {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    ui.spacing_mut().interact_size.y = TOUCH_TARGET;
+                    ui.spacing_mut().slider_width = (ui.available_width() - 150.0).max(80.0);
+                    let errors = [f.errors[0].as_ref(), f.errors[1].as_ref()];
+                    controls::side_panel(ui, &mut self.state, errors, f.num_features);
+                });
+                return;
+            }
+            self.probe_slider(ui);
+            self.plots(ui, f);
+        });
+    }
+
+    /// The pair-layout tab's position slider (shared by A and B).
+    fn probe_slider(&mut self, ui: &mut Ui) {
+        if self.state.tab == Tab::Pairs {
+            let max = self.state.a.eval_len.max(1);
+            ui.add(
+                egui::Slider::new(&mut self.state.probe_position, 0..=max)
+                    .logarithmic(true)
+                    .text("position p of the rotated vector"),
+            );
+        }
+    }
+
+    fn central_panel(&mut self, ui: &mut Ui, f: &Frame) {
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                for t in Tab::ALL {
+                    ui.selectable_value(&mut self.state.tab, t, t.label());
+                }
+                ui.separator();
+                self.export_buttons(ui, f);
+            });
+            ui.separator();
+            self.probe_slider(ui);
+            self.plots(ui, f);
+        });
+    }
+
+    /// The plot area: the PosGen tab, or the selected plot of A (and of B beside it, or below
+    /// it in the narrow layout).
+    fn plots(&mut self, ui: &mut Ui, f: &Frame) {
+        let st = &self.state;
+        let [sa, sb] = &mut self.sides;
+        match (&f.a, st.compare) {
+            _ if st.tab == Tab::PosGen => self.posgen.ui(ui),
+            (None, _) => {
+                ui.label("no valid configuration yet");
+            }
+            (Some(a), false) => draw_tab(ui, st, "A", a, sa, &f.rasters[0]),
+            (Some(a), true) if self.narrow => {
+                let size = egui::vec2(ui.available_width(), ui.available_height() / 2.0 - 16.0);
+                ui.label(RichText::new("A").strong());
+                ui.allocate_ui(size, |ui| draw_tab(ui, st, "A", a, sa, &f.rasters[0]));
+                ui.label(RichText::new("B").strong());
+                match &f.b {
+                    Some(b) => {
+                        ui.allocate_ui(size, |ui| draw_tab(ui, st, "B", b, sb, &f.rasters[1]));
+                    }
+                    None => {
+                        ui.colored_label(Color32::RED, "no valid configuration B yet");
+                    }
                 }
             }
-        });
-        if let Some((r, s)) = &ra {
-            // keep the feature in range after d changes
-            self.state.feature = self.state.feature.min(r.schedule.num_features() - 1);
-            let _ = s;
+            (Some(a), true) => ui.columns(2, |cols| {
+                cols[0].label(RichText::new("A").strong());
+                draw_tab(&mut cols[0], st, "A", a, sa, &f.rasters[0]);
+                cols[1].label(RichText::new("B").strong());
+                match &f.b {
+                    Some(b) => draw_tab(&mut cols[1], st, "B", b, sb, &f.rasters[1]),
+                    None => {
+                        cols[1].colored_label(Color32::RED, "no valid configuration B yet");
+                    }
+                }
+            }),
         }
+    }
+
+    fn export_buttons(&mut self, ui: &mut Ui, f: &Frame) {
+        if ui
+            .button("Export CSV")
+            .on_hover_text("this plot's data")
+            .clicked()
+        {
+            self.message = Some(export_csv(&self.state, f.a.as_ref(), f.b.as_ref()));
+        }
+        if ui
+            .button("Export PNG")
+            .on_hover_text("the whole view")
+            .clicked()
+        {
+            self.request_png(ui.ctx());
+        }
+    }
+
+    /// Asks the renderer for a screenshot; a later frame encodes and saves it as PNG.
+    fn request_png(&self, ctx: &egui::Context) {
+        let slot = self.screenshot.clone();
+        let wake = ctx.clone();
+        ctx.request_screenshot(move |img| {
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(img);
+            }
+            wake.request_repaint();
+        });
+    }
+
+    /// Re-runs the self-check when side A's raster changed (new results, or the GPU table
+    /// arrived).
+    fn update_self_check(&mut self, f: &Frame) {
+        let Some((r, s)) = &f.a else { return };
+        let gpu = self.gpu.as_ref().filter(|g| g.failed().is_none());
+        let raster = f.rasters[0].as_ref().filter(|g| g.key == r.generation);
+        let source = match (gpu, raster) {
+            (Some(_), Some(_)) => RasterSource::Gpu,
+            // the GPU path is on but its table has not arrived: nothing to check yet
+            (Some(_), None) => return,
+            (None, _) => RasterSource::Cpu,
+        };
+        let key = (r.generation, source);
+        if self.self_check.as_ref().is_some_and(|(k, _)| *k == key) {
+            return;
+        }
+        let check = match (gpu, raster) {
+            (Some(g), Some(raster)) => {
+                let label = format!("GPU {}", g.adapter_name());
+                self_check(&label, &raster.heat, 2e-6, r, s)
+            }
+            _ => self_check(self.path.label(), &s.heat, 1e-6, r, s),
+        };
+        self.self_check = Some((key, check));
+    }
+
+    fn publish(&self, f: &Frame) {
         let mut p = self.published.borrow_mut();
-        p.state_json = serde_json::to_string(&self.state).expect("state serializes");
+        p.state_json = serde_json::to_string(&self.state).unwrap_or_default();
         p.hash = self.state.to_hash();
         p.render_backend = self.render_backend.clone();
-        p.compute_backend = compute_label;
+        p.compute_backend = f.compute_label.clone();
         p.frames = self.frames;
-        p.compute_ms = ra.as_ref().map(|(r, _)| r.compute_ms).unwrap_or(0.0);
+        p.compute_ms = f.a.as_ref().map(|(r, _)| r.compute_ms).unwrap_or(0.0);
         p.frame_ms = self.last_frame_ms;
-        p.error = self.sides[0].cache.error().map(|e| e.to_string());
-        self.last_frame_ms = t0.elapsed().as_secs_f64() * 1e3;
+        p.error = f.errors[0].as_ref().map(|e| e.to_string());
+        p.message = self.message.clone();
+        p.layout = if self.narrow { "narrow" } else { "wide" };
+        p.side_panel_open = !self.narrow || self.controls_open;
+        p.self_check = self.self_check();
+        p.posgen = self.posgen.status();
     }
 
     fn take_screenshot(&mut self) {
-        let img = self.screenshot.lock().expect("screenshot slot").take();
+        let img = self.screenshot.lock().ok().and_then(|mut s| s.take());
         if let Some(img) = img {
-            let bytes = png::encode_color_image(&img);
-            self.message = Some(
-                match platform::save_file("resonance-lab.png", "image/png", &bytes) {
-                    Ok(m) => m,
-                    Err(e) => format!("PNG export failed: {e}"),
-                },
-            );
+            let saved = export::encode_color_image(&img)
+                .and_then(|bytes| platform::save_file("resonance-lab.png", "image/png", &bytes));
+            self.message = Some(match saved {
+                Ok(m) => m,
+                Err(e) => format!("PNG export failed: {e}"),
+            });
         }
     }
 }
 
+/// Draws the plot of `st.tab` for one side (`salt` keeps A's and B's plot ids apart).
 fn draw_tab(
     ui: &mut Ui,
-    tab: Tab,
+    st: &AppState,
     salt: &str,
     (r, s): &(Arc<Results>, Arc<Series>),
-    side: &mut Side,
+    side: &mut SideView,
     gpu: &Option<Arc<gpu_heat::GpuRaster>>,
-    nf: usize,
 ) {
-    match tab {
+    match st.tab {
         Tab::Wavelengths => plots::wavelengths(ui, salt, r),
         Tab::PhaseWheel => plots::phase_wheel(ui, salt, r, s),
         Tab::FeatureCurve => plots::feature_curve(ui, salt, r, s),
         Tab::Gap => plots::gap(ui, salt, r, s),
         Tab::Heatmap => {
             let ctx = ui.ctx().clone();
-            let t = side.texture(&ctx, &format!("heatmap-{salt}"), s, gpu.as_deref(), nf);
+            let n = r.schedule.num_features();
+            let t = side.texture(&ctx, &format!("heatmap-{salt}"), s, gpu.as_deref(), n);
             plots::heatmap(ui, salt, r, &t)
         }
-        // drawn full width by `ResonanceApp::draw`, never per side
+        Tab::Pairs => plots::pairs(ui, salt, r, s.feature, st.probe_position),
+        // drawn full width by `ResonanceApp::plots`, never per side
         Tab::PosGen => {}
     }
 }
 
+/// The CSV files of `tab` for one side: (file-name part, contents).
+fn tab_csv(tab: Tab, r: &Results, s: &Series, position: u64) -> Vec<(&'static str, String)> {
+    match tab {
+        Tab::Wavelengths => vec![("wavelengths", series::wavelengths_csv(r))],
+        Tab::PhaseWheel => vec![("phase-wheel", series::wheel_csv(s))],
+        Tab::FeatureCurve => vec![("feature-value", series::feature_csv(s))],
+        Tab::Gap => vec![
+            ("gap-per-feature", series::gap_csv(r)),
+            ("gap-curve", series::gap_curve_csv(s)),
+        ],
+        Tab::Heatmap => vec![("heatmap", series::heatmap_csv(s, r.schedule.num_features()))],
+        Tab::Pairs => vec![(
+            "pair-layout",
+            series::pairs_csv(&series::pair_layouts(&r.schedule, position)),
+        )],
+        Tab::PosGen => Vec::new(),
+    }
+}
+
+/// Saves the CSV files of the plot on screen (each side's); returns the status message.
 fn export_csv(
-    tab: Tab,
+    st: &AppState,
     a: Option<&(Arc<Results>, Arc<Series>)>,
     b: Option<&(Arc<Results>, Arc<Series>)>,
 ) -> String {
-    let mut out = String::new();
+    let tab = st.tab;
+    if tab == Tab::PosGen {
+        return "use the PosGen panel's own Export CSV".into();
+    }
+    let mut out = Vec::new();
     for (name, side) in [("A", a), ("B", b)] {
         let Some((r, s)) = side else { continue };
-        let csv = match tab {
-            Tab::Wavelengths => series::wavelengths_csv(r),
-            Tab::PhaseWheel => series::wheel_csv(s),
-            Tab::FeatureCurve => series::feature_csv(s),
-            Tab::Gap => series::gap_csv(r, s),
-            Tab::Heatmap => series::heatmap_csv(s, r.schedule.num_features()),
-            Tab::PosGen => return "use the PosGen panel's own Export CSV".into(),
-        };
-        let file = format!("resonance-lab-{}-{name}.csv", tab.slug());
-        let m = match platform::save_file(&file, "text/csv", csv.as_bytes()) {
-            Ok(m) => m,
-            Err(e) => format!("CSV export failed: {e}"),
-        };
-        if !out.is_empty() {
-            out.push_str("; ");
+        for (what, csv) in tab_csv(tab, r, s, st.probe_position) {
+            let file = format!("resonance-lab-{what}-{name}.csv");
+            out.push(
+                match platform::save_file(&file, "text/csv", csv.as_bytes()) {
+                    Ok(m) => m,
+                    Err(e) => format!("CSV export failed: {e}"),
+                },
+            );
         }
-        out.push_str(&m);
     }
-    out
+    out.join("; ")
 }
 
 /// A short name of a wgpu adapter for the status bar: "WebGPU", "WebGL2" or the native name.
@@ -519,5 +782,46 @@ impl eframe::App for ResonanceApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, STORAGE_KEY, &self.state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rope::ScheduleConfig;
+    use compute::compute_now;
+
+    /// The series and texture caches are keyed by the results' generation number: results of
+    /// another config written into the very same memory still get their own series and texture
+    /// (a cache keyed by address would serve the old config's here).
+    #[test]
+    fn caches_never_serve_another_configs_result_at_a_reused_address() {
+        let a = ScheduleConfig::default();
+        let b = ScheduleConfig {
+            base: 500.0,
+            ..a.clone()
+        };
+        let mut slot = Box::new(compute_now(&a));
+        let addr: *const Results = &*slot;
+        let mut view = SideView::new();
+        let ctx = egui::Context::default();
+        let sa = view.series_for(&slot, 20);
+        let ta = view.texture(&ctx, "heat", &sa, None, 32);
+        *slot = compute_now(&b);
+        assert_eq!(
+            &*slot as *const Results, addr,
+            "same address, another config"
+        );
+        let sb = view.series_for(&slot, 20);
+        assert_eq!(sb.curve, Series::new(&slot, 20).curve);
+        assert_ne!(
+            sb.curve, sa.curve,
+            "feature 20 differs between b=1e4 and b=500"
+        );
+        let tb = view.texture(&ctx, "heat", &sb, None, 32);
+        assert_ne!(ta.id(), tb.id(), "a new texture for the new results");
+        // and the same results are served from the cache
+        assert!(Arc::ptr_eq(&view.series_for(&slot, 20), &sb));
+        assert_eq!(view.texture(&ctx, "heat", &sb, None, 32).id(), tb.id());
     }
 }

@@ -2,9 +2,8 @@
 //! trained on their own threads.
 
 use super::ResonanceApp;
-use super::posgen_run::{Job, RunUpdate, WORKER_SLICE_S, WorkerRun};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use super::commands::{AppCommand, CommandSender};
+use super::posgen_run::{FromWorker, RunId, ToWorker, TrainJob, WORKER_SLICE_S, WorkerState};
 use std::sync::mpsc;
 
 /// Writes an exported file into the current directory; returns a status message.
@@ -16,65 +15,81 @@ pub fn save_file(name: &str, _mime: &str, bytes: &[u8]) -> Result<String, String
     Ok(format!("saved {}", path.display()))
 }
 
-/// A PosGen run training on its own thread; it reports [`RunUpdate`]s every
-/// [`WORKER_SLICE_S`] and stops when it finishes, fails or is dropped.
+/// A PosGen run training on its own thread. The thread takes [`ToWorker`] messages over a
+/// channel, trains in slices of [`WORKER_SLICE_S`] and sends each slice's [`RunUpdate`] to the
+/// app's command queue; it stops when the run finishes or fails, or when this handle (the
+/// sending end) is dropped.
 pub struct TrainWorker {
-    updates: mpsc::Receiver<RunUpdate>,
-    running: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
+    control: mpsc::Sender<ToWorker>,
 }
 
 impl TrainWorker {
-    /// Starts training `job` on a new thread.
-    pub fn spawn(job: &Job) -> Result<TrainWorker, String> {
-        let (tx, updates) = mpsc::channel();
-        let running = Arc::new(AtomicBool::new(true));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (r, s, job) = (running.clone(), stop.clone(), job.clone());
-        std::thread::Builder::new()
-            .name(format!("posgen {} {}", job.method, job.task))
-            .spawn(move || {
-                let mut run = match WorkerRun::new(&job) {
-                    Ok(run) => run,
-                    Err(e) => {
-                        let _ = tx.send(RunUpdate::failed(e));
-                        return;
-                    }
-                };
-                while !s.load(Ordering::Relaxed) {
-                    if !r.load(Ordering::Relaxed) {
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                        continue;
-                    }
-                    let u = run.slice(WORKER_SLICE_S);
-                    let end = u.error.is_some() || run.finished();
-                    if tx.send(u).is_err() || end {
-                        break;
-                    }
-                }
-            })
+    /// Starts training `job` on a new thread; its updates go to `updates`, tagged with `id`.
+    pub fn spawn(job: &TrainJob, id: RunId, updates: CommandSender) -> Result<TrainWorker, String> {
+        let (control, inbox) = mpsc::channel();
+        let start = ToWorker::Start {
+            job: job.clone(),
+            slice_s: WORKER_SLICE_S,
+        };
+        control
+            .send(start)
             .map_err(|e| format!("could not start a training thread: {e}"))?;
-        Ok(TrainWorker {
-            updates,
-            running,
-            stop,
-        })
-    }
-
-    /// Updates received since the last call.
-    pub fn updates(&self) -> Vec<RunUpdate> {
-        self.updates.try_iter().collect()
+        std::thread::Builder::new()
+            .name(format!("posgen {} {}", job.method, job.task.name()))
+            .spawn(move || train_thread(&inbox, id, &updates))
+            .map_err(|e| format!("could not start a training thread: {e}"))?;
+        Ok(TrainWorker { control })
     }
 
     /// Pauses (`false`) or resumes training.
     pub fn set_running(&self, running: bool) {
-        self.running.store(running, Ordering::Relaxed);
+        let m = if running {
+            ToWorker::Resume
+        } else {
+            ToWorker::Pause
+        };
+        // a thread that has finished is gone; nothing to pause then
+        let _ = self.control.send(m);
     }
 }
 
-impl Drop for TrainWorker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+/// The body of a training thread: messages first, then one slice when there is work; blocks
+/// on the channel while paused. Ends when the run ends, the handle or the app is dropped.
+fn train_thread(inbox: &mpsc::Receiver<ToWorker>, id: RunId, updates: &CommandSender) {
+    let mut state = WorkerState::default();
+    let report = |m: FromWorker| {
+        let end = matches!(&m, FromWorker::Failed { .. })
+            || matches!(&m, FromWorker::Update(u) if u.error.is_some());
+        let sent = updates.send(AppCommand::Worker {
+            run: id,
+            message: m,
+        });
+        sent && !end
+    };
+    loop {
+        let message = if state.wants_slice() {
+            match inbox.try_recv() {
+                Ok(m) => Some(m),
+                Err(mpsc::TryRecvError::Empty) => None,
+                Err(mpsc::TryRecvError::Disconnected) => return,
+            }
+        } else {
+            match inbox.recv() {
+                Ok(m) => Some(m),
+                Err(_) => return,
+            }
+        };
+        if let Some(m) = message {
+            if let Some(reply) = state.handle(m)
+                && !report(reply)
+            {
+                return;
+            }
+            continue;
+        }
+        if !report(state.slice()) || state.finished() {
+            return;
+        }
     }
 }
 
@@ -143,22 +158,41 @@ pub fn screenshot(path: &std::path::Path) -> Result<(), String> {
         output = ctx.run_ui(input(), |ui| app.draw(ui));
         apply(&mut output, &mut renderer);
     }
-    let screen = egui_wgpu::ScreenDescriptor {
+    let jobs = ctx.tessellate(output.shapes.clone(), 1.0);
+    let rgba = render_to_rgba(&rs, &mut renderer, &jobs, [w, h])?;
+    let png = super::export::encode_png(w, h, &rgba)?;
+    std::fs::write(path, png).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!(
+        "wrote {} ({w}x{h}, rendered with {})",
+        path.display(),
+        rs.adapter.get_info().name
+    );
+    Ok(())
+}
+
+/// Renders tessellated egui output into a texture of `size` pixels and reads it back as RGBA.
+fn render_to_rgba(
+    rs: &eframe::egui_wgpu::RenderState,
+    renderer: &mut eframe::egui_wgpu::Renderer,
+    jobs: &[egui::ClippedPrimitive],
+    [w, h]: [u32; 2],
+) -> Result<Vec<u8>, String> {
+    let screen = eframe::egui_wgpu::ScreenDescriptor {
         size_in_pixels: [w, h],
         pixels_per_point: 1.0,
     };
-    let jobs = ctx.tessellate(output.shapes.clone(), 1.0);
     let mut encoder = rs
         .device
         .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
-    let user = renderer.update_buffers(&rs.device, &rs.queue, &mut encoder, &jobs, &screen);
+    let user = renderer.update_buffers(&rs.device, &rs.queue, &mut encoder, jobs, &screen);
+    let extent = wgpu::Extent3d {
+        width: w,
+        height: h,
+        depth_or_array_layers: 1,
+    };
     let texture = rs.device.create_texture(&wgpu::TextureDescriptor {
         label: Some("screenshot"),
-        size: wgpu::Extent3d {
-            width: w,
-            height: h,
-            depth_or_array_layers: 1,
-        },
+        size: extent,
         mip_level_count: 1,
         sample_count: 1,
         dimension: wgpu::TextureDimension::D2,
@@ -183,7 +217,7 @@ pub fn screenshot(path: &std::path::Path) -> Result<(), String> {
                 ..Default::default()
             })
             .forget_lifetime();
-        renderer.render(&mut pass, &jobs, &screen);
+        renderer.render(&mut pass, jobs, &screen);
     }
     let row = (w * 4).div_ceil(256) * 256;
     let buffer = rs.device.create_buffer(&wgpu::BufferDescriptor {
@@ -202,14 +236,21 @@ pub fn screenshot(path: &std::path::Path) -> Result<(), String> {
                 rows_per_image: None,
             },
         },
-        wgpu::Extent3d {
-            width: w,
-            height: h,
-            depth_or_array_layers: 1,
-        },
+        extent,
     );
     rs.queue
         .submit(user.into_iter().chain(std::iter::once(encoder.finish())));
+    read_rows(rs, &buffer, row, [w, h])
+}
+
+/// Maps the readback buffer (blocking: the offscreen render has no frame to keep) and strips
+/// the row padding, swapping BGRA to RGBA where the target format needs it.
+fn read_rows(
+    rs: &eframe::egui_wgpu::RenderState,
+    buffer: &wgpu::Buffer,
+    row: u32,
+    [w, h]: [u32; 2],
+) -> Result<Vec<u8>, String> {
     let (tx, rx) = std::sync::mpsc::channel();
     buffer
         .slice(..)
@@ -238,62 +279,66 @@ pub fn screenshot(path: &std::path::Path) -> Result<(), String> {
             }
         }
     }
-    let png = super::png::encode_rgba(w, h, &rgba);
-    std::fs::write(path, png).map_err(|e| format!("{}: {e}", path.display()))?;
-    eprintln!(
-        "wrote {} ({w}x{h}, rendered with {})",
-        path.display(),
-        rs.adapter.get_info().name
-    );
-    Ok(())
+    Ok(rgba)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::commands::CommandQueue;
+    use crate::app::posgen_run::RunView;
     use crate::posgen::{Task, TrainPhase};
     use crate::rope::Method;
     use std::time::{Duration, Instant};
 
-    use super::super::posgen_run::RunView;
-
-    fn drain(w: &TrainWorker, view: &mut RunView) {
-        for u in w.updates() {
-            view.apply(u);
+    /// Applies the queued worker messages to `view`; returns the step of a pause
+    /// acknowledgement among them.
+    fn drain(q: &CommandQueue, view: &mut RunView) -> Option<usize> {
+        let mut paused = None;
+        for c in q.drain() {
+            if let AppCommand::Worker { run, message } = c {
+                assert_eq!(run, RunId(7));
+                if let FromWorker::Paused { step } = message {
+                    paused = Some(step);
+                }
+                view.apply(message.into_update());
+            }
         }
+        paused
     }
 
     #[test]
     fn a_paused_thread_stops_and_a_resumed_one_finishes() {
-        let mut job = Job::new(Task::Cot, Method::Rope, false, 1, 40);
+        let mut job = TrainJob::new(Task::Cot, Method::Rope, false, 1, 40);
         job.eval_every = 40;
-        let w = TrainWorker::spawn(&job).unwrap();
+        let q = CommandQueue::default();
+        let w = TrainWorker::spawn(&job, RunId(7), q.sender()).unwrap();
         let mut view = RunView::default();
         let t0 = Instant::now();
         while view.step == 0 && t0.elapsed() < Duration::from_secs(60) {
-            drain(&w, &mut view);
+            drain(&q, &mut view);
             std::thread::sleep(Duration::from_millis(5));
         }
         w.set_running(false);
-        // the slice in flight reports; then nothing comes for a while
-        let mut quiet = Instant::now();
-        while quiet.elapsed() < Duration::from_millis(500) {
-            let before = view.step;
-            drain(&w, &mut view);
-            if view.step != before {
-                quiet = Instant::now();
-            }
+        // the slice in flight reports, then the pause is acknowledged; nothing comes after it
+        let mut ack = None;
+        while ack.is_none() && t0.elapsed() < Duration::from_secs(60) {
+            ack = drain(&q, &mut view);
             std::thread::sleep(Duration::from_millis(5));
         }
-        let paused_at = view.step;
+        let paused_at = ack.expect("the pause is acknowledged");
+        assert_eq!(
+            view.step, paused_at,
+            "every step before the pause was reported"
+        );
         assert!(paused_at >= 1);
         std::thread::sleep(Duration::from_millis(500));
-        drain(&w, &mut view);
+        drain(&q, &mut view);
         assert_eq!(view.step, paused_at, "a paused worker trained");
         assert!(paused_at < 40, "finished before the pause took effect");
         w.set_running(true);
         while view.phase != Some(TrainPhase::Done) && t0.elapsed() < Duration::from_secs(120) {
-            drain(&w, &mut view);
+            drain(&q, &mut view);
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(view.phase, Some(TrainPhase::Done));
@@ -303,15 +348,17 @@ mod tests {
 
     #[test]
     fn a_bad_job_reports_its_error() {
-        let mut job = Job::new(Task::Cot, Method::Rope, false, 1, 4);
-        job.task = "nope".into();
-        let w = TrainWorker::spawn(&job).unwrap();
+        let mut job = TrainJob::new(Task::Cot, Method::Rope, false, 1, 4);
+        job.steps = 0;
+        let q = CommandQueue::default();
+        let _w = TrainWorker::spawn(&job, RunId(7), q.sender()).unwrap();
         let mut view = RunView::default();
         let t0 = Instant::now();
         while view.error.is_none() && t0.elapsed() < Duration::from_secs(10) {
-            drain(&w, &mut view);
+            drain(&q, &mut view);
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(view.error.as_deref(), Some("unknown task 'nope'"));
+        let e = view.error.expect("the error arrives");
+        assert!(e.contains("steps"), "{e}");
     }
 }

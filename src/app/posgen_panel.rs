@@ -4,7 +4,8 @@
 //! can start, and plots the loss curves, validation ID/OOD accuracy and per-position test
 //! accuracy with L marked.
 
-use super::posgen_run::{Job, PanelRun};
+use super::commands::CommandSender;
+use super::posgen_run::{PanelRun, RunId, RunUpdate, TrainJob};
 use crate::posgen::{Preset, PresetName, RunConfig, Task, TrainPhase, method_label};
 use crate::rope::Method;
 use egui::{Color32, RichText, Ui};
@@ -53,10 +54,14 @@ pub struct PosgenPanel {
     runs: Vec<PanelRun>,
     message: Option<String>,
     train_seconds: f64,
+    next_run: u64,
+    updates: CommandSender,
 }
 
-impl Default for PosgenPanel {
-    fn default() -> Self {
+impl PosgenPanel {
+    /// The tab with the paper's four runs selected; workers report through `updates` (the
+    /// app's command queue).
+    pub fn new(updates: CommandSender) -> Self {
         PosgenPanel {
             task: Task::Recursive,
             methods: [true, false, false, false, true, false],
@@ -69,19 +74,19 @@ impl Default for PosgenPanel {
             runs: Vec::new(),
             message: None,
             train_seconds: 0.0,
+            next_run: 0,
+            updates,
         }
     }
-}
 
-impl PosgenPanel {
     /// The configured runs: selected methods x selected variants, all on one task and seed.
-    pub fn jobs(&self) -> Vec<Job> {
+    pub fn jobs(&self) -> Vec<TrainJob> {
         let mut out = Vec::new();
         for (m, _) in Method::ALL.iter().zip(self.methods).filter(|(_, on)| *on) {
             for (res, on) in [(false, self.plain), (true, self.resonance)] {
                 if on {
                     let steps = self.steps.clamp(1, MAX_STEPS);
-                    out.push(Job::new(self.task, *m, res, self.seed, steps));
+                    out.push(TrainJob::new(self.task, *m, res, self.seed, steps));
                 }
             }
         }
@@ -90,7 +95,7 @@ impl PosgenPanel {
 
     /// The configurations of [`Self::jobs`].
     pub fn configs(&self) -> Vec<RunConfig> {
-        self.jobs().iter().filter_map(|j| j.config().ok()).collect()
+        self.jobs().iter().map(TrainJob::config).collect()
     }
 
     /// Builds fresh runs for the current selection and starts training.
@@ -105,10 +110,13 @@ impl PosgenPanel {
             return;
         }
         for (k, job) in jobs.iter().enumerate() {
-            match PanelRun::new(job, COLORS[k % COLORS.len()], self.off_thread) {
+            let id = RunId(self.next_run);
+            self.next_run += 1;
+            let color = COLORS[k % COLORS.len()];
+            match PanelRun::new(job, id, color, self.off_thread, &self.updates) {
                 Ok(run) => self.runs.push(run),
                 Err(e) => {
-                    self.message = Some(format!("{} {}: {e}", job.method, job.task));
+                    self.message = Some(format!("{} {}: {e}", job.method, job.task.name()));
                     self.runs.clear();
                     self.running = false;
                     return;
@@ -143,15 +151,19 @@ impl PosgenPanel {
         &self.runs
     }
 
-    /// Advances the active runs: those in place round-robin for about `budget_s` seconds in
-    /// total (each gets at least one unit of work), those in workers by taking in their
-    /// updates. Returns whether any run is still active.
+    /// Takes in an update a worker reported for run `id` (dropped when that run was reset).
+    pub fn apply(&mut self, id: RunId, update: RunUpdate) {
+        if let Some(run) = self.runs.iter_mut().find(|r| r.id == id) {
+            run.apply(update);
+        }
+        self.running &= self.runs.iter().any(PanelRun::active);
+    }
+
+    /// Advances the runs that train in place, round-robin for about `budget_s` seconds in
+    /// total (each gets at least one unit of work); workers train on their own. Returns
+    /// whether any run is still active.
     pub fn tick(&mut self, budget_s: f64) -> bool {
         if !self.running {
-            // a worker may still report the slice it was in when paused
-            for run in self.runs.iter_mut().filter(|r| r.in_worker()) {
-                run.advance(0.0);
-            }
             return false;
         }
         let t0 = Instant::now();
@@ -167,6 +179,20 @@ impl PosgenPanel {
         self.train_seconds += t0.elapsed().as_secs_f64();
         self.running = self.runs.iter().any(PanelRun::active);
         self.running
+    }
+
+    /// The per-frame work of the tab, whichever tab is shown: trains in-place runs for one
+    /// frame's budget and schedules the next frame (at once for in-place runs, a few times a
+    /// second while only workers train, leaving the cores to them).
+    pub fn update(&mut self, ctx: &egui::Context) {
+        if !self.tick(FRAME_BUDGET_S) {
+            return;
+        }
+        if self.runs.iter().any(|r| r.active() && !r.in_worker()) {
+            ctx.request_repaint();
+        } else {
+            ctx.request_repaint_after(std::time::Duration::from_secs_f64(WORKER_REPAINT_S));
+        }
     }
 
     /// The tab's runs as JSON (label, worker, step, phase, latest validation, test result):
@@ -197,7 +223,9 @@ impl PosgenPanel {
     /// Test results of the finished runs as CSV: one row per run and target position.
     pub fn csv(&self) -> String {
         let mut s = String::from(
-            "task,method,resonance,label,seed,steps,id_accuracy,ood_accuracy,position,accuracy\n",
+            "task [name],method [name],resonance [bool],label [name],seed [integer],\
+             steps [optimiser steps],ID accuracy [fraction],OOD accuracy [fraction],\
+             position [tokens],accuracy [fraction]\n",
         );
         for r in self.runs.iter().filter_map(PanelRun::result) {
             for (k, a) in r.per_position_accuracy.iter().enumerate() {
@@ -219,18 +247,8 @@ impl PosgenPanel {
         s
     }
 
-    /// Draws the tab and advances training by one frame's budget.
+    /// Draws the tab (training advances in [`Self::update`], whichever tab is shown).
     pub fn ui(&mut self, ui: &mut Ui) {
-        if self.tick(FRAME_BUDGET_S) {
-            if self.runs.iter().any(|r| r.active() && !r.in_worker()) {
-                ui.ctx().request_repaint();
-            } else {
-                // workers train on their own: redraw a few times a second to follow them and
-                // leave the cores to the workers
-                ui.ctx()
-                    .request_repaint_after(std::time::Duration::from_secs_f64(WORKER_REPAINT_S));
-            }
-        }
         self.controls(ui);
         ui.separator();
         self.progress_table(ui);
@@ -498,13 +516,13 @@ pub fn task_label(t: Task) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::commands::CommandQueue;
 
     fn small(steps: usize) -> PosgenPanel {
-        PosgenPanel {
-            steps,
-            off_thread: false,
-            ..PosgenPanel::default()
-        }
+        let mut p = PosgenPanel::new(CommandQueue::default().sender());
+        p.steps = steps;
+        p.off_thread = false;
+        p
     }
 
     #[test]

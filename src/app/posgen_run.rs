@@ -4,6 +4,7 @@
 //! a [`WorkerRun`] turns a [`Trainer`] into [`RunUpdate`]s (JSON across a worker boundary) and
 //! the panel shows the [`RunView`] those updates build, so the two paths cannot drift apart.
 
+use super::commands::CommandSender;
 use super::platform::TrainWorker;
 use crate::posgen::{
     EvalPoint, PresetName, Progress, RunConfig, RunResult, Task, TrainPhase, Trainer,
@@ -13,16 +14,23 @@ use egui::Color32;
 use serde::{Deserialize, Serialize};
 
 /// Wall-clock slice a worker trains before it reports (bounds pause latency and update rate).
+/// Sent to every worker in [`ToWorker::Start`], so the page's worker script holds no constant.
 pub const WORKER_SLICE_S: f64 = 0.05;
 
+/// Identifies one run of the PosGen tab; worker updates carry it back to the app, and updates
+/// of a run that was reset (its id no longer shown) are dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RunId(pub u64);
+
 /// What rebuilds one run's [`RunConfig`]: the tab's runs differ only in these fields, and a
-/// worker receives them as JSON.
+/// worker receives them in [`ToWorker::Start`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Job {
-    /// Task, by CLI name (`recursive`, `cot`, `semi-recursive`).
-    pub task: String,
-    /// Schedule method, by CLI name (`rope`, `yarn`, ...).
-    pub method: String,
+#[serde(deny_unknown_fields)]
+pub struct TrainJob {
+    /// Task (serialized by its CLI name, e.g. `semi-recursive`).
+    pub task: Task,
+    /// Schedule method (serialized by its CLI name, e.g. `yarn`).
+    pub method: Method,
     /// Resonance rounding on.
     pub resonance: bool,
     /// Seed of data, weights and batch order.
@@ -33,12 +41,12 @@ pub struct Job {
     pub eval_every: usize,
 }
 
-impl Job {
+impl TrainJob {
     /// A run of the `tiny` preset.
-    pub fn new(task: Task, method: Method, resonance: bool, seed: u64, steps: usize) -> Job {
-        Job {
-            task: task.name().to_string(),
-            method: method.name().to_string(),
+    pub fn new(task: Task, method: Method, resonance: bool, seed: u64, steps: usize) -> TrainJob {
+        TrainJob {
+            task,
+            method,
             resonance,
             seed,
             steps,
@@ -46,16 +54,134 @@ impl Job {
         }
     }
 
-    /// The run configuration; unknown names are an error.
-    pub fn config(&self) -> Result<RunConfig, String> {
-        let task =
-            Task::from_name(&self.task).ok_or_else(|| format!("unknown task '{}'", self.task))?;
-        let method = Method::from_name(&self.method)
-            .ok_or_else(|| format!("unknown method '{}'", self.method))?;
-        let mut c = RunConfig::new(PresetName::Tiny, task, method, self.resonance, self.seed);
+    /// The run configuration (validated when the run starts).
+    pub fn config(&self) -> RunConfig {
+        let mut c = RunConfig::new(
+            PresetName::Tiny,
+            self.task,
+            self.method,
+            self.resonance,
+            self.seed,
+        );
         c.steps = self.steps;
         c.eval_every = self.eval_every;
-        Ok(c)
+        c
+    }
+}
+
+/// A message from the app to a training worker (JSON across a Web Worker boundary, a channel
+/// to a native thread).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ToWorker {
+    /// Build the run of `job` and train it in slices of `slice_s` seconds, reporting after each.
+    Start {
+        /// The run.
+        job: TrainJob,
+        /// Seconds of training between two updates.
+        slice_s: f64,
+    },
+    /// Stop training until [`ToWorker::Resume`] (the slice in flight still reports).
+    Pause,
+    /// Continue training.
+    Resume,
+}
+
+/// A message from a training worker to the app.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum FromWorker {
+    /// What the run did in one slice.
+    Update(RunUpdate),
+    /// The worker handled [`ToWorker::Pause`]: it has reported every step up to `step` and
+    /// trains no more until resumed.
+    Paused {
+        /// Optimiser steps taken.
+        step: usize,
+    },
+    /// The worker could not run at all (its WebAssembly did not load, or a message was bad).
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+impl FromWorker {
+    /// The update the app applies: a failure becomes an update that ends the run.
+    pub fn into_update(self) -> RunUpdate {
+        match self {
+            FromWorker::Update(u) => u,
+            FromWorker::Paused { step } => RunUpdate {
+                step,
+                ..RunUpdate::default()
+            },
+            FromWorker::Failed { error } => RunUpdate::failed(error),
+        }
+    }
+}
+
+/// A worker's side of the protocol: the run it trains (once started) and whether it should be
+/// training now. The page's worker script and the native thread both drive one of these.
+#[derive(Default)]
+pub struct WorkerState {
+    run: Option<WorkerRun>,
+    slice_s: f64,
+    paused: bool,
+}
+
+impl WorkerState {
+    /// Handles one message; returns what to report at once (a failed start, or the
+    /// acknowledgement of a pause).
+    pub fn handle(&mut self, message: ToWorker) -> Option<FromWorker> {
+        match message {
+            ToWorker::Start { job, slice_s } => match WorkerRun::new(&job) {
+                Ok(run) => {
+                    self.run = Some(run);
+                    self.slice_s = slice_s;
+                    None
+                }
+                Err(error) => Some(FromWorker::Failed { error }),
+            },
+            ToWorker::Pause => {
+                self.paused = true;
+                let step = self.run.as_ref().map_or(0, WorkerRun::step);
+                Some(FromWorker::Paused { step })
+            }
+            ToWorker::Resume => {
+                self.paused = false;
+                None
+            }
+        }
+    }
+
+    /// Handles one message as JSON (the page's worker script); a bad message is reported.
+    pub fn handle_json(&mut self, json: &str) -> Option<FromWorker> {
+        match serde_json::from_str::<ToWorker>(json) {
+            Ok(m) => self.handle(m),
+            Err(e) => Some(FromWorker::Failed {
+                error: format!("bad message to the training worker: {e}"),
+            }),
+        }
+    }
+
+    /// Started, not paused and not finished: [`Self::slice`] has work to do.
+    pub fn wants_slice(&self) -> bool {
+        !self.paused && self.run.as_ref().is_some_and(|r| !r.finished())
+    }
+
+    /// The run has finished or failed: nothing more will come.
+    pub fn finished(&self) -> bool {
+        self.run.as_ref().is_some_and(WorkerRun::finished)
+    }
+
+    /// Trains one slice of the length the app sent and reports it.
+    pub fn slice(&mut self) -> FromWorker {
+        match &mut self.run {
+            Some(run) => FromWorker::Update(run.slice(self.slice_s)),
+            None => FromWorker::Failed {
+                error: "no run started".into(),
+            },
+        }
     }
 }
 
@@ -98,8 +224,8 @@ pub struct WorkerRun {
 
 impl WorkerRun {
     /// Builds the run of `job` (validates it, generates data, initialises the model).
-    pub fn new(job: &Job) -> Result<WorkerRun, String> {
-        let trainer = Trainer::new(job.config()?).map_err(|e| e.to_string())?;
+    pub fn new(job: &TrainJob) -> Result<WorkerRun, String> {
+        let trainer = Trainer::new(job.config()).map_err(|e| e.to_string())?;
         Ok(WorkerRun {
             trainer,
             losses_sent: 0,
@@ -139,6 +265,11 @@ impl WorkerRun {
             result,
             error,
         }
+    }
+
+    /// Optimiser steps taken.
+    pub fn step(&self) -> usize {
+        self.trainer.progress().step
     }
 
     /// Done or failed: nothing more will come.
@@ -191,6 +322,8 @@ enum Engine {
 
 /// One run of the tab: its settings, who trains it and what it has reported.
 pub struct PanelRun {
+    /// Identifies the run's worker updates.
+    pub id: RunId,
     /// Display label, e.g. `Resonance YaRN`.
     pub label: String,
     /// The run's configuration.
@@ -202,12 +335,20 @@ pub struct PanelRun {
 }
 
 impl PanelRun {
-    /// Starts `job` in a worker when `off_thread` and the platform can, else in place.
-    pub fn new(job: &Job, color: Color32, off_thread: bool) -> Result<PanelRun, String> {
-        let config = job.config()?;
+    /// Starts `job` in a worker when `off_thread` and the platform can, else in place; a
+    /// worker reports through `updates` as [`super::commands::AppCommand::Worker`] messages
+    /// tagged with `id`.
+    pub fn new(
+        job: &TrainJob,
+        id: RunId,
+        color: Color32,
+        off_thread: bool,
+        updates: &CommandSender,
+    ) -> Result<PanelRun, String> {
+        let config = job.config();
         config.validate().map_err(|e| e.to_string())?;
         let worker = if off_thread {
-            match TrainWorker::spawn(job) {
+            match TrainWorker::spawn(job, id, updates.clone()) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     log::warn!("training in place: no worker ({e})");
@@ -222,6 +363,7 @@ impl PanelRun {
             None => Engine::InPlace(Box::new(WorkerRun::new(job)?)),
         };
         Ok(PanelRun {
+            id,
             label: config.method_label(),
             config,
             color,
@@ -270,19 +412,18 @@ impl PanelRun {
         self.view.error.is_none() && self.progress().phase != TrainPhase::Done
     }
 
-    /// In place: trains for about `budget_s`; in a worker: takes in what it has reported.
+    /// Trains an in-place run for about `budget_s` (a worker run trains on its own and reports
+    /// through the app's command queue).
     pub fn advance(&mut self, budget_s: f64) {
-        match &mut self.engine {
-            Engine::InPlace(run) => {
-                let u = run.slice(budget_s);
-                self.view.apply(u);
-            }
-            Engine::Worker(w) => {
-                for u in w.updates() {
-                    self.view.apply(u);
-                }
-            }
+        if let Engine::InPlace(run) = &mut self.engine {
+            let u = run.slice(budget_s);
+            self.view.apply(u);
         }
+    }
+
+    /// Takes in an update its worker reported.
+    pub fn apply(&mut self, update: RunUpdate) {
+        self.view.apply(update);
     }
 
     /// Pauses or resumes a worker (an in-place run only advances when asked).
@@ -297,32 +438,85 @@ impl PanelRun {
 mod tests {
     use super::*;
 
-    fn job(steps: usize) -> Job {
-        let mut j = Job::new(Task::Recursive, Method::Yarn, true, 5, steps);
+    fn job(steps: usize) -> TrainJob {
+        let mut j = TrainJob::new(Task::Recursive, Method::Yarn, true, 5, steps);
         j.eval_every = 2;
         j
     }
 
     #[test]
-    fn job_round_trips_and_rejects_unknown_names() {
-        let j = job(3);
-        let back: Job = serde_json::from_str(&serde_json::to_string(&j).unwrap()).unwrap();
-        assert_eq!(back, j);
-        let c = j.config().unwrap();
+    fn messages_round_trip_and_name_what_is_wrong() {
+        let start = ToWorker::Start {
+            job: job(3),
+            slice_s: WORKER_SLICE_S,
+        };
+        let json = serde_json::to_string(&start).unwrap();
+        assert!(json.starts_with(r#"{"type":"start","job":{"task":"recursive","method":"yarn""#));
+        assert_eq!(serde_json::from_str::<ToWorker>(&json).unwrap(), start);
+        assert_eq!(
+            serde_json::to_string(&ToWorker::Pause).unwrap(),
+            r#"{"type":"pause"}"#
+        );
+        let c = job(3).config();
         assert_eq!(
             (c.method, c.resonance, c.seed, c.steps),
             (Method::Yarn, true, 5, 3)
         );
-        let bad = Job {
-            method: "nope".into(),
-            ..job(3)
+        // a bad task name is a parse error naming it, reported as a failed update
+        let mut w = WorkerState::default();
+        let bad = json.replace("recursive", "nope");
+        let Some(FromWorker::Failed { error }) = w.handle_json(&bad) else {
+            panic!("a bad job must fail")
         };
-        assert_eq!(bad.config().unwrap_err(), "unknown method 'nope'");
+        assert!(error.contains("nope"), "{error}");
+        assert!(!w.wants_slice());
+        // what the page's worker script posts when its WebAssembly cannot load
+        let f: FromWorker = serde_json::from_str(r#"{"type":"failed","error":"no wasm"}"#).unwrap();
+        assert_eq!(f.into_update().error.as_deref(), Some("no wasm"));
+    }
+
+    #[test]
+    fn a_worker_state_trains_pauses_and_resumes() {
+        let mut w = WorkerState::default();
+        assert!(matches!(w.slice(), FromWorker::Failed { .. }));
+        let start = ToWorker::Start {
+            job: job(2),
+            slice_s: 0.0,
+        };
+        assert_eq!(w.handle(start), None);
+        assert!(w.wants_slice());
+        assert_eq!(
+            w.handle(ToWorker::Pause),
+            Some(FromWorker::Paused { step: 0 })
+        );
+        assert!(!w.wants_slice());
+        w.handle(ToWorker::Resume);
+        let mut view = RunView::default();
+        while w.wants_slice() {
+            let json = serde_json::to_string(&w.slice()).unwrap();
+            view.apply(
+                serde_json::from_str::<FromWorker>(&json)
+                    .unwrap()
+                    .into_update(),
+            );
+        }
+        assert_eq!(view.step, 2);
+        assert_eq!(view.phase, Some(TrainPhase::Done));
+        // a job the trainer rejects fails at start with the field named
+        let mut w = WorkerState::default();
+        let bad = ToWorker::Start {
+            job: TrainJob { steps: 0, ..job(2) },
+            slice_s: 0.0,
+        };
+        let Some(FromWorker::Failed { error }) = w.handle(bad) else {
+            panic!("zero steps must fail")
+        };
+        assert!(error.contains("steps"), "{error}");
     }
 
     #[test]
     fn updates_through_json_rebuild_the_trainers_own_record() {
-        let mut direct = Trainer::new(job(5).config().unwrap()).unwrap();
+        let mut direct = Trainer::new(job(5).config()).unwrap();
         let expected = direct.run().unwrap();
         let mut worker = WorkerRun::new(&job(5)).unwrap();
         let mut view = RunView::default();

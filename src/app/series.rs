@@ -3,7 +3,7 @@
 //! (configuration, feature) and reused every frame; each also exports as CSV.
 
 use super::compute::{Results, downsample_minmax, feature_values};
-use crate::rope::{self, Schedule};
+use crate::rope::{self, PairLayout, Schedule};
 use std::f64::consts::PI;
 use std::fmt::Write;
 
@@ -60,6 +60,8 @@ pub fn wheel(s: &Schedule, i: usize, gap: f64, worst_position: u64) -> Wheel {
 /// Everything the per-feature plots draw for one side (config and its Resonance twin).
 #[derive(Clone, Debug)]
 pub struct Series {
+    /// [`Results::generation`] of the results this series was derived from.
+    pub generation: u64,
     /// The selected feature (clamped to the schedule's features).
     pub feature: usize,
     /// cos of the feature over `0..L'` for the config, downsampled.
@@ -109,6 +111,7 @@ impl Series {
             }
         }
         Series {
+            generation: r.generation,
             feature: i,
             curve: curve(s),
             twin_curve: curve(t),
@@ -130,12 +133,91 @@ pub fn config_name(s: &Schedule) -> String {
     format!("{res}{} s={}", c.method, c.scale)
 }
 
-/// CSV of the wavelength plot: feature, raw and rounded wavelengths (tokens), and whether the
-/// feature is pre-critical for the configuration.
+/// One vector (all ones) rotated at one position by a schedule in both pair layouts, and which
+/// feature rotates each head dimension: what the pair-layout tab draws.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PairLayouts {
+    /// Head dimension d.
+    pub dim: usize,
+    /// The position of the rotation.
+    pub position: u64,
+    /// The all-ones vector rotated with half-split pairs.
+    pub half_split: Vec<f64>,
+    /// The all-ones vector rotated with interleaved pairs.
+    pub interleaved: Vec<f64>,
+}
+
+impl PairLayouts {
+    /// The feature that rotates head dimension `j` under `layout`.
+    pub fn feature_of(&self, layout: PairLayout, j: usize) -> usize {
+        match layout {
+            PairLayout::HalfSplit => j % (self.dim / 2),
+            PairLayout::Interleaved => j / 2,
+        }
+    }
+
+    /// The rotated vector under `layout`.
+    pub fn rotated(&self, layout: PairLayout) -> &[f64] {
+        match layout {
+            PairLayout::HalfSplit => &self.half_split,
+            PairLayout::Interleaved => &self.interleaved,
+        }
+    }
+}
+
+/// Rotates the all-ones vector to `position` with `s` in both layouts (exact phases, no
+/// attention factor).
+pub fn pair_layouts(s: &Schedule, position: u64) -> PairLayouts {
+    let (sin, cos): (Vec<f64>, Vec<f64>) = s
+        .phases
+        .iter()
+        .map(|ph| ph.angle(position).sin_cos())
+        .unzip();
+    let dim = s.config.dim;
+    let rotated = |layout| {
+        let mut x = vec![1.0; dim];
+        rope::features::rotate(&mut x, &cos, &sin, layout);
+        x
+    };
+    PairLayouts {
+        dim,
+        position,
+        half_split: rotated(PairLayout::HalfSplit),
+        interleaved: rotated(PairLayout::Interleaved),
+    }
+}
+
+/// CSV of the pair-layout tab: per head dimension, the feature rotating it and the rotated
+/// all-ones vector, in both layouts.
+pub fn pairs_csv(p: &PairLayouts) -> String {
+    let mut out = format!(
+        "head dimension [index],half-split feature [index],interleaved feature [index],\
+         half-split rotated at p={0} [1],interleaved rotated at p={0} [1]\n",
+        p.position
+    );
+    for j in 0..p.dim {
+        let _ = writeln!(
+            out,
+            "{j},{},{},{},{}",
+            p.feature_of(PairLayout::HalfSplit, j),
+            p.feature_of(PairLayout::Interleaved, j),
+            p.half_split[j],
+            p.interleaved[j]
+        );
+    }
+    out
+}
+
+// CSV exports: one header row per file, every column named with its unit in brackets
+// (`[tokens]`, `[rad]`, `[1]` for unitless values) so a file explains itself.
+
+/// CSV of the wavelength plot: feature, raw and rounded wavelengths, and whether the feature is
+/// pre-critical for the configuration.
 pub fn wavelengths_csv(r: &Results) -> String {
     let (raw, rounded) = r.raw_and_rounded();
-    let mut out =
-        String::from("feature,raw_wavelength_tokens,rounded_wavelength_tokens,pre_critical\n");
+    let mut out = String::from(
+        "feature [index],raw wavelength [tokens],rounded wavelength [tokens],pre-critical [bool]\n",
+    );
     for i in 0..raw.num_features() {
         let _ = writeln!(
             out,
@@ -150,7 +232,7 @@ pub fn wavelengths_csv(r: &Results) -> String {
 
 /// CSV of the phase wheel: every occupied angular bin and who reaches it.
 pub fn wheel_csv(s: &Series) -> String {
-    let mut out = String::from("series,angle_rad\n");
+    let mut out = String::from("series [name],angle [rad]\n");
     for (name, w) in [("config", &s.wheel), ("twin", &s.twin_wheel)] {
         for (kind, v) in [
             ("train", &w.train),
@@ -167,12 +249,20 @@ pub fn wheel_csv(s: &Series) -> String {
 
 /// CSV of the feature-value plot (downsampled as drawn).
 pub fn feature_csv(s: &Series) -> String {
-    two_series_csv("position", "cos", &s.curve, &s.twin_curve)
+    two_series_csv(
+        "position [tokens]",
+        "cos(angle) x attention factor [1]",
+        &s.curve,
+        &s.twin_curve,
+    )
 }
 
-/// CSV of the gap plot: per-feature gaps, then the gap curve of the selected feature.
-pub fn gap_csv(r: &Results, s: &Series) -> String {
-    let mut out = String::from("feature,gap_rad,twin_gap_rad,chord,twin_chord\n");
+/// CSV of the gap bars: the gap per feature of the config and its twin, as an angle and as a
+/// chord (distance of unit vectors).
+pub fn gap_csv(r: &Results) -> String {
+    let mut out = String::from(
+        "feature [index],gap [rad],twin gap [rad],chord [unit circle],twin chord [unit circle]\n",
+    );
     for i in 0..r.gap.gap.len() {
         let _ = writeln!(
             out,
@@ -180,21 +270,24 @@ pub fn gap_csv(r: &Results, s: &Series) -> String {
             r.gap.gap[i], r.twin_gap.gap[i], r.gap.chord[i], r.twin_gap.chord[i]
         );
     }
-    out.push('\n');
-    out.push_str(&two_series_csv(
-        "ood_position",
-        "gap_rad",
-        &s.gap_curve,
-        &s.twin_gap_curve,
-    ));
     out
 }
 
-/// CSV of the heatmap raster.
+/// CSV of the gap curve of the selected feature over OOD positions (downsampled as drawn).
+pub fn gap_curve_csv(s: &Series) -> String {
+    two_series_csv(
+        "OOD position [tokens]",
+        "gap [rad]",
+        &s.gap_curve,
+        &s.twin_gap_curve,
+    )
+}
+
+/// CSV of the heatmap raster: one row per sampled position, one column per feature.
 pub fn heatmap_csv(s: &Series, num_features: usize) -> String {
-    let mut out = String::from("position");
+    let mut out = String::from("position [tokens]");
     for f in 0..num_features {
-        let _ = write!(out, ",f{f}");
+        let _ = write!(out, ",cos(angle) of feature {f} [1]");
     }
     out.push('\n');
     for (c, p) in s.heat_positions.iter().enumerate() {
@@ -208,7 +301,7 @@ pub fn heatmap_csv(s: &Series, num_features: usize) -> String {
 }
 
 fn two_series_csv(x: &str, y: &str, a: &[[f64; 2]], b: &[[f64; 2]]) -> String {
-    let mut out = format!("series,{x},{y}\n");
+    let mut out = format!("series [name],{x},{y}\n");
     for (name, v) in [("config", a), ("twin", b)] {
         for p in v {
             let _ = writeln!(out, "{name},{},{}", p[0], p[1]);
@@ -220,16 +313,14 @@ fn two_series_csv(x: &str, y: &str, a: &[[f64; 2]], b: &[[f64; 2]]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::compute::Backend;
+    use crate::app::compute::compute_now;
     use crate::rope::{Method, ScheduleConfig};
 
     fn results(resonance: bool) -> Results {
-        Backend::Cpu
-            .compute(&ScheduleConfig {
-                resonance,
-                ..ScheduleConfig::default()
-            })
-            .unwrap()
+        compute_now(&ScheduleConfig {
+            resonance,
+            ..ScheduleConfig::default()
+        })
     }
 
     #[test]
@@ -254,16 +345,14 @@ mod tests {
 
     #[test]
     fn series_shapes_follow_config() {
-        let r = Backend::Cpu
-            .compute(&ScheduleConfig {
-                method: Method::Yarn,
-                dim: 128,
-                train_len: 4096,
-                eval_len: 32768,
-                scale: 8.0,
-                ..ScheduleConfig::default()
-            })
-            .unwrap();
+        let r = compute_now(&ScheduleConfig {
+            method: Method::Yarn,
+            dim: 128,
+            train_len: 4096,
+            eval_len: 32768,
+            scale: 8.0,
+            ..ScheduleConfig::default()
+        });
         let s = Series::new(&r, 500);
         assert_eq!(s.feature, 63, "feature clamps to d/2-1");
         assert_eq!(s.curve.len(), 2 * BUCKETS);
@@ -275,6 +364,33 @@ mod tests {
         let p = s.heat_positions[7];
         let want = r.schedule.phases[5].angle(p).cos() as f32;
         assert_eq!(s.heat[5 * s.heat_cols + 7], want);
+    }
+
+    #[test]
+    fn pair_layouts_rotate_the_same_pairs_onto_different_coordinates() {
+        let r = results(false);
+        let p = pair_layouts(&r.schedule, 100);
+        let n = 32;
+        // feature 3 rotates (3, 35) half-split and (6, 7) interleaved, by the same angle
+        assert_eq!((p.feature_of(PairLayout::HalfSplit, 35)), 3);
+        assert_eq!((p.feature_of(PairLayout::Interleaved, 7)), 3);
+        let a = r.schedule.phases[3].angle(100);
+        let (x, y) = (a.cos() - a.sin(), a.sin() + a.cos());
+        assert!((p.half_split[3] - x).abs() < 1e-12 && (p.half_split[3 + n] - y).abs() < 1e-12);
+        assert!((p.interleaved[6] - x).abs() < 1e-12 && (p.interleaved[7] - y).abs() < 1e-12);
+        assert_ne!(p.half_split, p.interleaved);
+        // a rotation keeps the length: |x| = sqrt(d)
+        let norm: f64 = p.interleaved.iter().map(|v| v * v).sum();
+        assert!((norm - 64.0).abs() < 1e-9);
+        // at position 0 nothing rotates, in either layout
+        let p0 = pair_layouts(&r.schedule, 0);
+        assert!(
+            p0.half_split
+                .iter()
+                .chain(&p0.interleaved)
+                .all(|v| (v - 1.0).abs() < 1e-12)
+        );
+        assert_eq!(pairs_csv(&p).lines().count(), 1 + 64);
     }
 
     #[test]
@@ -291,7 +407,26 @@ mod tests {
         );
         assert_eq!(heatmap_csv(&s, 32).lines().count(), 1 + 256);
         assert_eq!(feature_csv(&s).lines().count(), 1 + 2 * 256);
-        assert!(gap_csv(&r, &s).starts_with("feature,gap_rad"));
+        assert_eq!(gap_csv(&r).lines().count(), 1 + 32);
+        assert_eq!(gap_curve_csv(&s).lines().count(), 1 + 2 * 192);
         assert!(wheel_csv(&s).contains("twin_train,"));
+        // every column of every header names its unit
+        for csv in [
+            wavelengths_csv(&r),
+            wheel_csv(&s),
+            feature_csv(&s),
+            gap_csv(&r),
+            gap_curve_csv(&s),
+            heatmap_csv(&s, 32),
+            pairs_csv(&pair_layouts(&r.schedule, 5)),
+        ] {
+            let header = csv.lines().next().unwrap();
+            for col in header.split(',') {
+                assert!(
+                    col.ends_with(']') && col.contains(" ["),
+                    "no unit in '{col}'"
+                );
+            }
+        }
     }
 }

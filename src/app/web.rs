@@ -2,8 +2,10 @@
 //! the page, a small JS API (`window.resonanceLab`) for the page and its tests, and PosGen runs
 //! in Web Workers (`web/posgen-worker.js` runs this same module, which then trains one run).
 
-use super::posgen_run::{Job, RunUpdate, WorkerRun};
-use super::{ResonanceApp, state::AppState};
+use super::commands::{AppCommand, CommandSender, PosgenTrainArgs};
+use super::posgen_run::{FromWorker, RunId, ToWorker, TrainJob, WORKER_SLICE_S, WorkerState};
+use super::{Published, ResonanceApp, state::AppState};
+use crate::rope::Method;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
@@ -28,50 +30,18 @@ pub fn save_file(name: &str, mime: &str, bytes: &[u8]) -> Result<String, String>
     Ok(format!("downloaded {name}"))
 }
 
+/// The egui context, so that a worker's message can wake the page (set on the first frame).
 thread_local! {
-    static APP_HOOK: std::cell::RefCell<Option<std::rc::Rc<std::cell::RefCell<super::Published>>>> =
-        const { std::cell::RefCell::new(None) };
-    static CHECK: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-    /// A state set from JS (`resonanceLab.setState`), applied after the current frame.
-    static INCOMING: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-    /// `resonanceLab.posgenTrain({task, steps})`, applied after the current frame.
-    static POSGEN_TRAIN: RefCell<Option<String>> = const { RefCell::new(None) };
-    /// The PosGen tab's status after the latest frame (`resonanceLab.posgen()`).
-    static POSGEN_STATUS: RefCell<String> = const { RefCell::new(String::new()) };
-    /// The egui context, so that JS calls can request a repaint.
-    static CTX: std::cell::RefCell<Option<egui::Context>> = const { std::cell::RefCell::new(None) };
+    static CTX: RefCell<Option<egui::Context>> = const { RefCell::new(None) };
 }
 
-/// Per-frame web work: keep the URL hash equal to the state (replaceState, no history spam),
-/// run the self-check once, report readiness after the first frame, apply a state set from JS.
+/// Per-frame web work: keep the URL hash equal to the state (replaceState, no history spam)
+/// and report readiness after the first frame. Commands from the page are applied by the app
+/// itself at the start of each frame.
 pub fn after_frame(app: &mut ResonanceApp, ctx: &egui::Context) {
     if app.frames == 1 {
         CTX.with(|c| *c.borrow_mut() = Some(ctx.clone()));
     }
-    if let Some(json) = INCOMING.with(|i| i.borrow_mut().take()) {
-        match serde_json::from_str::<AppState>(&json) {
-            Ok(st) => app.state = st,
-            Err(e) => log::warn!("resonanceLab.setState: invalid state: {e}"),
-        }
-        ctx.request_repaint();
-    }
-    if let Some(json) = POSGEN_TRAIN.with(|i| i.borrow_mut().take()) {
-        match serde_json::from_str::<PosgenTrain>(&json) {
-            Ok(cmd) => match crate::posgen::Task::from_name(&cmd.task) {
-                Some(task) => {
-                    let panel = &mut app.posgen;
-                    panel.task = task;
-                    panel.steps = cmd.steps.clamp(1, super::posgen_panel::MAX_STEPS);
-                    panel.start();
-                    app.state.tab = super::state::Tab::PosGen;
-                }
-                None => log::warn!("resonanceLab.posgenTrain: unknown task '{}'", cmd.task),
-            },
-            Err(e) => log::warn!("resonanceLab.posgenTrain: {e}"),
-        }
-        ctx.request_repaint();
-    }
-    POSGEN_STATUS.with(|s| *s.borrow_mut() = app.posgen.status().to_string());
     let Some(window) = web_sys::window() else {
         return;
     };
@@ -81,57 +51,104 @@ pub fn after_frame(app: &mut ResonanceApp, ctx: &egui::Context) {
     {
         let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&hash));
     }
-    if CHECK.with(|c| c.borrow().is_none())
-        && let Some(c) = app.self_check()
-    {
-        let json = serde_json::to_string(&c).expect("self-check serializes");
-        CHECK.with(|slot| *slot.borrow_mut() = Some(json));
-    }
     if app.frames == 1 {
         let p = app.published.borrow();
         ready(&p.render_backend, &p.compute_backend);
     }
 }
 
-/// Arguments of `resonanceLab.posgenTrain`.
-#[derive(serde::Deserialize)]
-struct PosgenTrain {
-    task: String,
-    steps: usize,
+/// Sets `f` as the property `name` of `target` (the closure lives as long as the page).
+fn export<F: ?Sized + wasm_bindgen::closure::WasmClosure>(
+    target: &js_sys::Object,
+    name: &str,
+    f: Closure<F>,
+) {
+    let _ = js_sys::Reflect::set(target, &name.into(), f.as_ref());
+    f.forget();
 }
 
-fn install_js_api(published: std::rc::Rc<std::cell::RefCell<super::Published>>) {
-    APP_HOOK.with(|h| *h.borrow_mut() = Some(published));
+/// `null` for success, else the error message (what the page API's setters return).
+fn js_result(r: Result<(), String>) -> JsValue {
+    match r {
+        Ok(()) => JsValue::NULL,
+        Err(e) => JsValue::from_str(&e),
+    }
+}
+
+/// `window.resonanceLabNative`: readers of what the last frame published, and setters that
+/// queue typed commands for the next frame (they return `null`, or the error in the input).
+fn install_js_api(published: Rc<RefCell<Published>>, commands: CommandSender) {
     let api = js_sys::Object::new();
-    let state = Closure::<dyn Fn() -> JsValue>::new(|| {
-        APP_HOOK.with(|h| {
-            h.borrow()
-                .as_ref()
-                .map(|p| {
-                    JsValue::from_str(&serde_json::to_string(&*p.borrow()).unwrap_or_default())
-                })
-                .unwrap_or(JsValue::NULL)
-        })
-    });
-    let check = Closure::<dyn Fn() -> JsValue>::new(|| {
-        CHECK.with(|c| {
-            c.borrow()
-                .clone()
-                .map(|s| JsValue::from_str(&s))
-                .unwrap_or(JsValue::NULL)
-        })
-    });
-    // Training speed of the tiny PosGen preset in this browser (blocks the page while it runs).
-    let bench = Closure::<dyn Fn(u32) -> JsValue>::new(|steps: u32| {
-        use crate::posgen::{PresetName, RunConfig, Task, time_steps};
+    let p = published.clone();
+    export(
+        &api,
+        "stateJson",
+        Closure::<dyn Fn() -> String>::new(move || {
+            serde_json::to_string(&*p.borrow()).unwrap_or_default()
+        }),
+    );
+    let p = published.clone();
+    export(
+        &api,
+        "selfCheckJson",
+        Closure::<dyn Fn() -> JsValue>::new(move || match &p.borrow().self_check {
+            Some(c) => JsValue::from_str(&serde_json::to_string(c).unwrap_or_default()),
+            None => JsValue::NULL,
+        }),
+    );
+    let p = published;
+    export(
+        &api,
+        "posgenJson",
+        Closure::<dyn Fn() -> String>::new(move || p.borrow().posgen.to_string()),
+    );
+    let c = commands.clone();
+    export(
+        &api,
+        "setStateJson",
+        Closure::<dyn Fn(String) -> JsValue>::new(move |json: String| {
+            let r = serde_json::from_str::<AppState>(&json)
+                .map_err(|e| format!("invalid state: {e}"))
+                .map(|s| drop(c.send_and_wake(AppCommand::SetState(Box::new(s)))));
+            js_result(r)
+        }),
+    );
+    let c = commands.clone();
+    export(
+        &api,
+        "exportPng",
+        Closure::<dyn Fn()>::new(move || drop(c.send_and_wake(AppCommand::ExportPng))),
+    );
+    let c = commands;
+    export(
+        &api,
+        "posgenTrainJson",
+        Closure::<dyn Fn(String) -> JsValue>::new(move |json: String| {
+            let r = serde_json::from_str::<PosgenTrainArgs>(&json)
+                .map_err(|e| format!("posgenTrain: {e}"))
+                .map(|a| drop(c.send_and_wake(AppCommand::PosgenTrain(a))));
+            js_result(r)
+        }),
+    );
+    install_bench_api(&api);
+    if let Some(w) = web_sys::window() {
+        let _ = js_sys::Reflect::set(&w, &"resonanceLabNative".into(), &api);
+    }
+}
+
+/// The page's PosGen benchmarks (they block the page while they run and touch no app state).
+fn install_bench_api(api: &js_sys::Object) {
+    use crate::posgen::{CONVERGE_EVAL_EVERY, PresetName, RunConfig, Task};
+    // training speed of the tiny preset in this browser
+    let bench = Closure::<dyn Fn(u32) -> String>::new(|steps: u32| {
         let rc = RunConfig::new(
             PresetName::Tiny,
             Task::SemiRecursive,
-            crate::rope::Method::Rope,
+            Method::Rope,
             false,
             0,
         );
-        let json = match time_steps(rc, steps.max(1) as usize) {
+        let json = match crate::posgen::time_steps(rc, steps.max(1) as usize) {
             Ok((secs, n)) => serde_json::json!({
                 "preset": "tiny",
                 "steps": n,
@@ -140,119 +157,101 @@ fn install_js_api(published: std::rc::Rc<std::cell::RefCell<super::Published>>) 
             }),
             Err(e) => serde_json::json!({ "error": e.to_string() }),
         };
-        JsValue::from_str(&json.to_string())
+        json.to_string()
     });
-    let _ = js_sys::Reflect::set(&api, &"benchPosgenJson".into(), bench.as_ref());
-    bench.forget();
-    // Cold start to a validation ID accuracy of the tiny preset (plain RoPE, seed 0) on a task
-    // named as on the CLI; blocks the page while it runs.
-    let converge = Closure::<dyn Fn(String, f64) -> JsValue>::new(|task: String, target: f64| {
-        use crate::posgen::{CONVERGE_EVAL_EVERY, PresetName, RunConfig, Task, time_to_converge};
+    export(api, "benchPosgenJson", bench);
+    // cold start to a validation ID accuracy of the tiny preset (plain RoPE, seed 0) on a task
+    // named as on the CLI
+    let converge = Closure::<dyn Fn(String, f64) -> String>::new(|task: String, target: f64| {
         let json = match Task::from_name(&task) {
             None => serde_json::json!({ "error": format!("unknown task '{task}'") }),
             Some(t) => {
-                let rc = RunConfig::new(PresetName::Tiny, t, crate::rope::Method::Rope, false, 0);
-                match time_to_converge(rc, target, CONVERGE_EVAL_EVERY) {
-                    Ok(c) => serde_json::to_value(c).expect("convergence serializes"),
+                let rc = RunConfig::new(PresetName::Tiny, t, Method::Rope, false, 0);
+                match crate::posgen::time_to_converge(rc, target, CONVERGE_EVAL_EVERY) {
+                    Ok(c) => serde_json::to_value(c).unwrap_or_default(),
                     Err(e) => serde_json::json!({ "error": e.to_string() }),
                 }
             }
         };
-        JsValue::from_str(&json.to_string())
+        json.to_string()
     });
-    let _ = js_sys::Reflect::set(&api, &"benchPosgenConvergeJson".into(), converge.as_ref());
-    converge.forget();
-    let set_state = Closure::<dyn Fn(String)>::new(|json: String| {
-        INCOMING.with(|i| *i.borrow_mut() = Some(json));
-        CTX.with(|c| c.borrow().as_ref().map(egui::Context::request_repaint));
-    });
-    let posgen_train = Closure::<dyn Fn(String)>::new(|json: String| {
-        POSGEN_TRAIN.with(|i| *i.borrow_mut() = Some(json));
-        CTX.with(|c| c.borrow().as_ref().map(egui::Context::request_repaint));
-    });
-    let _ = js_sys::Reflect::set(&api, &"posgenTrainJson".into(), posgen_train.as_ref());
-    posgen_train.forget();
-    let posgen = Closure::<dyn Fn() -> String>::new(|| POSGEN_STATUS.with(|s| s.borrow().clone()));
-    let _ = js_sys::Reflect::set(&api, &"posgenJson".into(), posgen.as_ref());
-    posgen.forget();
-    let _ = js_sys::Reflect::set(&api, &"setStateJson".into(), set_state.as_ref());
-    set_state.forget();
-    let _ = js_sys::Reflect::set(&api, &"stateJson".into(), state.as_ref());
-    let _ = js_sys::Reflect::set(&api, &"selfCheckJson".into(), check.as_ref());
-    state.forget();
-    check.forget();
-    if let Some(w) = web_sys::window() {
-        let _ = js_sys::Reflect::set(&w, &"resonanceLabNative".into(), &api);
-    }
+    export(api, "benchPosgenConvergeJson", converge);
 }
 
-/// A PosGen run training in a Web Worker (module worker `web/posgen-worker.js`); it reports
-/// [`RunUpdate`]s as JSON messages and is terminated when dropped.
+/// A PosGen run training in a Web Worker (module worker `web/posgen-worker.js`). It is sent
+/// [`ToWorker`] messages and its [`FromWorker`] messages go to the app's command queue; it is
+/// terminated when dropped.
 pub struct TrainWorker {
     worker: web_sys::Worker,
-    inbox: Rc<RefCell<Vec<String>>>,
     _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
     _on_error: Closure<dyn FnMut(web_sys::ErrorEvent)>,
 }
 
 impl TrainWorker {
-    /// Starts a worker and sends it `job`.
-    pub fn spawn(job: &Job) -> Result<TrainWorker, String> {
+    /// Starts a worker training `job`; its updates go to `updates`, tagged with `id`.
+    pub fn spawn(job: &TrainJob, id: RunId, updates: CommandSender) -> Result<TrainWorker, String> {
         let options = web_sys::WorkerOptions::new();
         options.set_type(web_sys::WorkerType::Module);
         let worker = web_sys::Worker::new_with_options("web/posgen-worker.js", &options)
             .map_err(|e| format!("{e:?}"))?;
-        let inbox = Rc::new(RefCell::new(Vec::new()));
-        let repaint = || CTX.with(|c| c.borrow().as_ref().map(egui::Context::request_repaint));
-        let sink = inbox.clone();
+        let sink = updates.clone();
         let on_message =
             Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
-                // the panel redraws on its own schedule while workers train
-                if let Some(text) = e.data().as_string() {
-                    sink.borrow_mut().push(text);
-                }
+                let m = match e.data().as_string() {
+                    Some(text) => serde_json::from_str::<FromWorker>(&text).unwrap_or_else(|e| {
+                        FromWorker::Failed {
+                            error: format!("bad message from the training worker: {e}"),
+                        }
+                    }),
+                    None => FromWorker::Failed {
+                        error: "the training worker sent a non-text message".into(),
+                    },
+                };
+                // the tab redraws on its own schedule while workers train
+                sink.send(AppCommand::Worker {
+                    run: id,
+                    message: m,
+                });
             });
-        let sink = inbox.clone();
         let on_error =
             Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |e: web_sys::ErrorEvent| {
-                let u = RunUpdate::failed(format!("training worker failed: {}", e.message()));
-                sink.borrow_mut()
-                    .push(serde_json::to_string(&u).expect("updates serialize"));
-                repaint();
+                let message = FromWorker::Failed {
+                    error: format!("training worker failed: {}", e.message()),
+                };
+                updates.send(AppCommand::Worker { run: id, message });
+                CTX.with(|c| c.borrow().as_ref().map(egui::Context::request_repaint));
             });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        let msg = serde_json::json!({ "type": "start", "job": job });
-        worker
-            .post_message(&JsValue::from_str(&msg.to_string()))
-            .map_err(|e| format!("{e:?}"))?;
-        Ok(TrainWorker {
+        let w = TrainWorker {
             worker,
-            inbox,
             _on_message: on_message,
             _on_error: on_error,
-        })
+        };
+        w.post(&ToWorker::Start {
+            job: job.clone(),
+            slice_s: WORKER_SLICE_S,
+        })?;
+        Ok(w)
     }
 
-    /// Updates received since the last call.
-    pub fn updates(&self) -> Vec<RunUpdate> {
-        self.inbox
-            .borrow_mut()
-            .drain(..)
-            .map(|text| {
-                serde_json::from_str(&text)
-                    .unwrap_or_else(|e| RunUpdate::failed(format!("bad worker message: {e}")))
-            })
-            .collect()
+    fn post(&self, m: &ToWorker) -> Result<(), String> {
+        let json = serde_json::to_string(m).map_err(|e| e.to_string())?;
+        self.worker
+            .post_message(&JsValue::from_str(&json))
+            .map_err(|e| format!("{e:?}"))
     }
 
     /// Pauses (`false`) or resumes training.
     pub fn set_running(&self, running: bool) {
-        let kind = if running { "resume" } else { "pause" };
-        let msg = serde_json::json!({ "type": kind });
-        let _ = self
-            .worker
-            .post_message(&JsValue::from_str(&msg.to_string()));
+        let m = if running {
+            ToWorker::Resume
+        } else {
+            ToWorker::Pause
+        };
+        if let Err(e) = self.post(&m) {
+            log::warn!("could not message a training worker: {e}");
+        }
     }
 }
 
@@ -265,46 +264,40 @@ impl Drop for TrainWorker {
 }
 
 thread_local! {
-    /// The run of this module when it is a training worker.
-    static WORKER_RUN: RefCell<Option<WorkerRun>> = const { RefCell::new(None) };
+    /// The worker's side of the protocol when this module runs in a training worker.
+    static WORKER: RefCell<WorkerState> = RefCell::new(WorkerState::default());
 }
 
-/// In a worker: `self.resonanceLabWorker = { start(jobJson) -> error or null,
-/// slice(seconds) -> update JSON, finished() -> bool }` for `web/posgen-worker.js`.
+/// In a worker: `self.resonanceLabWorker = { command(json) -> reply JSON or null,
+/// wantsSlice() -> bool, slice() -> update JSON }` for `web/posgen-worker.js`, which only pumps
+/// messages: the protocol, the run and the slice length live here.
 fn install_worker_api() {
     let api = js_sys::Object::new();
-    let start = Closure::<dyn Fn(String) -> JsValue>::new(|json: String| {
-        let run = serde_json::from_str::<Job>(&json)
-            .map_err(|e| format!("bad job: {e}"))
-            .and_then(|job| WorkerRun::new(&job));
-        match run {
-            Ok(run) => {
-                WORKER_RUN.with(|w| *w.borrow_mut() = Some(run));
-                JsValue::NULL
+    export(
+        &api,
+        "command",
+        Closure::<dyn Fn(String) -> JsValue>::new(|json: String| {
+            match WORKER.with(|w| w.borrow_mut().handle_json(&json)) {
+                Some(reply) => {
+                    JsValue::from_str(&serde_json::to_string(&reply).unwrap_or_default())
+                }
+                None => JsValue::NULL,
             }
-            Err(e) => JsValue::from_str(&e),
-        }
-    });
-    let slice = Closure::<dyn Fn(f64) -> String>::new(|budget_s: f64| {
-        let u = WORKER_RUN.with(|w| match w.borrow_mut().as_mut() {
-            Some(run) => run.slice(budget_s),
-            None => RunUpdate::failed("no run started"),
-        });
-        serde_json::to_string(&u).expect("updates serialize")
-    });
-    let finished = Closure::<dyn Fn() -> bool>::new(|| {
-        WORKER_RUN.with(|w| w.borrow().as_ref().is_none_or(WorkerRun::finished))
-    });
-    for (name, f) in [
-        ("start", start.as_ref()),
-        ("slice", slice.as_ref()),
-        ("finished", finished.as_ref()),
-    ] {
-        let _ = js_sys::Reflect::set(&api, &name.into(), f);
-    }
-    start.forget();
-    slice.forget();
-    finished.forget();
+        }),
+    );
+    export(
+        &api,
+        "wantsSlice",
+        Closure::<dyn Fn() -> bool>::new(|| WORKER.with(|w| w.borrow().wants_slice())),
+    );
+    export(
+        &api,
+        "slice",
+        Closure::<dyn Fn() -> String>::new(|| {
+            let m = WORKER.with(|w| w.borrow_mut().slice());
+            serde_json::to_string(&m).unwrap_or_default()
+        }),
+    );
     let _ = js_sys::Reflect::set(&js_sys::global(), &"resonanceLabWorker".into(), &api);
 }
 
@@ -336,18 +329,9 @@ pub fn start() {
         let hash = web_sys::window()
             .and_then(|w| w.location().hash().ok())
             .unwrap_or_default();
-        let mut hash_error = None;
-        let state = if hash.len() > 1 {
-            match AppState::from_hash(&hash) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    hash_error = Some(e);
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        let load = (hash.len() > 1).then(|| AppState::from_hash(&hash));
+        let message = load.as_ref().and_then(|l| l.message());
+        let state = load.map(|l| l.state);
         let options = eframe::WebOptions::default();
         let result = eframe::WebRunner::new()
             .start(
@@ -356,10 +340,8 @@ pub fn start() {
                 Box::new(move |cc| {
                     let mut app =
                         ResonanceApp::from_creation_context(cc, Some(state.unwrap_or_default()));
-                    if let Some(e) = hash_error {
-                        app.message = Some(e);
-                    }
-                    install_js_api(app.published.clone());
+                    app.message = message;
+                    install_js_api(app.published.clone(), app.command_sender());
                     Ok(Box::new(app))
                 }),
             )

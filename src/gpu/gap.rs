@@ -221,11 +221,6 @@ impl GapJob {
         })
     }
 
-    /// Features per group chosen for this device.
-    pub fn group_size(&self) -> usize {
-        self.group
-    }
-
     /// True when every group has been read back.
     pub fn is_complete(&self) -> bool {
         self.next_feature >= self.phases.len() && self.in_flight.is_none()

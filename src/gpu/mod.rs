@@ -65,37 +65,37 @@ pub enum GpuOutput {
     Gap(GpuGap),
 }
 
-enum Job {
+enum GpuJob {
     Features(FeatureJob),
     Gap(GapJob),
 }
 
-impl Job {
+impl GpuJob {
     fn is_complete(&self) -> bool {
         match self {
-            Job::Features(j) => j.is_complete(),
-            Job::Gap(j) => j.is_complete(),
+            GpuJob::Features(j) => j.is_complete(),
+            GpuJob::Gap(j) => j.is_complete(),
         }
     }
 
     fn absorb(&mut self, bytes: &[u8]) {
         match self {
-            Job::Features(j) => j.absorb(bytes),
-            Job::Gap(j) => j.absorb(bytes),
+            GpuJob::Features(j) => j.absorb(bytes),
+            GpuJob::Gap(j) => j.absorb(bytes),
         }
     }
 
     fn finish(self) -> GpuOutput {
         match self {
-            Job::Features(j) => GpuOutput::Features(j.finish()),
-            Job::Gap(j) => GpuOutput::Gap(j.finish()),
+            GpuJob::Features(j) => GpuOutput::Features(j.finish()),
+            GpuJob::Gap(j) => GpuOutput::Gap(j.finish()),
         }
     }
 }
 
 struct Active {
     ticket: Ticket,
-    job: Job,
+    job: GpuJob,
     pending: Option<Pending>,
     canceled: bool,
 }
@@ -106,7 +106,7 @@ pub struct GpuCompute {
     ctx: GpuContext,
     features: FeaturePipeline,
     gap: GapPipeline,
-    queue: VecDeque<(Ticket, Job)>,
+    queue: VecDeque<(Ticket, GpuJob)>,
     active: Option<Active>,
     done: VecDeque<(Ticket, Result<GpuOutput, GpuError>)>,
     next_ticket: u64,
@@ -159,15 +159,7 @@ impl GpuCompute {
         &self.ctx.adapter_name
     }
 
-    /// Replaces the limits used for chunking by smaller ones (tests of the chunked paths).
-    pub fn limit_chunks(&mut self, max_binding_bytes: u64, max_workgroups_per_dim: u32) {
-        self.ctx = self
-            .ctx
-            .clone()
-            .with_limits(max_binding_bytes, max_workgroups_per_dim);
-    }
-
-    fn enqueue(&mut self, job: Job) -> Ticket {
+    fn enqueue(&mut self, job: GpuJob) -> Ticket {
         let t = Ticket(self.next_ticket);
         self.next_ticket += 1;
         self.queue.push_back((t, job));
@@ -185,7 +177,7 @@ impl GpuCompute {
     ) -> Result<Ticket, GpuError> {
         self.ctx.check_lost()?;
         let job = FeatureJob::new(&self.ctx, schedule, positions, layout)?;
-        Ok(self.enqueue(Job::Features(job)))
+        Ok(self.enqueue(GpuJob::Features(job)))
     }
 
     /// Queues the gap analysis of `schedule` (gap per feature plus what `request` asks for).
@@ -196,7 +188,7 @@ impl GpuCompute {
     ) -> Result<Ticket, GpuError> {
         self.ctx.check_lost()?;
         let job = GapJob::new(&self.ctx, schedule, request)?;
-        Ok(self.enqueue(Job::Gap(job)))
+        Ok(self.enqueue(GpuJob::Gap(job)))
     }
 
     /// Drops a queued request; a request whose chunk is on the GPU finishes that chunk and is
@@ -286,8 +278,8 @@ impl GpuCompute {
                 continue;
             }
             let submitted = match &mut a.job {
-                Job::Features(j) => j.submit_next(&self.ctx, &mut self.features),
-                Job::Gap(j) => j.submit_next(&self.ctx, &mut self.gap),
+                GpuJob::Features(j) => j.submit_next(&self.ctx, &mut self.features),
+                GpuJob::Gap(j) => j.submit_next(&self.ctx, &mut self.gap),
             };
             match submitted {
                 Ok(p) => {

@@ -3,7 +3,8 @@
 // Screenshots go to target/e2e/.
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { inflateSync } from "node:zlib";
 import { chromium } from "playwright-core";
 
 const URL = process.env.E2E_URL || "http://127.0.0.1:8765/";
@@ -13,14 +14,18 @@ const FLAGS = [
   "--no-sandbox", "--enable-unsafe-webgpu", "--use-webgpu-adapter=opengles", "--use-angle=swiftshader",
   "--enable-unsafe-swiftshader", "--disable-background-networking", "--disable-component-update", "--no-first-run",
 ];
+// Where the narrow layout (390 px wide) puts its Controls button and, once opened, the
+// "compare two configurations" checkbox, in CSS px of the page (the canvas starts 18 px down).
+const NARROW_CONTROLS_BUTTON = { x: 45, y: 46 };
+const NARROW_COMPARE_CHECKBOX = { x: 22, y: 156 };
 let browser;
 before(async () => {
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: FLAGS });
 });
 after(async () => browser && (await browser.close()));
 
-async function open(url, { disableWebGpu = false } = {}) {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+async function open(url, { disableWebGpu = false, viewport = { width: 1280, height: 800 }, hasTouch = false } = {}) {
+  const page = await browser.newPage({ viewport, hasTouch });
   const errors = [];
   page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -58,31 +63,117 @@ test("loads on WebGPU without console errors and the self-check passes", async (
   await page.close();
 });
 
-test("a permalink restores its state and a control change changes the pixels", async () => {
-  const { page } = await open(URL);
-  const st = JSON.parse((await page.evaluate(() => window.resonanceLab.state())).state_json);
-  st.a.scale = 9.5;
-  st.tab = "heatmap";
-  st.feature = 4;
-  const hash = encodeURIComponent(JSON.stringify(st));
-  await page.close();
-  const { page: p2 } = await open(`${URL}#${hash}`);
-  const restored = JSON.parse((await p2.evaluate(() => window.resonanceLab.state())).state_json);
-  assert.equal(restored.a.scale, 9.5);
-  assert.equal(restored.tab, "heatmap");
-  assert.equal(restored.feature, 4);
-  const before = await p2.screenshot({ path: `${OUT}/permalink.png` });
-  // "Resonance rounding" checkbox sits in the side panel; click it by its position
-  const pos = await p2.evaluate(() => window.resonanceLab.state());
-  await p2.mouse.move(15, 155);
-  await p2.waitForTimeout(200);
-  await p2.mouse.click(15, 155);
-  await p2.waitForTimeout(800);
-  const st2 = JSON.parse((await p2.evaluate(() => window.resonanceLab.state())).state_json);
-  const afterShot = await p2.screenshot({ path: `${OUT}/after-click.png` });
-  assert.notEqual(st2.a.resonance, restored.a.resonance, `click toggled Resonance (${pos.frames})`);
+test("a readable permalink round-trips, an old JSON one loads, a bad key is named", async () => {
+  const { page: p1 } = await open(`${URL}#scale=9.5&tab=heatmap&feature=4`);
+  const st1 = await p1.evaluate(() => window.resonanceLab.state());
+  const s = JSON.parse(st1.state_json);
+  assert.equal(s.a.scale, 9.5);
+  assert.equal(s.tab, "heatmap");
+  assert.equal(s.feature, 4);
+  // the page keeps the readable form in its URL: only what differs from the defaults
+  const hash = await p1.evaluate(() => location.hash);
+  assert.equal(hash, `#${st1.hash}`);
+  assert.doesNotMatch(hash, /[{%]/);
+  for (const kv of ["scale=9.5", "tab=heatmap", "feature=4"]) assert.ok(hash.includes(kv), hash);
+  const before = await p1.screenshot({ path: `${OUT}/permalink.png` });
+  // "Resonance rounding" checkbox in the side panel (below the 18 px renderer strip)
+  await p1.mouse.move(15, 173);
+  await p1.waitForTimeout(200);
+  await p1.mouse.click(15, 173);
+  await p1.waitForTimeout(800);
+  const st2 = JSON.parse((await p1.evaluate(() => window.resonanceLab.state())).state_json);
+  const afterShot = await p1.screenshot({ path: `${OUT}/after-click.png` });
+  assert.notEqual(st2.a.resonance, s.a.resonance, "click toggled Resonance");
   assert.ok(!before.equals(afterShot), "rendered pixels changed");
+  assert.ok((await p1.evaluate(() => location.hash)).includes("resonance=true"));
+  await p1.close();
+  // the same view from the JSON permalink of earlier versions
+  const { page: p2 } = await open(`${URL}#${encodeURIComponent(JSON.stringify(s))}`);
+  const old = await p2.evaluate(() => window.resonanceLab.state());
+  assert.deepEqual(JSON.parse(old.state_json), s);
+  assert.equal(old.hash, st1.hash);
   await p2.close();
+  // an unknown key and a bad value are named; the rest applies
+  const { page: p3 } = await open(`${URL}#scale=6&colour=red&b.dim=odd&tab=gap`);
+  const bad = await p3.evaluate(() => window.resonanceLab.state());
+  const bs = JSON.parse(bad.state_json);
+  assert.equal(bs.a.scale, 6);
+  assert.equal(bs.tab, "gap");
+  assert.match(bad.message, /'colour': unknown key/);
+  assert.match(bad.message, /'b\.dim': bad value 'odd'/);
+  await p3.close();
+});
+
+test("an exported PNG decodes and is under 1 MB", async () => {
+  const { page } = await open(URL);
+  const [download] = await Promise.all([
+    page.waitForEvent("download", { timeout: 60000 }),
+    page.evaluate(() => window.resonanceLab.exportPng()),
+  ]);
+  const path = `${OUT}/export.png`;
+  await download.saveAs(path);
+  const png = readFileSync(path);
+  const { width, height, pixels } = decodePng(png);
+  console.log(`exported PNG: ${width}x${height}, ${png.length} bytes (${(png.length / (width * height * 4) * 100).toFixed(1)}% of raw RGBA)`);
+  assert.ok(width >= 1200 && height >= 700, `${width}x${height}`);
+  assert.equal(pixels.length, height * (1 + 4 * width));
+  assert.ok(png.length < 1 << 20, `${png.length} bytes`);
+  await page.close();
+});
+
+// Minimal PNG check: signature, IHDR, and the IDAT stream inflating to one filter byte plus
+// width * 4 bytes per row (8-bit RGBA).
+function decodePng(buf) {
+  assert.deepEqual([...buf.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
+  let off = 8;
+  let width = 0;
+  let height = 0;
+  const idat = [];
+  while (off < buf.length) {
+    const len = buf.readUInt32BE(off);
+    const type = buf.toString("ascii", off + 4, off + 8);
+    const data = buf.subarray(off + 8, off + 8 + len);
+    if (type === "IHDR") {
+      width = data.readUInt32BE(0);
+      height = data.readUInt32BE(4);
+      assert.equal(data[8], 8, "bit depth");
+      assert.equal(data[9], 6, "RGBA");
+    } else if (type === "IDAT") idat.push(data);
+    off += 12 + len;
+  }
+  return { width, height, pixels: inflateSync(Buffer.concat(idat)) };
+}
+
+// Phones: portrait is the narrow layout (controls folded, opened by a tap), landscape the wide
+// one; the renderer label never covers the canvas. Screenshots go to docs/ for the README.
+test("narrow screens: the controls fold behind a button that works by touch", async () => {
+  for (const [width, height, name] of [[390, 844, "portrait"], [844, 390, "landscape"]]) {
+    const { page, errors } = await open(URL, { viewport: { width, height }, hasTouch: true });
+    const st = await page.evaluate(() => window.resonanceLab.state());
+    const label = await page.evaluate(() => document.getElementById("backend").getBoundingClientRect().bottom);
+    const canvas = await page.evaluate(() => document.getElementById("resonance-lab-canvas").getBoundingClientRect().top);
+    assert.ok(label <= canvas, `label bottom ${label} > canvas top ${canvas}`);
+    await page.screenshot({ path: `docs/narrow-${name}.png` });
+    if (name === "portrait") {
+      assert.equal(st.layout, "narrow");
+      assert.equal(st.side_panel_open, false);
+      await page.touchscreen.tap(NARROW_CONTROLS_BUTTON.x, NARROW_CONTROLS_BUTTON.y);
+      await page.waitForTimeout(500);
+      const open = await page.evaluate(() => window.resonanceLab.state());
+      assert.equal(open.side_panel_open, true, "a tap on Controls opens them");
+      await page.screenshot({ path: `docs/narrow-portrait-controls.png` });
+      // a control in the opened panel works by touch
+      await page.touchscreen.tap(NARROW_COMPARE_CHECKBOX.x, NARROW_COMPARE_CHECKBOX.y);
+      await page.waitForTimeout(500);
+      const after = JSON.parse((await page.evaluate(() => window.resonanceLab.state())).state_json);
+      assert.equal(after.compare, true, "a tap on 'compare two configurations' ticks it");
+    } else {
+      assert.equal(st.layout, "wide");
+      assert.equal(st.side_panel_open, true);
+    }
+    assert.deepEqual(errors.filter((e) => !/WebGPU is experimental/i.test(e)), []);
+    await page.close();
+  }
 });
 
 test("without WebGPU the WebGL2 fallback renders and says so", async () => {

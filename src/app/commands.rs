@@ -1,0 +1,155 @@
+//! The one way into the app from outside its frame: the page's JS API and the PosGen training
+//! workers send typed [`AppCommand`]s into a queue, and [`super::ResonanceApp::draw`] drains the
+//! queue in one place at the start of every frame. Nothing outside the frame mutates app state,
+//! so the state a frame draws is the state it publishes.
+
+use super::posgen_run::{FromWorker, RunId};
+use super::state::AppState;
+use crate::posgen::Task;
+use serde::Deserialize;
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+
+/// Arguments of the page's `resonanceLab.posgenTrain({task, steps})`: start the PosGen tab's
+/// selected runs on `task` for `steps` optimiser steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PosgenTrainArgs {
+    /// The task, by its CLI name (`recursive`, `cot`, `semi-recursive`).
+    pub task: Task,
+    /// Optimiser steps per run (clamped to the tab's range).
+    pub steps: usize,
+}
+
+/// Something the app should do at the start of its next frame.
+#[derive(Clone, Debug)]
+pub enum AppCommand {
+    /// Replace the view state (the page's `setState`, or a new URL hash).
+    SetState(Box<AppState>),
+    /// Save a PNG of the whole view (the page's `exportPng`).
+    ExportPng,
+    /// Show the PosGen tab and start its selected runs (the page's `posgenTrain`).
+    PosgenTrain(PosgenTrainArgs),
+    /// A training worker's message: what its run did since its previous update, that it
+    /// paused, or that it failed.
+    Worker {
+        /// The run the message belongs to (messages of runs that were reset are dropped).
+        run: RunId,
+        /// The message.
+        message: FromWorker,
+    },
+}
+
+/// The sending end of the app's command queue: cheap to clone, usable from worker threads.
+#[derive(Clone, Debug)]
+pub struct CommandSender {
+    tx: mpsc::Sender<AppCommand>,
+    ctx: Arc<OnceLock<egui::Context>>,
+}
+
+impl CommandSender {
+    /// Queues `command` for the next frame. Returns false when the app is gone (its receiver
+    /// was dropped), which tells a worker to stop.
+    pub fn send(&self, command: AppCommand) -> bool {
+        self.tx.send(command).is_ok()
+    }
+
+    /// Queues `command` and asks for a frame soon (for commands a user is waiting on; workers
+    /// use [`Self::send`] and the PosGen tab redraws on its own schedule).
+    pub fn send_and_wake(&self, command: AppCommand) -> bool {
+        let sent = self.send(command);
+        if let Some(ctx) = self.ctx.get() {
+            ctx.request_repaint();
+        }
+        sent
+    }
+}
+
+/// The app's command queue: [`CommandSender`]s go out, the app drains the receiving end.
+#[derive(Debug)]
+pub struct CommandQueue {
+    sender: CommandSender,
+    rx: mpsc::Receiver<AppCommand>,
+}
+
+impl Default for CommandQueue {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel();
+        CommandQueue {
+            sender: CommandSender {
+                tx,
+                ctx: Arc::new(OnceLock::new()),
+            },
+            rx,
+        }
+    }
+}
+
+impl CommandQueue {
+    /// A sender for the page API or a worker.
+    pub fn sender(&self) -> CommandSender {
+        self.sender.clone()
+    }
+
+    /// Remembers the egui context so that [`CommandSender::send_and_wake`] can request a frame
+    /// (the first frame calls this; later calls do nothing).
+    pub fn attach(&self, ctx: &egui::Context) {
+        let _ = self.sender.ctx.set(ctx.clone());
+    }
+
+    /// Every command queued so far, oldest first.
+    pub fn drain(&self) -> Vec<AppCommand> {
+        self.rx.try_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_arrive_in_order_from_any_thread() {
+        let q = CommandQueue::default();
+        let s = q.sender();
+        let t = std::thread::spawn(move || {
+            s.send(AppCommand::PosgenTrain(PosgenTrainArgs {
+                task: Task::Cot,
+                steps: 3,
+            }))
+        });
+        assert!(t.join().unwrap());
+        assert!(
+            q.sender()
+                .send_and_wake(AppCommand::SetState(Box::default()))
+        );
+        let got = q.drain();
+        assert!(matches!(
+            got[..],
+            [
+                AppCommand::PosgenTrain(PosgenTrainArgs {
+                    task: Task::Cot,
+                    steps: 3
+                }),
+                AppCommand::SetState(_)
+            ]
+        ));
+        assert!(q.drain().is_empty());
+    }
+
+    #[test]
+    fn posgen_args_are_typed() {
+        let ok: PosgenTrainArgs =
+            serde_json::from_str(r#"{"task":"semi-recursive","steps":5}"#).unwrap();
+        assert_eq!(ok.task, Task::SemiRecursive);
+        let bad = serde_json::from_str::<PosgenTrainArgs>(r#"{"task":"nope","steps":5}"#);
+        assert!(bad.unwrap_err().to_string().contains("nope"));
+    }
+
+    #[test]
+    fn a_sender_knows_when_the_app_is_gone() {
+        let q = CommandQueue::default();
+        let s = q.sender();
+        drop(q);
+        assert!(!s.send(AppCommand::SetState(Box::default())));
+    }
+}
