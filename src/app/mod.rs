@@ -15,6 +15,7 @@ pub mod posgen_panel;
 pub mod posgen_run;
 pub mod series;
 pub mod state;
+pub mod study_view;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;

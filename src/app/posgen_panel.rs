@@ -6,10 +6,11 @@
 
 use super::commands::CommandSender;
 use super::posgen_run::{PanelRun, RunId, RunUpdate, TrainJob};
+use super::study_view::{LiveRun, StudyView};
 use crate::posgen::{Preset, PresetName, RunConfig, Task, TrainPhase, method_label};
 use crate::rope::Method;
 use egui::{Color32, RichText, Ui};
-use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
+use egui_plot::{Legend, Line, Plot, PlotPoints};
 use web_time::Instant;
 
 /// Largest step count the panel offers (the CLI allows more for native runs).
@@ -56,6 +57,7 @@ pub struct PosgenPanel {
     train_seconds: f64,
     next_run: u64,
     updates: CommandSender,
+    study: StudyView,
 }
 
 impl PosgenPanel {
@@ -76,6 +78,7 @@ impl PosgenPanel {
             train_seconds: 0.0,
             next_run: 0,
             updates,
+            study: StudyView::default(),
         }
     }
 
@@ -251,26 +254,41 @@ impl PosgenPanel {
     pub fn ui(&mut self, ui: &mut Ui) {
         self.controls(ui);
         ui.separator();
-        self.progress_table(ui);
-        if self.runs.is_empty() {
-            ui.label(
-                "Choose a task and schedules, then press Train: each run trains the tiny preset \
-                 (2 layers, d_model 64, head dim 32) on length 64 and is tested to length 256.",
-            );
-            ui.label(
-                "The tiny preset learns Recursive and CoT in distribution in about 200 steps; \
-                 Semi-recursive stays near 53% ID accuracy however long it trains (3,000 steps \
-                 measured), so its OOD column compares models that did not learn the task.",
-            );
-            return;
-        }
-        ui.separator();
-        let h = ((ui.available_height() - 40.0) / 2.0).max(120.0);
-        ui.columns(2, |cols| {
-            self.loss_plot(&mut cols[0], h);
-            self.validation_plot(&mut cols[1], h);
-        });
-        self.position_plot(ui, h);
+        let h = ((ui.available_height() - 60.0) / 2.5).max(140.0);
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                self.progress_table(ui);
+                if self.runs.is_empty() {
+                    let d = Preset::get(PresetName::Tiny).dims;
+                    let s = Preset::get(PresetName::Tiny).sizes;
+                    ui.label(format!(
+                        "Choose a task and schedules, then press Train: each run trains the tiny \
+                         preset ({} layers, d_model {}, head dim {}) on length {} and is tested \
+                         to length {}. Below: the committed reference study for this task.",
+                        d.n_layers, d.d_model, d.head_dim, s.train_len, s.eval_len
+                    ));
+                } else {
+                    ui.separator();
+                    ui.columns(2, |cols| {
+                        self.loss_plot(&mut cols[0], h);
+                        self.validation_plot(&mut cols[1], h);
+                    });
+                }
+                ui.separator();
+                let live: Vec<LiveRun<'_>> = self
+                    .runs
+                    .iter()
+                    .filter_map(|r| {
+                        r.result().map(|result| LiveRun {
+                            label: &r.label,
+                            color: r.color,
+                            result,
+                        })
+                    })
+                    .collect();
+                self.study.ui(ui, self.task, &live, h);
+            });
     }
 
     fn controls(&mut self, ui: &mut Ui) {
@@ -473,32 +491,6 @@ impl PosgenPanel {
                             .color(r.color)
                             .style(egui_plot::LineStyle::dashed_dense()),
                     );
-                }
-            });
-    }
-
-    fn position_plot(&self, ui: &mut Ui, h: f32) {
-        ui.label("test accuracy per target position (finished runs)");
-        let train_len = Preset::get(PresetName::Tiny).sizes.train_len as f64;
-        Plot::new("posgen-pos")
-            .height(h)
-            .legend(Legend::default())
-            .x_axis_label("target position (tokens)")
-            .y_axis_label("accuracy (%)")
-            .include_y(0.0)
-            .include_y(100.0)
-            .show(ui, |p| {
-                p.add(VLine::new(format!("L = {train_len}"), train_len).color(Color32::DARK_GREEN));
-                for r in &self.runs {
-                    if let Some(res) = r.result() {
-                        let pts: Vec<[f64; 2]> = res
-                            .per_position_accuracy
-                            .iter()
-                            .enumerate()
-                            .map(|(k, a)| [(res.first_target_position + k) as f64, 100.0 * a])
-                            .collect();
-                        p.add(Line::new(r.label.clone(), PlotPoints::new(pts)).color(r.color));
-                    }
                 }
             });
     }

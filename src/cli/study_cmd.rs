@@ -58,6 +58,10 @@ pub struct StudyArgs {
     /// Write `<out>.json` and `<out>.md`; an existing `<out>.json` is resumed.
     #[arg(long, required = true)]
     pub out: PathBuf,
+    /// Run nothing: rewrite `<out>.md` (and the statistics in `<out>.json`) from the runs the
+    /// JSON already has, e.g. for a study that was stopped part-way.
+    #[arg(long = "report-only")]
+    pub report_only: bool,
 }
 
 impl StudyArgs {
@@ -117,7 +121,7 @@ pub fn study(a: &StudyArgs) -> Result<Value, CliError> {
     let jobs = jobs(a.jobs)?;
     let json_path = a.out.with_extension("json");
     let md_path = a.out.with_extension("md");
-    let command = this_command();
+    let command = this_command().replace(" --report-only", "");
     let plan = config.plan();
     let mut finished = load_finished::<StudyResult>(&json_path)?.map_or(Vec::new(), |r| r.runs);
     finished.retain(|r| plan.iter().any(|p| p.command() == r.command));
@@ -138,7 +142,10 @@ pub fn study(a: &StudyArgs) -> Result<Value, CliError> {
         let result = StudyResult::new(config.clone(), command.clone(), runs.to_vec());
         write_json(&json_path, &result)
     };
-    let todo: Vec<PlannedRun> = todo.into_iter().collect();
+    let mut todo: Vec<PlannedRun> = todo.into_iter().collect();
+    if a.report_only {
+        todo.clear();
+    }
     let todo = batches(config.scaling, &todo).into_iter().collect();
     let (runs, failure) = run_children(todo, finished, jobs, "posgen study", save, |p, rs| {
         record(p, rs)
@@ -247,7 +254,7 @@ pub fn probe(a: &ProbeArgs) -> Result<Value, CliError> {
     }
     let jobs = jobs(a.jobs)?;
     let json_path = a.out.with_extension("json");
-    let command = this_command();
+    let command = this_command().replace(" --report-only", "");
     let plan = config.plan();
     let mut finished = load_finished::<ProbeResult>(&json_path)?.map_or(Vec::new(), |r| r.runs);
     finished.retain(|r| plan.iter().any(|p| command_line(p) == r.command));

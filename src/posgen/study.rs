@@ -607,10 +607,20 @@ impl StudyResult {
             c.preset.name()
         );
         let _ = writeln!(s, "Command:\n\n```\n{}\n```\n", self.study_command);
+        if !self.complete() {
+            let _ = writeln!(
+                s,
+                "**Partial study: {} of {} planned runs.** It was stopped part-way; running the \
+                 command above again resumes it and loses no finished run. Intervals below use \
+                 the seeds that have finished.\n",
+                self.runs.len(),
+                self.planned_runs
+            );
+        }
         let total: f64 = self.runs.iter().map(|r| r.result.seconds).sum();
         let _ = writeln!(
             s,
-            "- {} of {} planned runs finished ({:.0} CPU-seconds of training).\n\
+            "- {} of {} planned runs finished ({:.0} s of training, summed over runs).\n\
              - Seeds {:?}; for each seed every schedule trains on the same data, from the same \
              initial weights, in the same batch order.\n\
              - Data: {}.\n\

@@ -1,0 +1,278 @@
+//! Reference results in the PosGen tab: the committed paired studies
+//! (`results/posgen_study_clean.json`, `results/posgen_study_authors.json`), embedded at build
+//! time and parsed on first use. Every number shown is read from those files: per schedule the
+//! mean and 95% interval of ID and OOD accuracy, the paired differences with their verdicts, and
+//! the per-position accuracy curves with their bands, next to the user's own finished runs.
+
+use crate::posgen::RunResult;
+use crate::posgen::study::{CellSummary, Comparison, StudyResult, Verdict, fmt_ci, fmt_signed_ci};
+use crate::posgen::{Task, method_label, sweep::POSGEN_METHODS};
+use egui::{Color32, RichText, Ui};
+use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, Polygon, VLine};
+
+/// The committed studies: (protocol name, report path, JSON text).
+const STUDIES: [(&str, &str, &str); 2] = [
+    (
+        "clean",
+        "results/posgen_study_clean.md",
+        include_str!("../../results/posgen_study_clean.json"),
+    ),
+    (
+        "authors",
+        "results/posgen_study_authors.md",
+        include_str!("../../results/posgen_study_authors.json"),
+    ),
+];
+
+/// Colours of the four schedules, in [`POSGEN_METHODS`] order.
+const SCHEDULE_COLORS: [Color32; 4] = [
+    Color32::from_rgb(52, 120, 220),
+    Color32::from_rgb(235, 130, 30),
+    Color32::from_rgb(40, 160, 80),
+    Color32::from_rgb(200, 50, 60),
+];
+
+/// A user's finished run to draw beside the reference curves.
+pub struct LiveRun<'a> {
+    /// Legend label.
+    pub label: &'a str,
+    /// Line colour.
+    pub color: Color32,
+    /// The run's result (per-position test accuracy).
+    pub result: &'a RunResult,
+}
+
+/// The reference-results section: which study is shown, and the parsed files.
+#[derive(Default)]
+pub struct StudyView {
+    /// Index into the committed studies.
+    pub selected: usize,
+    parsed: Vec<Result<StudyResult, String>>,
+}
+
+impl StudyView {
+    /// The committed study at `index`, parsed once.
+    pub fn study(&mut self, index: usize) -> Option<&Result<StudyResult, String>> {
+        if self.parsed.is_empty() {
+            self.parsed = STUDIES
+                .iter()
+                .map(|(_, path, text)| {
+                    serde_json::from_str::<StudyResult>(text)
+                        .map_err(|e| format!("{path}: cannot read the committed study ({e})"))
+                })
+                .collect();
+        }
+        self.parsed.get(index)
+    }
+
+    /// Draws the section for `task`, with `live` runs overlaid on the per-position plot.
+    pub fn ui(&mut self, ui: &mut Ui, task: Task, live: &[LiveRun<'_>], plot_height: f32) {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Reference results").strong());
+            for (i, (name, path, _)) in STUDIES.iter().enumerate() {
+                ui.selectable_value(&mut self.selected, i, format!("{name} protocol"))
+                    .on_hover_text(format!("read from {path} and its .json"));
+            }
+        });
+        let selected = self.selected;
+        let path = STUDIES[selected.min(STUDIES.len() - 1)].1;
+        let study = match self.study(selected) {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                ui.colored_label(Color32::RED, e.as_str());
+                return;
+            }
+            None => return,
+        };
+        ui.label(format!(
+            "{} of {} runs, seeds {:?}, {} protocol, {} scaling ({path}). Mean [95% CI] over seeds.",
+            study.runs.len(),
+            study.planned_runs,
+            study.config.seeds,
+            study.config.protocol.name(),
+            study.config.scaling.name(),
+        ));
+        let cells: Vec<&CellSummary> = study
+            .summary
+            .iter()
+            .filter(|c| c.task == task.name())
+            .collect();
+        if cells.is_empty() {
+            ui.label(format!("This study has no {} runs.", task.title()));
+            return;
+        }
+        cell_table(ui, task, &cells);
+        comparison_table(ui, task, &study.comparisons);
+        position_plot(ui, task, &cells, live, plot_height);
+    }
+}
+
+fn metric_text(cell: &CellSummary, m: &str) -> String {
+    cell.metrics
+        .iter()
+        .find(|(k, _)| k == m)
+        .map_or("-".into(), |(_, e)| fmt_ci(e.mean, e.ci95))
+}
+
+fn cell_table(ui: &mut Ui, task: Task, cells: &[&CellSummary]) {
+    let semi = task == Task::SemiRecursive;
+    let mut heads = vec!["schedule", "ID %", "OOD %", "mean steps"];
+    if semi {
+        heads.extend(["ID advance %", "OOD advance %"]);
+    }
+    egui::Grid::new("study-cells")
+        .striped(true)
+        .num_columns(heads.len())
+        .show(ui, |ui| {
+            for h in &heads {
+                ui.label(RichText::new(*h).strong());
+            }
+            ui.end_row();
+            for cell in cells {
+                ui.colored_label(schedule_color(&cell.method), &cell.method);
+                ui.label(metric_text(cell, "id"));
+                ui.label(metric_text(cell, "ood"));
+                ui.label(format!("{:.0}", cell.mean_steps));
+                if semi {
+                    ui.label(metric_text(cell, "id_advance"));
+                    ui.label(metric_text(cell, "ood_advance"));
+                }
+                ui.end_row();
+            }
+        });
+}
+
+fn comparison_table(ui: &mut Ui, task: Task, cmps: &[Comparison]) {
+    let rows: Vec<&Comparison> = cmps
+        .iter()
+        .filter(|c| c.task == task.name() && c.metric == "ood")
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    egui::Grid::new("study-cmps")
+        .striped(true)
+        .num_columns(3)
+        .show(ui, |ui| {
+            for h in [
+                "OOD a - b (points)",
+                "mean [95% CI], paired by seed",
+                "verdict",
+            ] {
+                ui.label(RichText::new(h).strong());
+            }
+            ui.end_row();
+            for c in rows {
+                ui.label(format!("{} - {}", c.a, c.b));
+                ui.label(format!(
+                    "{} (n = {})",
+                    fmt_signed_ci(c.mean_diff, c.ci95),
+                    c.n
+                ));
+                let color = match c.verdict {
+                    Verdict::AHigher => Color32::DARK_GREEN,
+                    Verdict::BHigher => Color32::DARK_RED,
+                    Verdict::Unclear => Color32::GRAY,
+                };
+                ui.colored_label(color, c.verdict.words(&c.a, &c.b));
+                ui.end_row();
+            }
+        });
+}
+
+/// The colour of a schedule label of the study.
+fn schedule_color(label: &str) -> Color32 {
+    POSGEN_METHODS
+        .iter()
+        .position(|&(m, r)| method_label(m, r) == label)
+        .map_or(Color32::GRAY, |i| SCHEDULE_COLORS[i])
+}
+
+fn position_plot(ui: &mut Ui, task: Task, cells: &[&CellSummary], live: &[LiveRun<'_>], h: f32) {
+    ui.label(format!(
+        "{}: test accuracy per target position, study mean with 95% band; your finished runs dashed",
+        task.title()
+    ));
+    let train_len = live
+        .first()
+        .map(|r| r.result.train_len)
+        .or_else(|| cells.first().map(|c| c.first_position + 60))
+        .unwrap_or(64) as f64;
+    Plot::new("study-pos")
+        .height(h)
+        .legend(Legend::default())
+        .x_axis_label("target position (tokens)")
+        .y_axis_label("accuracy (%)")
+        .include_y(0.0)
+        .include_y(100.0)
+        .show(ui, |p| {
+            p.add(VLine::new(format!("L = {train_len}"), train_len).color(Color32::DARK_GREEN));
+            for cell in cells {
+                let color = schedule_color(&cell.method);
+                let x = |k: usize| (cell.first_position + k) as f64;
+                let mut band: Vec<[f64; 2]> = cell
+                    .per_position
+                    .iter()
+                    .enumerate()
+                    .map(|(k, v)| [x(k), 100.0 * v[2]])
+                    .collect();
+                band.extend(
+                    cell.per_position
+                        .iter()
+                        .enumerate()
+                        .rev()
+                        .map(|(k, v)| [x(k), 100.0 * v[1]]),
+                );
+                p.add(
+                    Polygon::new(format!("{} (study)", cell.method), PlotPoints::new(band))
+                        .fill_color(color.gamma_multiply(0.15))
+                        .stroke(egui::Stroke::NONE),
+                );
+                let mean: Vec<[f64; 2]> = cell
+                    .per_position
+                    .iter()
+                    .enumerate()
+                    .map(|(k, v)| [x(k), 100.0 * v[0]])
+                    .collect();
+                p.add(
+                    Line::new(format!("{} (study)", cell.method), PlotPoints::new(mean))
+                        .color(color),
+                );
+            }
+            for r in live {
+                let pts: Vec<[f64; 2]> = r
+                    .result
+                    .per_position_accuracy
+                    .iter()
+                    .enumerate()
+                    .map(|(k, a)| [(r.result.first_target_position + k) as f64, 100.0 * a])
+                    .collect();
+                p.add(
+                    Line::new(format!("{} (yours)", r.label), PlotPoints::new(pts))
+                        .color(r.color)
+                        .style(LineStyle::dashed_dense()),
+                );
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_studies_parse_and_agree_with_their_runs() {
+        let mut v = StudyView::default();
+        for i in 0..STUDIES.len() {
+            let s = match v.study(i) {
+                Some(Ok(s)) => s.clone(),
+                other => panic!("study {i}: {other:?}"),
+            };
+            assert!(!s.runs.is_empty());
+            // The summaries shown are the statistics of the runs in the same file.
+            let again = StudyResult::new(s.config.clone(), s.study_command.clone(), s.runs.clone());
+            assert_eq!(again.comparisons, s.comparisons);
+            assert_eq!(again.summary, s.summary);
+        }
+    }
+}
