@@ -92,7 +92,7 @@ pub enum ToWorker {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum FromWorker {
     /// What the run did in one slice.
-    Update(RunUpdate),
+    Update(Box<RunUpdate>),
     /// The worker handled [`ToWorker::Pause`]: it has reported every step up to `step` and
     /// trains no more until resumed.
     Paused {
@@ -110,7 +110,7 @@ impl FromWorker {
     /// The update the app applies: a failure becomes an update that ends the run.
     pub fn into_update(self) -> RunUpdate {
         match self {
-            FromWorker::Update(u) => u,
+            FromWorker::Update(u) => *u,
             FromWorker::Paused { step } => RunUpdate {
                 step,
                 ..RunUpdate::default()
@@ -177,7 +177,7 @@ impl WorkerState {
     /// Trains one slice of the length the app sent and reports it.
     pub fn slice(&mut self) -> FromWorker {
         match &mut self.run {
-            Some(run) => FromWorker::Update(run.slice(self.slice_s)),
+            Some(run) => FromWorker::Update(Box::new(run.slice(self.slice_s))),
             None => FromWorker::Failed {
                 error: "no run started".into(),
             },

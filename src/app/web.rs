@@ -30,8 +30,8 @@ pub fn save_file(name: &str, mime: &str, bytes: &[u8]) -> Result<String, String>
     Ok(format!("downloaded {name}"))
 }
 
-/// The egui context, so that a worker's message can wake the page (set on the first frame).
 thread_local! {
+    /// The egui context, so that a worker's failure can wake the page (set on the first frame).
     static CTX: RefCell<Option<egui::Context>> = const { RefCell::new(None) };
 }
 
@@ -65,6 +65,15 @@ fn export<F: ?Sized + wasm_bindgen::closure::WasmClosure>(
 ) {
     let _ = js_sys::Reflect::set(target, &name.into(), f.as_ref());
     f.forget();
+}
+
+/// Whether a command reached the app's queue, as the page API reports it.
+fn queued(sent: bool) -> Result<(), String> {
+    if sent {
+        Ok(())
+    } else {
+        Err("the app has stopped".into())
+    }
 }
 
 /// `null` for success, else the error message (what the page API's setters return).
@@ -109,7 +118,7 @@ fn install_js_api(published: Rc<RefCell<Published>>, commands: CommandSender) {
         Closure::<dyn Fn(String) -> JsValue>::new(move |json: String| {
             let r = serde_json::from_str::<AppState>(&json)
                 .map_err(|e| format!("invalid state: {e}"))
-                .map(|s| drop(c.send_and_wake(AppCommand::SetState(Box::new(s)))));
+                .and_then(|s| queued(c.send_and_wake(AppCommand::SetState(Box::new(s)))));
             js_result(r)
         }),
     );
@@ -117,7 +126,9 @@ fn install_js_api(published: Rc<RefCell<Published>>, commands: CommandSender) {
     export(
         &api,
         "exportPng",
-        Closure::<dyn Fn()>::new(move || drop(c.send_and_wake(AppCommand::ExportPng))),
+        Closure::<dyn Fn() -> JsValue>::new(move || {
+            js_result(queued(c.send_and_wake(AppCommand::ExportPng)))
+        }),
     );
     let c = commands;
     export(
@@ -126,7 +137,7 @@ fn install_js_api(published: Rc<RefCell<Published>>, commands: CommandSender) {
         Closure::<dyn Fn(String) -> JsValue>::new(move |json: String| {
             let r = serde_json::from_str::<PosgenTrainArgs>(&json)
                 .map_err(|e| format!("posgenTrain: {e}"))
-                .map(|a| drop(c.send_and_wake(AppCommand::PosgenTrain(a))));
+                .and_then(|a| queued(c.send_and_wake(AppCommand::PosgenTrain(a))));
             js_result(r)
         }),
     );
