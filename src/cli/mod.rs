@@ -2,6 +2,7 @@
 //! the UI and print one JSON document. No math here. The contract is `CLI.md`-stable: names of
 //! subcommands, options and JSON fields do not change.
 
+mod config_cmd;
 mod posgen_cmds;
 mod schedule_cmds;
 
@@ -38,6 +39,8 @@ pub enum Command {
     Bench(schedule_cmds::BenchArgs),
     /// PosGen benchmark: sample task sequences, train, sweep, bench.
     Posgen(posgen_cmds::PosgenArgs),
+    /// Import a Hugging Face config.json: its RoPE schedule, gap summary and Resonance twin.
+    Config(config_cmd::ConfigArgs),
 }
 
 /// Options shared by every subcommand that builds a RoPE schedule.
@@ -242,6 +245,7 @@ pub fn run(command: &Command) -> Result<serde_json::Value, CliError> {
         Command::Features(a) => schedule_cmds::features(a),
         Command::Bench(a) => schedule_cmds::bench(a),
         Command::Posgen(a) => posgen_cmds::run(a),
+        Command::Config(a) => config_cmd::config(a),
     }
 }
 
