@@ -1,13 +1,14 @@
 //! Math core tests against independent expectations: SPEC.md's worked numbers, transformers'
-//! f32 schedules re-derived in numpy (tests/data/hf_reference.json, made by
-//! scripts/hf_reference.py), mpmath phases, hand-derived cases, brute force and properties.
+//! f32 schedules (tests/data/hf_reference.json, made by scripts/hf_reference.py: numpy
+//! re-derivations, and transformers' own `ROPE_INIT_FUNCTIONS` run on config.json dictionaries),
+//! mpmath phases, hand-derived cases, brute force and properties.
 
 #![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary / uses native dev-deps
 
 use proptest::prelude::*;
 use resonance_lab::rope::{
     self, GapWorkspace, Method, PairLayout, Phase, Schedule, ScheduleConfig, gap::gap_brute_force,
-    reference,
+    hf_config, reference,
 };
 use serde_json::Value;
 use std::f64::consts::PI;
@@ -95,6 +96,180 @@ fn f32_schedules_match_transformers_within_one_ulp() {
             assert!((hi - r[1].as_f64().unwrap()).abs() < 1e-12);
         }
     }
+}
+
+/// transformers' own values (torch f32 on the CPU) for every rope type and both config forms.
+/// Our pow is correctly rounded; torch's vectorised `pow` can be 1 ulp off in `b^(2i/d)`, and
+/// every later f32 operation (reciprocal, `/ factor`, the YaRN / Llama-3 blends, LongRoPE's
+/// `ext * pos`) follows transformers' order, so each value is within 1 ulp, and the count of
+/// values that are not bit-identical is printed.
+#[test]
+fn transformers_rope_init_functions_match_within_one_ulp() {
+    let data = reference_json();
+    let cases = data["transformers_configs"].as_array().unwrap();
+    assert!(cases.len() >= 25);
+    let (mut total, mut off_by_one) = (0usize, 0usize);
+    let mut types = std::collections::BTreeSet::new();
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        // transformers' init passes seq_len None, which LongRoPE treats as short; our default
+        // is max_position_embeddings (long), so ask for a length within the original one
+        let init_longrope = case["rope_type"] == "longrope" && case["seq_len"].is_null();
+        let opts = hf_config::ImportOptions {
+            layer_type: case["layer_type"].as_str().map(String::from),
+            seq_len: if init_longrope {
+                Some(1)
+            } else {
+                case["seq_len"].as_u64()
+            },
+            eval_len: None,
+        };
+        let text = case["config"].to_string();
+        let model =
+            hf_config::parse_config(&text, "case", &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            model.rope_type,
+            case["rope_type"].as_str().unwrap(),
+            "{name}"
+        );
+        types.insert(model.rope_type.clone());
+        let s = Schedule::new(&model.config).unwrap();
+        let want: Vec<f32> = case["inv_freq"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(s.inv_freq.len(), want.len(), "{name}: feature count");
+        for (i, (&got, &w)) in s.inv_freq.iter().zip(&want).enumerate() {
+            let d = ulp_distance(got, w);
+            assert!(d <= 1, "{name} feature {i}: {got:e} vs {w:e}");
+            total += 1;
+            off_by_one += d as usize;
+        }
+        let att = case["attention_factor"].as_f64().unwrap();
+        assert!(
+            (s.attention_factor - att).abs() <= 1e-15 * att,
+            "{name}: attention factor {} vs {att}",
+            s.attention_factor
+        );
+    }
+    let all: Vec<&str> = vec![
+        "default",
+        "dynamic",
+        "linear",
+        "llama3",
+        "longrope",
+        "proportional",
+        "yarn",
+    ];
+    assert_eq!(types.iter().map(String::as_str).collect::<Vec<_>>(), all);
+    eprintln!(
+        "transformers cases: {off_by_one} of {total} values 1 ulp off, the rest bit-identical"
+    );
+}
+
+/// LongRoPE worked by hand: d = 8, b = 1e4, so `b^(2i/d)` = 1, 10, 100, 1000; short factors
+/// (1, 1, 1.5, 2) and long factors (1, 2, 4, 8); L = 256, max length 1024, s = 4 and the
+/// attention factor `sqrt(1 + ln 4 / ln 256) = sqrt(1.25)`.
+#[test]
+fn longrope_hand_worked_both_branches() {
+    let mut c = cfg(Method::Longrope, 8, 1e4, 256, 1024);
+    c.short_factor = vec![1.0, 1.0, 1.5, 2.0];
+    c.long_factor = vec![1.0, 2.0, 4.0, 8.0];
+    c.scale = 4.0;
+    c.seq_len = 1024;
+    let s = Schedule::new(&c).unwrap();
+    assert_eq!(s.inv_freq, vec![1.0, 0.05, 0.0025, 0.000125]);
+    assert_eq!(s.attention_factor, 1.25f64.sqrt());
+    c.seq_len = 256; // not beyond the original length: short factors
+    let s = Schedule::new(&c).unwrap();
+    assert_eq!(s.inv_freq, vec![1.0, 0.1, 1.0 / 150.0, 0.0005]);
+    c.attention_factor = Some(1.5);
+    assert_eq!(Schedule::new(&c).unwrap().attention_factor, 1.5);
+    // wrong list length and non-positive entries name the field
+    c.long_factor = vec![1.0; 3];
+    assert_eq!(Schedule::new(&c).unwrap_err().field, "long-factor");
+    c.long_factor = vec![1.0, 0.0, 1.0, 1.0];
+    assert_eq!(Schedule::new(&c).unwrap_err().field, "long-factor");
+}
+
+/// YaRN attention factor with DeepSeek's mscale: `get_mscale(8, 1) / get_mscale(8, 0.5)` =
+/// `(0.1 ln 8 + 1) / (0.05 ln 8 + 1)`; an explicit attention factor wins; zero mscale falls back
+/// to `0.1 ln s + 1` (transformers tests `mscale and mscale_all_dim` for truth).
+#[test]
+fn yarn_mscale_and_explicit_attention_factor() {
+    let mut c = cfg(Method::Yarn, 128, 1e4, 4096, 32768);
+    c.scale = 8.0;
+    c.mscale = Some(1.0);
+    c.mscale_all_dim = Some(0.5);
+    let l8 = 8f64.ln();
+    let want = (0.1 * l8 + 1.0) / (0.05 * l8 + 1.0);
+    assert!((Schedule::new(&c).unwrap().attention_factor - want).abs() < 1e-15);
+    assert!((want - 1.09418).abs() < 1e-5);
+    c.mscale_all_dim = Some(0.0);
+    assert_eq!(Schedule::new(&c).unwrap().attention_factor, 0.1 * l8 + 1.0);
+    c.attention_factor = Some(0.75);
+    assert_eq!(Schedule::new(&c).unwrap().attention_factor, 0.75);
+}
+
+/// Partial rotary: head 80 x 0.4 rotates 32 dims (16 features, Phi-2); Proportional with head 20
+/// x 0.3 keeps 10 features of which `int(0.3 * 20 // 2)` = 3 rotate with `b^(-2i/20)`.
+#[test]
+fn partial_rotary_and_proportional_feature_counts() {
+    let mut c = cfg(Method::Rope, 80, 1e4, 2048, 8192);
+    c.partial_rotary_factor = 0.4;
+    assert_eq!(c.rotary_dim(), 32);
+    let s = Schedule::new(&c).unwrap();
+    assert_eq!(s.num_features(), 16);
+    assert_eq!(s.inv_freq[8], 0.01f32); // 1e4^(-16/32)
+    let mut c = cfg(Method::Proportional, 20, 1e4, 2048, 8192);
+    c.partial_rotary_factor = 0.3;
+    c.scale = 2.0;
+    let s = Schedule::new(&c).unwrap();
+    assert_eq!(s.num_features(), 10);
+    assert_eq!(s.inv_freq[0], 0.5);
+    assert_eq!(s.inv_freq[1], (1e4f64.powf(-0.1) / 2.0) as f32);
+    assert_eq!(s.zero_frequency_features(), (3..10).collect::<Vec<_>>());
+    // an odd rotary dimension is rejected, naming the factor
+    let mut c = cfg(Method::Rope, 64, 1e4, 64, 256);
+    c.partial_rotary_factor = 0.5 + 1.0 / 64.0;
+    assert_eq!(
+        Schedule::new(&c).unwrap_err().field,
+        "partial-rotary-factor"
+    );
+}
+
+/// Zero-frequency pairs under Resonance: they stay 0 (infinite wavelength), are listed, are not
+/// "duplicates" of each other, have gap 0 and feature value (cos, sin) = (1, 0) everywhere.
+#[test]
+fn zero_frequency_features_survive_resonance() {
+    let mut c = cfg(Method::Proportional, 64, 1e4, 64, 256);
+    c.partial_rotary_factor = 0.25;
+    c.scale = 1.0; // proportional divides every frequency by its factor
+    c.resonance = true;
+    let s = Schedule::new(&c).unwrap();
+    // int(0.25 * 64 // 2) = 8 pairs rotate
+    let zeros: Vec<usize> = (8..32).collect();
+    assert_eq!(s.zero_frequency_features(), zeros);
+    let r = s.rounding.as_ref().unwrap();
+    assert_eq!(r.zero_frequency_features, zeros);
+    assert!(r.duplicates.iter().all(|i| *i < 8));
+    for &i in &zeros {
+        assert_eq!(s.inv_freq[i], 0.0);
+        assert!(s.wavelength[i].is_infinite());
+    }
+    assert_eq!(&s.wavelength[..4], &[6.0, 8.0, 11.0, 15.0]);
+    let g = rope::gap_analysis(&s);
+    assert!(zeros.iter().all(|&i| g.gap[i] == 0.0));
+    for p in [0u64, 7, 1_000_000, u32::MAX as u64] {
+        let (cs, sn) = rope::cos_sin(&s, p);
+        assert!(zeros.iter().all(|&i| cs[i] == 1.0 && sn[i] == 0.0));
+    }
+    // without Resonance the same: no division by zero anywhere
+    c.resonance = false;
+    let s = Schedule::new(&c).unwrap();
+    assert!(rope::gap_analysis(&s).gap[8..].iter().all(|&g| g == 0.0));
 }
 
 #[test]

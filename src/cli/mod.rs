@@ -2,6 +2,7 @@
 //! the UI and print one JSON document. No math here. The contract is `CLI.md`-stable: names of
 //! subcommands, options and JSON fields do not change.
 
+mod config_cmd;
 mod posgen_cmds;
 mod runner;
 mod schedule_cmds;
@@ -40,6 +41,8 @@ pub enum Command {
     Bench(schedule_cmds::BenchArgs),
     /// PosGen benchmark: sample task sequences, train, sweep, bench.
     Posgen(posgen_cmds::PosgenArgs),
+    /// Import a Hugging Face config.json: its RoPE schedule, gap summary and Resonance twin.
+    Config(config_cmd::ConfigArgs),
 }
 
 /// Options shared by every subcommand that builds a RoPE schedule.
@@ -107,6 +110,48 @@ pub struct ScheduleArgs {
     /// Pair layout of the rotated coordinates.
     #[arg(long, value_enum, default_value_t = PairLayout::HalfSplit)]
     pub layout: PairLayout,
+    /// Fraction of the head dimension that rotates, in (0, 1]: rotary dim = int(dim * factor).
+    #[arg(
+        long = "partial-rotary-factor",
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
+    pub partial_rotary_factor: f64,
+    /// YaRN: mscale of the attention factor (used together with --mscale-all-dim).
+    #[arg(long, allow_negative_numbers = true)]
+    pub mscale: Option<f64>,
+    /// YaRN: mscale_all_dim of the attention factor (used together with --mscale).
+    #[arg(long = "mscale-all-dim", allow_negative_numbers = true)]
+    pub mscale_all_dim: Option<f64>,
+    /// YaRN / LongRoPE: explicit attention factor (> 0) overriding the computed one.
+    #[arg(long = "attention-factor", allow_negative_numbers = true)]
+    pub attention_factor: Option<f64>,
+    /// LongRoPE: comma-separated per-pair factors up to the original length (rotary dim / 2).
+    #[arg(long = "short-factor", allow_hyphen_values = true)]
+    pub short_factor: Option<String>,
+    /// LongRoPE: comma-separated per-pair factors beyond the original length (rotary dim / 2).
+    #[arg(long = "long-factor", allow_hyphen_values = true)]
+    pub long_factor: Option<String>,
+}
+
+/// Parses a comma-separated list of numbers for option `field`.
+fn number_list(field: &'static str, text: Option<&str>) -> Result<Vec<f64>, ConfigError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .map(|t| {
+            t.trim().parse::<f64>().map_err(|_| {
+                ConfigError::new(
+                    field,
+                    format!(
+                        "'{}' is not a number; expected comma-separated numbers > 0",
+                        t.trim()
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 fn non_negative(field: &'static str, v: i64, range: &str) -> Result<u64, ConfigError> {
@@ -150,6 +195,12 @@ impl ScheduleArgs {
             high_freq_factor: self.high_freq_factor,
             seq_len,
             layout: self.layout,
+            partial_rotary_factor: self.partial_rotary_factor,
+            mscale: self.mscale,
+            mscale_all_dim: self.mscale_all_dim,
+            attention_factor: self.attention_factor,
+            short_factor: number_list("short-factor", self.short_factor.as_deref())?,
+            long_factor: number_list("long-factor", self.long_factor.as_deref())?,
         };
         config.validate()?;
         Ok(config)
@@ -205,6 +256,7 @@ pub fn run(command: &Command) -> Result<serde_json::Value, CliError> {
         Command::Features(a) => schedule_cmds::features(a),
         Command::Bench(a) => schedule_cmds::bench(a),
         Command::Posgen(a) => posgen_cmds::run(a),
+        Command::Config(a) => config_cmd::config(a),
     }
 }
 

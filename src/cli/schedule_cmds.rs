@@ -100,6 +100,7 @@ fn schedule_header(s: &Schedule) -> Value {
         "method": c.method.name(),
         "resonance": c.resonance,
         "dim": c.dim,
+        "rotary_dim": c.rotary_dim(),
         "base": c.base,
         "scale": c.scale,
         "train_len": c.train_len,
@@ -126,6 +127,7 @@ pub fn freqs(args: &ScheduleArgs) -> Result<Value, CliError> {
             "critical_feature": s.critical_feature,
             "inv_freq_f64": s.inv_freq_f64,
             "wavelength_f64": s.wavelength_f64,
+            "zero_frequency_features": s.zero_frequency_features(),
         }),
     );
     if s.config.method == rope::Method::Yarn {

@@ -356,6 +356,8 @@ pub fn method_label(method: Method, resonance: bool) -> String {
         Method::DynamicNtk => "Dynamic NTK",
         Method::Yarn => "YaRN",
         Method::Llama3 => "Llama-3",
+        Method::Longrope => "LongRoPE",
+        Method::Proportional => "Proportional",
     };
     if resonance {
         format!("Resonance {m}")

@@ -59,10 +59,12 @@ pub fn feature_table(schedule: &Schedule, positions: &[u64]) -> FeatureTable {
     }
 }
 
-/// Rotates the d-dimensional vector `x` in place by the per-feature `cos`/`sin` (length d/2),
-/// pairing coordinates as `layout` says: `(a, b) -> (a cos - b sin, a sin + b cos)`.
+/// Rotates the d-dimensional vector `x` in place by the per-feature `cos`/`sin`, pairing
+/// coordinates as `layout` says: `(a, b) -> (a cos - b sin, a sin + b cos)`. With fewer features
+/// than d/2 (partial rotary) only the first `2 * cos.len()` coordinates rotate, paired within that
+/// block, and the rest pass through, as transformers applies `partial_rotary_factor`.
 pub fn rotate(x: &mut [f64], cos: &[f64], sin: &[f64], layout: PairLayout) {
-    let dim = x.len();
+    let dim = (2 * cos.len().min(sin.len())).min(x.len() / 2 * 2);
     for i in 0..dim / 2 {
         let (a, b) = layout.pair(i, dim);
         let (xa, xb) = (x[a], x[b]);

@@ -3,6 +3,7 @@
 
 pub mod features;
 pub mod gap;
+pub mod hf_config;
 pub mod phase;
 pub mod reference;
 pub mod resonance;
@@ -88,9 +89,17 @@ impl Schedule {
         })
     }
 
-    /// Number of features (d/2).
+    /// Number of features (rotary dim / 2).
     pub fn num_features(&self) -> usize {
         self.inv_freq.len()
+    }
+
+    /// Features whose frequency is 0 (non-rotating pairs, e.g. Proportional RoPE's tail): their
+    /// wavelength is infinite, their gap 0 and their value cos = 1, sin = 0 everywhere.
+    pub fn zero_frequency_features(&self) -> Vec<usize> {
+        (0..self.inv_freq.len())
+            .filter(|&i| self.inv_freq[i] == 0.0)
+            .collect()
     }
 
     /// The same configuration with Resonance toggled: what the plots compare against.

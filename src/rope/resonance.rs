@@ -21,6 +21,10 @@ pub struct RoundingReport {
     pub duplicates: Vec<usize>,
     /// Features whose f32 and f64 rounded wavelengths differ (large wavelengths).
     pub f32_f64_disagreements: Vec<usize>,
+    /// Features with frequency 0 (e.g. the non-rotating pairs of Proportional RoPE): their
+    /// wavelength is infinite (`null` in JSON), rounding leaves them at frequency 0, and their
+    /// feature value is cos = 1, sin = 0 at every position.
+    pub zero_frequency_features: Vec<usize>,
 }
 
 /// Rounds the wavelengths of a schedule given as f32 and f64 inverse frequencies.
@@ -32,9 +36,12 @@ pub fn round_wavelengths(inv32: &[f32], inv64: &[f64]) -> RoundingReport {
         .iter()
         .map(|&v| (2.0 * PI / v).round_ties_even())
         .collect();
+    // a zero frequency has an infinite wavelength; it stays 0 (2*pi / inf) and is not a
+    // "duplicate" of a neighbouring zero frequency
     let duplicates = (0..rounded32.len().saturating_sub(1))
-        .filter(|&i| rounded32[i] == rounded32[i + 1])
+        .filter(|&i| rounded32[i] == rounded32[i + 1] && rounded32[i].is_finite())
         .collect();
+    let zero_frequency_features = (0..inv32.len()).filter(|&i| inv32[i] == 0.0).collect();
     let f32_f64_disagreements = (0..rounded32.len())
         .filter(|&i| rounded32[i] as f64 != rounded64[i])
         .collect();
@@ -46,5 +53,6 @@ pub fn round_wavelengths(inv32: &[f32], inv64: &[f64]) -> RoundingReport {
         rounded_f64: rounded64,
         duplicates,
         f32_f64_disagreements,
+        zero_frequency_features,
     }
 }

@@ -19,29 +19,41 @@ pub const MAX_EVAL_LEN: u64 = 1 << 24;
 #[serde(rename_all = "kebab-case")]
 #[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 pub enum Method {
-    /// Plain RoPE: `theta_i = b^(-2i/d)`.
+    /// Plain RoPE: `theta_i = b^(-2i/d)` (transformers' `default`).
+    #[serde(alias = "default")]
+    #[cfg_attr(not(target_arch = "wasm32"), value(alias = "default"))]
     Rope,
-    /// Position interpolation ("linear"): every frequency divided by the scale.
+    /// Position interpolation (transformers' `linear`): every frequency divided by the scale.
+    #[serde(alias = "linear")]
+    #[cfg_attr(not(target_arch = "wasm32"), value(alias = "linear"))]
     Pi,
     /// NTK-aware: the base is raised to `b * s^(d/(d-2))`.
     Ntk,
-    /// Dynamic NTK: the NTK base depends on the current sequence length.
+    /// Dynamic NTK (transformers' `dynamic`): the NTK base depends on the current sequence length.
+    #[serde(alias = "dynamic")]
+    #[cfg_attr(not(target_arch = "wasm32"), value(alias = "dynamic"))]
     DynamicNtk,
     /// YaRN: NTK-by-parts ramp plus attention temperature.
     Yarn,
     /// Llama-3 wavelength-banded scaling.
     Llama3,
+    /// LongRoPE (Phi-3): per-pair rescale factors, the long list beyond the original length.
+    Longrope,
+    /// Proportional RoPE: only the first fraction of the pairs rotates, the rest have frequency 0.
+    Proportional,
 }
 
 impl Method {
     /// All methods, in the order the UI lists them.
-    pub const ALL: [Method; 6] = [
+    pub const ALL: [Method; 8] = [
         Method::Rope,
         Method::Pi,
         Method::Ntk,
         Method::DynamicNtk,
         Method::Yarn,
         Method::Llama3,
+        Method::Longrope,
+        Method::Proportional,
     ];
 
     /// The CLI / JSON name of the method.
@@ -53,12 +65,39 @@ impl Method {
             Method::DynamicNtk => "dynamic-ntk",
             Method::Yarn => "yarn",
             Method::Llama3 => "llama3",
+            Method::Longrope => "longrope",
+            Method::Proportional => "proportional",
         }
     }
 
-    /// Parses a CLI / JSON name.
+    /// Parses a CLI / JSON name; transformers' `rope_type` names are accepted too.
     pub fn from_name(name: &str) -> Option<Method> {
-        Method::ALL.into_iter().find(|m| m.name() == name)
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .or_else(|| Method::from_rope_type(name))
+    }
+
+    /// transformers' `rope_type` of this schedule (`default`, `linear`, `dynamic`, ...); `None`
+    /// for the lab's NTK-aware schedule, which transformers does not compute.
+    pub fn rope_type(self) -> Option<&'static str> {
+        match self {
+            Method::Rope => Some("default"),
+            Method::Pi => Some("linear"),
+            Method::Ntk => None,
+            Method::DynamicNtk => Some("dynamic"),
+            Method::Yarn => Some("yarn"),
+            Method::Llama3 => Some("llama3"),
+            Method::Longrope => Some("longrope"),
+            Method::Proportional => Some("proportional"),
+        }
+    }
+
+    /// The schedule for a transformers `rope_type` name (as in a model's config.json).
+    pub fn from_rope_type(rope_type: &str) -> Option<Method> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.rope_type() == Some(rope_type))
     }
 }
 
@@ -119,10 +158,28 @@ pub struct ScheduleConfig {
     pub low_freq_factor: f64,
     /// Llama-3: high-frequency factor.
     pub high_freq_factor: f64,
-    /// Dynamic NTK: current sequence length.
+    /// Dynamic NTK: current sequence length. LongRoPE: picks the long factors when it exceeds
+    /// `train_len` (the original length).
     pub seq_len: u64,
     /// Pair layout used when features are expanded to d-dimensional vectors.
     pub layout: PairLayout,
+    /// Fraction of the head dimension that rotates: the rotary dimension is
+    /// `int(dim * partial_rotary_factor)` (transformers' `partial_rotary_factor`). Proportional
+    /// keeps d/2 features and gives the non-rotating pairs frequency 0 instead.
+    pub partial_rotary_factor: f64,
+    /// YaRN: `mscale` of `get_mscale` (DeepSeek-style attention factor); used with `mscale_all_dim`.
+    pub mscale: Option<f64>,
+    /// YaRN: `mscale_all_dim`; the attention factor is `get_mscale(s, mscale) /
+    /// get_mscale(s, mscale_all_dim)` when both are non-zero.
+    pub mscale_all_dim: Option<f64>,
+    /// YaRN / LongRoPE: an explicit attention factor that overrides the computed one.
+    pub attention_factor: Option<f64>,
+    /// LongRoPE: per-pair divisors used up to the original length (rotary dim / 2 numbers; empty
+    /// means 1 for every pair).
+    pub short_factor: Vec<f64>,
+    /// LongRoPE: per-pair divisors used beyond the original length (rotary dim / 2 numbers; empty
+    /// means 1 for every pair).
+    pub long_factor: Vec<f64>,
 }
 
 impl Default for ScheduleConfig {
@@ -142,6 +199,12 @@ impl Default for ScheduleConfig {
             high_freq_factor: 4.0,
             seq_len: 256,
             layout: PairLayout::HalfSplit,
+            partial_rotary_factor: 1.0,
+            mscale: None,
+            mscale_all_dim: None,
+            attention_factor: None,
+            short_factor: Vec::new(),
+            long_factor: Vec::new(),
         }
     }
 }
@@ -263,7 +326,81 @@ impl ScheduleConfig {
                 format!("must be in 1..={MAX_EVAL_LEN} (got {})", self.seq_len),
             ));
         }
+        let p = self.partial_rotary_factor;
+        if !(p.is_finite() && p > 0.0 && p <= 1.0) {
+            return Err(ConfigError::new(
+                "partial-rotary-factor",
+                format!("must be in (0, 1] (got {p})"),
+            ));
+        }
+        let rot = self.rotary_dim();
+        if self.method != Method::Proportional && (rot < 2 || !rot.is_multiple_of(2)) {
+            return Err(ConfigError::new(
+                "partial-rotary-factor",
+                format!(
+                    "the rotary dimension int(dim * partial-rotary-factor) = int({} * {p}) = {rot} \
+                     must be even and at least 2",
+                    self.dim
+                ),
+            ));
+        }
+        for (field, v) in [
+            ("mscale", self.mscale),
+            ("mscale-all-dim", self.mscale_all_dim),
+        ] {
+            if let Some(v) = v
+                && !v.is_finite()
+            {
+                return Err(ConfigError::new(
+                    field,
+                    format!("must be a finite number (got {v})"),
+                ));
+            }
+        }
+        if let Some(a) = self.attention_factor {
+            finite_at_least("attention-factor", a, 0.0, true)?;
+        }
+        for (field, list) in [
+            ("short-factor", &self.short_factor),
+            ("long-factor", &self.long_factor),
+        ] {
+            if !list.is_empty() && list.len() != rot / 2 {
+                return Err(ConfigError::new(
+                    field,
+                    format!(
+                        "must hold rotary dim / 2 = {} numbers, one per pair (got {})",
+                        rot / 2,
+                        list.len()
+                    ),
+                ));
+            }
+            if let Some(v) = list.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                return Err(ConfigError::new(
+                    field,
+                    format!("every entry must be a finite number > 0 (got {v})"),
+                ));
+            }
+        }
+        if self.method == Method::Longrope && self.train_len < 2 && self.scale > 1.0 {
+            return Err(ConfigError::new(
+                "train-len",
+                format!(
+                    "must be at least 2 for LongRoPE's attention factor sqrt(1 + ln s / ln L) (got {})",
+                    self.train_len
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// The rotary dimension `int(dim * partial_rotary_factor)` as transformers computes it;
+    /// Proportional RoPE always covers the whole head (`dim`).
+    pub fn rotary_dim(&self) -> usize {
+        if self.method == Method::Proportional {
+            self.dim
+        } else {
+            (self.dim as f64 * self.partial_rotary_factor) as usize
+        }
     }
 }
 
@@ -278,10 +415,11 @@ pub struct Frequencies {
     pub attention_factor: f64,
 }
 
-/// `pos_i = base^(2i/d)` in f32, as `base ** (arange(0, d, 2).float() / d)`.
-fn pos_freqs_f32(base: f64, dim: usize) -> Vec<f32> {
+/// `pos_i = base^(2i/d)` in f32, as `base ** (arange(0, d, 2).float() / d)`, for the first
+/// `pairs` pairs (`d/2` in every schedule but Proportional, which rotates fewer pairs).
+fn pos_freqs_f32(base: f64, dim: usize, pairs: usize) -> Vec<f32> {
     let b = base as f32;
-    (0..dim / 2)
+    (0..pairs)
         .map(|i| {
             let e = (2 * i) as f32 / dim as f32;
             // pow of two exact f32 inputs, correctly rounded to f32
@@ -290,31 +428,35 @@ fn pos_freqs_f32(base: f64, dim: usize) -> Vec<f32> {
         .collect()
 }
 
-fn pos_freqs_f64(base: f64, dim: usize) -> Vec<f64> {
-    (0..dim / 2)
+fn pos_freqs_f64(base: f64, dim: usize, pairs: usize) -> Vec<f64> {
+    (0..pairs)
         .map(|i| base.powf((2 * i) as f64 / dim as f64))
         .collect()
 }
 
 fn default_freqs(base: f64, dim: usize) -> Frequencies {
     Frequencies {
-        inv_freq_f32: pos_freqs_f32(base, dim)
+        inv_freq_f32: pos_freqs_f32(base, dim, dim / 2)
             .iter()
             .map(|p| 1.0f32 / p)
             .collect(),
-        inv_freq_f64: pos_freqs_f64(base, dim).iter().map(|p| 1.0 / p).collect(),
+        inv_freq_f64: pos_freqs_f64(base, dim, dim / 2)
+            .iter()
+            .map(|p| 1.0 / p)
+            .collect(),
         attention_factor: 1.0,
     }
 }
 
-/// Plain RoPE.
+/// Plain RoPE on the rotary dimension (transformers' `default`, with `partial_rotary_factor`
+/// as the models that use it compute it).
 pub fn rope_freqs(c: &ScheduleConfig) -> Frequencies {
-    default_freqs(c.base, c.dim)
+    default_freqs(c.base, c.rotary_dim())
 }
 
-/// Position interpolation: `inv_freq / s` (transformers' "linear").
+/// Position interpolation: `inv_freq / s` (transformers' `linear`).
 pub fn pi_freqs(c: &ScheduleConfig) -> Frequencies {
-    let mut f = default_freqs(c.base, c.dim);
+    let mut f = default_freqs(c.base, c.rotary_dim());
     let s32 = c.scale as f32;
     f.inv_freq_f32.iter_mut().for_each(|v| *v /= s32);
     f.inv_freq_f64.iter_mut().for_each(|v| *v /= c.scale);
@@ -328,21 +470,24 @@ fn ntk_exponent(dim: usize) -> Option<f64> {
 
 /// NTK-aware: `b' = b * s^(d/(d-2))`.
 pub fn ntk_freqs(c: &ScheduleConfig) -> Frequencies {
-    let base = match ntk_exponent(c.dim) {
+    let dim = c.rotary_dim();
+    let base = match ntk_exponent(dim) {
         Some(e) => c.base * c.scale.powf(e),
         None => c.base,
     };
-    default_freqs(base, c.dim)
+    default_freqs(base, dim)
 }
 
-/// Dynamic NTK: `b' = b * ((s*l*/L) - (s-1))^(d/(d-2))` with `l* = max(seq_len, L)`.
+/// Dynamic NTK: `b' = b * ((s*l*/L) - (s-1))^(d/(d-2))` with `l* = max(seq_len, L)`
+/// (transformers' `dynamic`, where L is `max_position_embeddings`).
 pub fn dynamic_ntk_freqs(c: &ScheduleConfig) -> Frequencies {
+    let dim = c.rotary_dim();
     let l = c.seq_len.max(c.train_len) as f64;
-    let base = match ntk_exponent(c.dim) {
+    let base = match ntk_exponent(dim) {
         Some(e) => c.base * ((c.scale * l / c.train_len as f64) - (c.scale - 1.0)).powf(e),
         None => c.base,
     };
-    default_freqs(base, c.dim)
+    default_freqs(base, dim)
 }
 
 /// YaRN correction dimension `D(r) = d ln(L / (2 pi r)) / (2 ln b)`.
@@ -350,35 +495,58 @@ pub fn yarn_correction_dim(rotations: f64, dim: usize, base: f64, train_len: u64
     (dim as f64 * (train_len as f64 / (rotations * 2.0 * PI)).ln()) / (2.0 * base.ln())
 }
 
-/// YaRN correction range `(low, high)` after optional floor/ceil and clamping to `[0, d-1]`.
+/// YaRN correction range `(low, high)` after optional floor/ceil and clamping to `[0, d-1]`
+/// (d the rotary dimension).
 pub fn yarn_correction_range(c: &ScheduleConfig) -> (f64, f64) {
-    let mut low = yarn_correction_dim(c.beta_fast, c.dim, c.base, c.train_len);
-    let mut high = yarn_correction_dim(c.beta_slow, c.dim, c.base, c.train_len);
+    let dim = c.rotary_dim();
+    let mut low = yarn_correction_dim(c.beta_fast, dim, c.base, c.train_len);
+    let mut high = yarn_correction_dim(c.beta_slow, dim, c.base, c.train_len);
     if c.truncate {
         low = low.floor();
         high = high.ceil();
     }
-    (low.max(0.0), high.min(c.dim as f64 - 1.0))
+    (low.max(0.0), high.min(dim as f64 - 1.0))
+}
+
+/// transformers' `get_mscale(scale, mscale)`: `0.1 * mscale * ln(s) + 1` for s > 1, else 1.
+pub fn get_mscale(scale: f64, mscale: f64) -> f64 {
+    if scale <= 1.0 {
+        1.0
+    } else {
+        0.1 * mscale * scale.ln() + 1.0
+    }
 }
 
 /// YaRN attention factor `0.1 ln(s) + 1` for s > 1, else 1.
 pub fn yarn_attention_factor(scale: f64) -> f64 {
-    if scale <= 1.0 {
-        1.0
-    } else {
-        0.1 * scale.ln() + 1.0
+    get_mscale(scale, 1.0)
+}
+
+/// The attention factor YaRN uses for `c`: the explicit `attention_factor` when given, else
+/// `get_mscale(s, mscale) / get_mscale(s, mscale_all_dim)` when both are non-zero, else
+/// `get_mscale(s)` (transformers' order of precedence).
+pub fn yarn_config_attention_factor(c: &ScheduleConfig) -> f64 {
+    if let Some(a) = c.attention_factor {
+        return a;
+    }
+    match (c.mscale, c.mscale_all_dim) {
+        (Some(m), Some(m_all)) if m != 0.0 && m_all != 0.0 => {
+            get_mscale(c.scale, m) / get_mscale(c.scale, m_all)
+        }
+        _ => yarn_attention_factor(c.scale),
     }
 }
 
 /// YaRN (NTK-by-parts + temperature), transformers' `_compute_yarn_parameters`.
 pub fn yarn_freqs(c: &ScheduleConfig) -> Frequencies {
-    let half = c.dim / 2;
+    let dim = c.rotary_dim();
+    let half = dim / 2;
     let (low, mut high) = yarn_correction_range(c);
     if low == high {
         high += 0.001;
     }
-    let pos32 = pos_freqs_f32(c.base, c.dim);
-    let pos64 = pos_freqs_f64(c.base, c.dim);
+    let pos32 = pos_freqs_f32(c.base, dim, half);
+    let pos64 = pos_freqs_f64(c.base, dim, half);
     let s32 = c.scale as f32;
     let (low32, span32) = (low as f32, (high - low) as f32);
     let mut inv32 = Vec::with_capacity(half);
@@ -399,14 +567,85 @@ pub fn yarn_freqs(c: &ScheduleConfig) -> Frequencies {
     Frequencies {
         inv_freq_f32: inv32,
         inv_freq_f64: inv64,
-        attention_factor: yarn_attention_factor(c.scale),
+        attention_factor: yarn_config_attention_factor(c),
+    }
+}
+
+/// LongRoPE attention factor: the explicit `attention_factor` when given, else
+/// `sqrt(1 + ln(s) / ln(L_orig))` for s > 1 and 1 otherwise (`L_orig` = `train_len`).
+pub fn longrope_attention_factor(c: &ScheduleConfig) -> f64 {
+    if let Some(a) = c.attention_factor {
+        a
+    } else if c.scale <= 1.0 {
+        1.0
+    } else {
+        (1.0 + c.scale.ln() / (c.train_len as f64).ln()).sqrt()
+    }
+}
+
+/// Whether LongRoPE uses its long factors: `seq_len > train_len` (the original length), as
+/// transformers decides per forward pass.
+pub fn longrope_uses_long_factors(c: &ScheduleConfig) -> bool {
+    c.seq_len > c.train_len
+}
+
+/// LongRoPE, transformers' `_compute_longrope_parameters`: `1 / (ext_i * b^(2i/d))` with
+/// `ext` the long factors when `seq_len > train_len`, else the short ones.
+pub fn longrope_freqs(c: &ScheduleConfig) -> Frequencies {
+    let dim = c.rotary_dim();
+    let half = dim / 2;
+    let list = if longrope_uses_long_factors(c) {
+        &c.long_factor
+    } else {
+        &c.short_factor
+    };
+    let ext = |i: usize| list.get(i).copied().unwrap_or(1.0);
+    let pos32 = pos_freqs_f32(c.base, dim, half);
+    let pos64 = pos_freqs_f64(c.base, dim, half);
+    Frequencies {
+        inv_freq_f32: (0..half)
+            .map(|i| 1.0f32 / (ext(i) as f32 * pos32[i]))
+            .collect(),
+        inv_freq_f64: (0..half).map(|i| 1.0 / (ext(i) * pos64[i])).collect(),
+        attention_factor: longrope_attention_factor(c),
+    }
+}
+
+/// Pairs that rotate under Proportional RoPE: `int(partial_rotary_factor * d // 2)`.
+pub fn proportional_rotating_pairs(c: &ScheduleConfig) -> usize {
+    ((c.partial_rotary_factor * c.dim as f64) / 2.0).floor() as usize
+}
+
+/// Proportional RoPE, transformers' `_compute_proportional_rope_parameters`: the first
+/// `int(p * d // 2)` pairs get `b^(-2i/d)` (exponent over the whole head dim d), the rest 0;
+/// then every frequency is divided by the factor (`scale`). Attention factor 1.
+pub fn proportional_freqs(c: &ScheduleConfig) -> Frequencies {
+    let (dim, half) = (c.dim, c.dim / 2);
+    let rot = proportional_rotating_pairs(c).min(half);
+    let s32 = c.scale as f32;
+    let mut inv32: Vec<f32> = pos_freqs_f32(c.base, dim, rot)
+        .iter()
+        .map(|p| 1.0f32 / p)
+        .collect();
+    let mut inv64: Vec<f64> = pos_freqs_f64(c.base, dim, rot)
+        .iter()
+        .map(|p| 1.0 / p)
+        .collect();
+    inv32.resize(half, 0.0);
+    inv64.resize(half, 0.0);
+    inv32.iter_mut().for_each(|v| *v /= s32);
+    inv64.iter_mut().for_each(|v| *v /= c.scale);
+    Frequencies {
+        inv_freq_f32: inv32,
+        inv_freq_f64: inv64,
+        attention_factor: 1.0,
     }
 }
 
 /// Llama-3 scaling, transformers' `_compute_llama3_parameters` with
 /// `original_max_position_embeddings = train_len` and `factor = scale`.
 pub fn llama3_freqs(c: &ScheduleConfig) -> Frequencies {
-    let base = default_freqs(c.base, c.dim);
+    let base = default_freqs(c.base, c.rotary_dim());
     let l = c.train_len as f64;
     let (lf, hf, s) = (c.low_freq_factor, c.high_freq_factor, c.scale);
     let (low_wl, high_wl) = (l / lf, l / hf);
@@ -457,5 +696,7 @@ pub fn method_freqs(c: &ScheduleConfig) -> Frequencies {
         Method::DynamicNtk => dynamic_ntk_freqs(c),
         Method::Yarn => yarn_freqs(c),
         Method::Llama3 => llama3_freqs(c),
+        Method::Longrope => longrope_freqs(c),
+        Method::Proportional => proportional_freqs(c),
     }
 }

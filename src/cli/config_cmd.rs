@@ -1,0 +1,156 @@
+//! `config`: import a Hugging Face config.json (file or stdin), print its RoPE schedule and gap
+//! summary, and optionally export the Resonance twin. The parsing lives in
+//! [`crate::rope::hf_config`]; this module only reads files and shapes the JSON.
+
+use super::CliError;
+use crate::rope::{self, Schedule, hf_config};
+use clap::Args;
+use serde_json::{Value, json};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Options of `config`.
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    /// The config.json to read; `-` reads stdin.
+    #[arg(value_name = "FILE|-")]
+    pub file: String,
+    /// Layer type of a per-layer `rope_parameters` (default: full_attention, else the first).
+    #[arg(long = "layer-type")]
+    pub layer_type: Option<String>,
+    /// Print the Resonance schedule (every wavelength rounded to an integer).
+    #[arg(long)]
+    pub resonance: bool,
+    /// Current sequence length for dynamic and longrope [default: max_position_embeddings].
+    #[arg(long = "seq-len", allow_negative_numbers = true)]
+    pub seq_len: Option<i64>,
+    /// Evaluation length of the gap summary [default: max(max_position_embeddings, seq-len)].
+    #[arg(long = "eval-len", allow_negative_numbers = true)]
+    pub eval_len: Option<i64>,
+    /// Write the Resonance twin (rounded inv_freq, attention factor, wavelengths) to this file.
+    #[arg(long = "export-resonance", value_name = "OUT.json")]
+    pub export_resonance: Option<PathBuf>,
+}
+
+fn read_input(file: &str) -> Result<(String, String), CliError> {
+    if file == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::Usage(format!("invalid FILE '-': cannot read stdin: {e}")))?;
+        return Ok((text, "stdin".into()));
+    }
+    let path = Path::new(file);
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::Usage(format!("invalid FILE '{file}': cannot read it: {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| CliError::Usage(format!("invalid FILE '{file}': not UTF-8 text")))?;
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(file)
+        .to_string();
+    Ok((text, stem))
+}
+
+fn length(field: &'static str, v: Option<i64>) -> Result<Option<u64>, CliError> {
+    v.map(|v| {
+        u64::try_from(v)
+            .ok()
+            .filter(|&u| (1..=rope::schedule::MAX_EVAL_LEN).contains(&u))
+            .ok_or_else(|| {
+                CliError::Usage(format!(
+                    "invalid --{field}: must be in 1..={} (got {v})",
+                    rope::schedule::MAX_EVAL_LEN
+                ))
+            })
+    })
+    .transpose()
+}
+
+/// The largest gap over features `range` (0 when the range is empty).
+fn max_over(gap: &[f64], range: std::ops::Range<usize>) -> f64 {
+    gap[range].iter().copied().fold(0.0, f64::max)
+}
+
+/// `config`: the model's schedule as transformers computes it (or its Resonance twin).
+pub fn config(args: &ConfigArgs) -> Result<Value, CliError> {
+    let opts = hf_config::ImportOptions {
+        layer_type: args.layer_type.clone(),
+        seq_len: length("seq-len", args.seq_len)?,
+        eval_len: length("eval-len", args.eval_len)?,
+    };
+    let (text, stem) = read_input(&args.file)?;
+    let model =
+        hf_config::parse_config(&text, &stem, &opts).map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut c = model.config.clone();
+    c.resonance = args.resonance;
+    let s = Schedule::new(&c)?;
+    let analysis = rope::gap_analysis(&s);
+    let crit = s.critical_feature;
+    let n = s.num_features();
+    let worst = (0..n).max_by(|&a, &b| analysis.gap[a].total_cmp(&analysis.gap[b]));
+    let mut out = json!({
+        "name": model.name,
+        "rope_type": model.rope_type,
+        "method": c.method.name(),
+        "resonance": c.resonance,
+        "layer_type": model.layer_type,
+        "layer_types": model.layer_types,
+        "head_dim": model.head_dim,
+        "dim": c.rotary_dim(),
+        "partial_rotary_factor": c.partial_rotary_factor,
+        "rope_theta": c.base,
+        "factor": c.scale,
+        "inv_freq": s.inv_freq,
+        "wavelength": s.wavelength,
+        "attention_factor": s.attention_factor,
+        "train_len": c.train_len,
+        "eval_len": c.eval_len,
+        "seq_len": c.seq_len,
+        "max_position_embeddings": model.max_position_embeddings,
+        "original_max_position_embeddings": model.original_max_position_embeddings,
+        "critical_feature": crit,
+        "zero_frequency_features": s.zero_frequency_features(),
+        "gap": analysis.gap,
+        "gap_summary": {
+            "ood_positions": c.eval_len - c.train_len,
+            "pre_critical_max": max_over(&analysis.gap, 0..crit),
+            "post_critical_max": max_over(&analysis.gap, crit..n),
+            "pre_critical_zero": analysis.gap[..crit].iter().filter(|&&g| g == 0.0).count(),
+            "worst_feature": worst,
+            "worst_position": worst.map(|i| analysis.worst_position[i]),
+        },
+    });
+    match c.method {
+        rope::Method::Yarn => {
+            let (low, high) = rope::schedule::yarn_correction_range(&c);
+            out["yarn_correction_range"] = json!([low, high]);
+        }
+        rope::Method::Longrope => {
+            let which = if rope::schedule::longrope_uses_long_factors(&c) {
+                "long"
+            } else {
+                "short"
+            };
+            out["longrope_factors"] = json!(which);
+        }
+        _ => {}
+    }
+    if let Some(r) = &s.rounding {
+        out["rounding"] = serde_json::to_value(r).map_err(|e| CliError::Runtime(e.to_string()))?;
+    }
+    if let Some(path) = &args.export_resonance {
+        let doc = hf_config::resonance_twin_export(&model)?;
+        let text =
+            serde_json::to_string_pretty(&doc).map_err(|e| CliError::Runtime(e.to_string()))?;
+        std::fs::write(path, text + "\n").map_err(|e| {
+            CliError::Usage(format!(
+                "invalid --export-resonance '{}': cannot write it: {e}",
+                path.display()
+            ))
+        })?;
+        out["exported"] = json!(path.display().to_string());
+    }
+    Ok(out)
+}
