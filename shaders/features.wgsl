@@ -1,5 +1,5 @@
 // Feature table kernel: cos/sin of every feature of a schedule at a chunk of positions, with the
-// attention factor applied, from exact phases (SPEC section 5). One invocation per
+// attention factor applied, from exact phases (docs/phases.md#the-feature-kernel). One invocation per
 // (position, feature). Requires common.wgsl.
 //
 // Phase of feature i at position p, per `phases[i] = (lambda, alpha_lo, alpha_hi, 0)`:

@@ -1,8 +1,8 @@
-// Gap kernels (SPEC section 4) for a group of features. Requires common.wgsl; reduce.wgsl adds
+// Gap kernels (docs/gap.md#in-parallel-on-the-gpu) for a group of features. Requires common.wgsl; reduce.wgsl adds
 // the reductions over the curves these passes write.
 //
 // Keys: key[j] = ||k alpha|| for k = j + 1, j = 0 .. n_keys-1 (n_keys = L' - 1), as exact
-// integers identical to the CPU's `rope::gap::distance_keys`:
+// integers identical to the CPU's the exact integer keys of docs/gap.md#exact-integer-keys:
 //   Integer phase (mode 0): r = k mod lambda, key = min(r, lambda - r)   (lambda = 0: key = k)
 //   Fixed phase   (mode 1): f = k alpha mod 2^64, key = min(f, 2^64 - f)
 // The gap curve is the sliding-window minimum of width w = L, out[s] = min(key[s .. s+w-1]) for

@@ -1,4 +1,4 @@
-//! Math core tests against independent expectations: SPEC.md's worked numbers, transformers'
+//! Math core tests against independent expectations: the worked numbers of docs/rope.md, docs/schedules.md and docs/gap.md, transformers'
 //! f32 schedules (tests/data/hf_reference.json, made by scripts/hf_reference.py: numpy
 //! re-derivations, and transformers' own `ROPE_INIT_FUNCTIONS` run on config.json dictionaries),
 //! mpmath phases, hand-derived cases, brute force and properties.
@@ -273,7 +273,7 @@ fn zero_frequency_features_survive_resonance() {
 }
 
 #[test]
-// 6.28 is SPEC.md's printed wavelength for feature 0, compared to 2 decimals, not a stand-in for TAU
+// 6.28 is docs/rope.md#worked-example's printed wavelength for feature 0, compared to 2 decimals, not a stand-in for TAU
 #[allow(clippy::approx_constant)]
 fn wavelengths_and_critical_features_from_spec() {
     let s = Schedule::new(&cfg(Method::Rope, 64, 1e4, 64, 256)).unwrap();

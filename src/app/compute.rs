@@ -336,7 +336,7 @@ mod tests {
         let r = compute_now(&ScheduleConfig::default());
         let (raw, rounded) = r.raw_and_rounded();
         assert!(!raw.config.resonance && rounded.config.resonance);
-        // SPEC 4: RoPE feature 3 gap 0.128 rad at d=64 L=64 L'=256; Resonance < 1e-12
+        // docs/gap.md#worked-example: RoPE feature 3 gap 0.128 rad at d=64 L=64 L'=256; Resonance < 1e-12
         assert!((r.gap.gap[3] - 0.128).abs() < 1e-3, "{}", r.gap.gap[3]);
         assert!(r.twin_gap.gap[..9].iter().all(|&g| g < 1e-12));
     }

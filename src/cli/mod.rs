@@ -33,7 +33,7 @@ pub struct Cli {
 pub enum Command {
     /// Per-feature frequencies, wavelengths, attention factor and critical feature.
     Freqs(ScheduleArgs),
-    /// Interpolation gap per feature (SPEC section 4).
+    /// Interpolation gap per feature (docs/gap.md#definition).
     Gap(schedule_cmds::GapArgs),
     /// cos/sin feature values at given positions, from exact phases.
     Features(schedule_cmds::FeaturesArgs),

@@ -50,7 +50,7 @@ pub struct GapBuckets {
 pub struct GpuGap {
     /// Gap per feature in radians, from the exact maximum key (bit-identical to the CPU).
     pub gap: Vec<f64>,
-    /// The maximum key per feature (`||k alpha||` as an integer, see `rope::gap::distance_keys`).
+    /// The maximum key per feature (`||k alpha||` as an integer, see the exact integer keys of docs/gap.md#exact-integer-keys).
     pub max_key: Vec<u64>,
     /// First OOD position where each feature's gap is attained (`train_len` when none).
     pub worst_position: Vec<u64>,

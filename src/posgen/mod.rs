@@ -1,4 +1,4 @@
-//! PosGen (SPEC.md section 6): synthetic train-short-test-long tasks, a small decoder-only
+//! PosGen (docs/posgen.md): synthetic train-short-test-long tasks, a small decoder-only
 //! transformer whose rotary angles come from a [`crate::rope::Schedule`], time-sliced training
 //! and the sweep behind the paper's Table 1. Depends only on `rope`.
 

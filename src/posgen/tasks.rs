@@ -1,4 +1,4 @@
-//! The three PosGen generators (SPEC.md section 6) for any modulus, number of far tokens `j`
+//! The three PosGen generators (docs/posgen.md#the-tasks) for any modulus, number of far tokens `j`
 //! and near tokens `k`: every token after the `j + k` seeds is the sum, modulo the modulus, of
 //! the `k` previous tokens and `j` far tokens whose position depends on the task.
 

@@ -671,7 +671,7 @@ pub fn time_to_converge(
 }
 
 /// One-cycle cosine learning rate: cosine warm-up from `peak/25` over the first 30% of steps,
-/// then cosine annealing to `peak/1e4` (PyTorch `OneCycleLR` defaults).
+/// then cosine annealing to `peak/25/1e4` (PyTorch `OneCycleLR` defaults).
 pub fn one_cycle_lr(step: usize, total: usize, peak: f64) -> f64 {
     let total = total.max(1) as f64;
     let warm = (0.3 * total).max(1.0);

@@ -1,4 +1,4 @@
-//! The interpolation (feature) gap, SPEC section 4: for each feature, the worst case over OOD
+//! The interpolation (feature) gap (docs/gap.md#definition): for each feature, the worst case over OOD
 //! positions n in [L, L') of the smallest circular angle distance to any training position
 //! m in [0, L). With k = n - m it is a sliding-window minimum of `||k * alpha||` over
 //! `k in (n - L, n]`, computed exactly in O(L') per feature with van Herk / Gil-Werman block

@@ -1,4 +1,4 @@
-//! Exact phases at any position (SPEC section 5). A feature's phase in turns is either
+//! Exact phases at any position (docs/phases.md#phase-representation). A feature's phase in turns is either
 //! `(p mod lambda) / lambda` for an integer wavelength, or `frac(p * alpha)` with alpha (turns per
 //! token) held as a 64-bit binary fraction, so it stays exact where `p * theta` in f32 does not.
 

@@ -1,4 +1,4 @@
-//! Resonance RoPE (SPEC section 3): round every wavelength to the nearest integer after any
+//! Resonance RoPE (docs/resonance.md#the-rule): round every wavelength to the nearest integer after any
 //! scaling method, with the official code's f32 semantics, and report where that is fragile.
 
 use serde::Serialize;

@@ -14,7 +14,7 @@ pub const MAX_DIM: usize = 1024;
 /// Largest supported evaluation length (the gap analysis is O(L') per feature in memory).
 pub const MAX_EVAL_LEN: u64 = 1 << 24;
 
-/// A frequency schedule (SPEC section 2). Resonance rounding is a separate modifier.
+/// A frequency schedule (docs/schedules.md). Resonance rounding is a separate modifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
