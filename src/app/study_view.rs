@@ -210,24 +210,22 @@ fn position_plot(ui: &mut Ui, task: Task, cells: &[&CellSummary], live: &[LiveRu
             for cell in cells {
                 let color = schedule_color(&cell.method);
                 let x = |k: usize| (cell.first_position + k) as f64;
-                let mut band: Vec<[f64; 2]> = cell
-                    .per_position
-                    .iter()
-                    .enumerate()
-                    .map(|(k, v)| [x(k), 100.0 * v[2]])
-                    .collect();
-                band.extend(
-                    cell.per_position
-                        .iter()
-                        .enumerate()
-                        .rev()
-                        .map(|(k, v)| [x(k), 100.0 * v[1]]),
-                );
-                p.add(
-                    Polygon::new(format!("{} (study)", cell.method), PlotPoints::new(band))
-                        .fill_color(color.gamma_multiply(0.15))
-                        .stroke(egui::Stroke::NONE),
-                );
+                // the band as one convex quad per position step (a plot polygon is filled as
+                // a convex shape, so one outline around the whole band would not draw right)
+                let pp = &cell.per_position;
+                for k in 1..pp.len() {
+                    let quad = vec![
+                        [x(k - 1), 100.0 * pp[k - 1][2]],
+                        [x(k), 100.0 * pp[k][2]],
+                        [x(k), 100.0 * pp[k][1]],
+                        [x(k - 1), 100.0 * pp[k - 1][1]],
+                    ];
+                    p.add(
+                        Polygon::new(format!("{} (study)", cell.method), PlotPoints::new(quad))
+                            .fill_color(color.gamma_multiply(0.15))
+                            .stroke(egui::Stroke::NONE),
+                    );
+                }
                 let mean: Vec<[f64; 2]> = cell
                     .per_position
                     .iter()
