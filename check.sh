@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Runs everything CI checks: formatting, clippy (native and wasm32), all tests.
+# Runs everything CI checks: formatting, clippy (native and wasm32), all tests, after installing
+# whatever of the toolchain, browser and drivers is missing (scripts/setup.sh).
 # Usage: ./check.sh   (set CARGO_TARGET_DIR to share a build cache)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "scripts/setup.sh (installs only what is missing)"
+./scripts/setup.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
