@@ -38,7 +38,7 @@ pub struct PosgenPanel {
     /// Task to train on.
     pub task: Task,
     /// Which of [`Method::ALL`] are selected.
-    pub methods: [bool; 6],
+    pub methods: [bool; Method::ALL.len()],
     /// Train the plain schedules.
     pub plain: bool,
     /// Train the Resonance variants.
@@ -66,7 +66,7 @@ impl PosgenPanel {
     pub fn new(updates: CommandSender) -> Self {
         PosgenPanel {
             task: Task::Recursive,
-            methods: [true, false, false, false, true, false],
+            methods: std::array::from_fn(|i| matches!(Method::ALL[i], Method::Rope | Method::Yarn)),
             plain: true,
             resonance: true,
             steps: Preset::get(PresetName::Tiny).steps,
@@ -540,7 +540,7 @@ mod tests {
     #[test]
     fn train_pause_resume_reset_and_csv() {
         let mut p = small(2);
-        p.methods = [true, false, false, false, false, false];
+        p.methods = std::array::from_fn(|i| i == 0);
         p.resonance = false;
         p.start();
         assert!(p.running);
