@@ -152,6 +152,10 @@ ROTARY_CLASS = {
     "gemma3_text": ("gemma3", "Gemma3RotaryEmbedding"),
     "qwen2": ("qwen2", "Qwen2RotaryEmbedding"),
     "deepseek_v3": ("deepseek_v3", "DeepseekV3RotaryEmbedding"),
+    "mistral": ("mistral", "MistralRotaryEmbedding"),
+    "mixtral": ("mixtral", "MixtralRotaryEmbedding"),
+    "qwen3": ("qwen3", "Qwen3RotaryEmbedding"),
+    "gpt_oss": ("gpt_oss", "GptOssRotaryEmbedding"),
 }
 
 
@@ -244,5 +248,31 @@ gemma_yarn = dict(gemma, rope_parameters={
     "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}})
 hf.append(hf_case("per-layer yarn (layer truncate not read)", gemma_yarn, layer_type="full_attention"))
 
+
+# the app's built-in models (assets/models): each file as published, every layer type, and
+# LongRoPE's long branch too
+import os  # noqa: E402
+
+MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "assets", "models")
+builtin = []
+for entry in json.load(open(os.path.join(MODELS, "index.json"))):
+    doc = json.load(open(os.path.join(MODELS, entry["file"])))
+    # multimodal configs: the language model's settings are under text_config
+    d = doc["text_config"] if "text_config" in doc and "rope_theta" not in doc else doc
+    d = {k: v for k, v in d.items() if k not in ("architectures", "_name_or_path")}
+    probe = AutoConfig.for_model(d["model_type"], **{k: v for k, v in d.items() if k != "model_type"})
+    params = probe.rope_parameters
+    layers = sorted(params) if all(isinstance(v, dict) for v in params.values()) else [None]
+    for lt in layers:
+        seq_lens = [None]
+        if (params[lt] if lt else params)["rope_type"] == "longrope":
+            seq_lens.append(probe.max_position_embeddings)
+        for sl in seq_lens:
+            c = hf_case(entry["file"], d, layer_type=lt, seq_len=sl)
+            c["file"] = entry["file"]
+            del c["config"]
+            builtin.append(c)
+
 print(json.dumps({"transformers_version": transformers.__version__, "torch_version": torch.__version__,
-                  "schedules": cases, "phases_rope_d64": phases, "transformers_configs": hf}, indent=1))
+                  "schedules": cases, "phases_rope_d64": phases, "transformers_configs": hf,
+                  "builtin_models": builtin}, indent=1))

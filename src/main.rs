@@ -42,9 +42,9 @@ fn main() {
     match &cli.command {
         Some(command) => match run(command) {
             Ok(doc) => {
-                let text =
-                    serde_json::to_string_pretty(&doc).expect("JSON values always serialize");
-                println!("{text}");
+                // a closed pipe (`| head`) ends the output quietly, never with a panic
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout().lock(), "{doc:#}");
             }
             Err(e) => {
                 eprintln!("error: {}", e.message());

@@ -169,6 +169,60 @@ fn transformers_rope_init_functions_match_within_one_ulp() {
     );
 }
 
+/// The app's built-in models (assets/models, the published config.json files) import to
+/// transformers' own inv_freq and attention factor, every layer type, LongRoPE both branches.
+#[test]
+fn builtin_model_configs_match_transformers() {
+    let data = reference_json();
+    let cases = data["builtin_models"].as_array().unwrap();
+    let files: std::collections::BTreeSet<&str> =
+        cases.iter().map(|c| c["file"].as_str().unwrap()).collect();
+    assert!(files.len() >= 10, "at least ten built-in models checked");
+    for case in cases {
+        let file = case["file"].as_str().unwrap();
+        let path = format!("{}/assets/models/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let init_longrope = case["rope_type"] == "longrope" && case["seq_len"].is_null();
+        let opts = hf_config::ImportOptions {
+            layer_type: case["layer_type"].as_str().map(String::from),
+            seq_len: if init_longrope {
+                Some(1)
+            } else {
+                case["seq_len"].as_u64()
+            },
+            eval_len: None,
+        };
+        let name = format!("{file} {:?} {:?}", opts.layer_type, opts.seq_len);
+        let model =
+            hf_config::parse_config(&text, "x", &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            model.rope_type,
+            case["rope_type"].as_str().unwrap(),
+            "{name}"
+        );
+        let s = Schedule::new(&model.config).unwrap();
+        let want: Vec<f32> = case["inv_freq"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(s.inv_freq.len(), want.len(), "{name}: feature count");
+        for (i, (&got, &w)) in s.inv_freq.iter().zip(&want).enumerate() {
+            assert!(
+                ulp_distance(got, w) <= 1,
+                "{name} feature {i}: {got:e} vs {w:e}"
+            );
+        }
+        let att = case["attention_factor"].as_f64().unwrap();
+        assert!(
+            (s.attention_factor - att).abs() <= 1e-15 * att,
+            "{name}: attention factor {} vs {att}",
+            s.attention_factor
+        );
+    }
+}
+
 /// LongRoPE worked by hand: d = 8, b = 1e4, so `b^(2i/d)` = 1, 10, 100, 1000; short factors
 /// (1, 1, 1.5, 2) and long factors (1, 2, 4, 8); L = 256, max length 1024, s = 4 and the
 /// attention factor `sqrt(1 + ln 4 / ln 256) = sqrt(1.25)`.

@@ -252,7 +252,32 @@ pub fn parse_config(
         }
         _ => (&root, ""),
     };
-    read_model(top, prefix, name, opts)
+    let top = with_model_defaults(top);
+    read_model(&top, prefix, name, opts)
+}
+
+/// The config with the defaults its `model_type`'s config class fills in: transformers reads
+/// sparse hub configs (Gemma 3 4B and up write only what differs) through class defaults, so
+/// the same values are needed here. Only `gemma3_text` needs this among the types we know.
+fn with_model_defaults(top: &Map<String, Value>) -> std::borrow::Cow<'_, Map<String, Value>> {
+    if top.get("model_type").and_then(Value::as_str) != Some("gemma3_text") {
+        return std::borrow::Cow::Borrowed(top);
+    }
+    // transformers' Gemma3TextConfig defaults
+    let mut defaults = vec![
+        ("head_dim", json!(256)),
+        ("num_attention_heads", json!(8)),
+        ("max_position_embeddings", json!(131072)),
+    ];
+    if !top.contains_key("rope_parameters") {
+        defaults.push(("rope_theta", json!(1_000_000.0)));
+        defaults.push(("rope_local_base_freq", json!(10_000.0)));
+    }
+    let mut out = top.clone();
+    for (k, v) in defaults {
+        out.entry(k).or_insert(v);
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn read_model(
@@ -676,4 +701,10 @@ pub fn resonance_twin_export(model: &ModelRope) -> Result<Value, ConfigError> {
         ..model.config.clone()
     })?;
     Ok(resonance_export(model, &twin))
+}
+
+/// The export file of `model`'s Resonance twin as the CLI writes it and the app downloads it:
+/// [`resonance_twin_export`] as pretty JSON and a final newline.
+pub fn resonance_twin_file(model: &ModelRope) -> Result<String, ConfigError> {
+    Ok(format!("{:#}\n", resonance_twin_export(model)?))
 }
