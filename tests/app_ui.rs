@@ -156,6 +156,96 @@ fn queued_commands_apply_at_the_next_frame() {
     assert_eq!(h.state().posgen.runs().len(), 4);
 }
 
+const LLAMA31: &str = include_str!("data/configs/llama-3.1-8b.json");
+
+/// Pasting a config.json and clicking Load makes A the model and B its Resonance twin: the
+/// plots change to the model's schedule and compare mode shows the twin's integer wavelengths.
+#[test]
+fn pasting_a_model_config_shows_the_model_and_its_twin() {
+    let mut h = harness(AppState {
+        tab: Tab::Gap,
+        ..AppState::default()
+    });
+    let before = h.state().results(false).unwrap();
+    h.get_by_label("paste or drop a config.json").click();
+    h.run_steps(2);
+    h.state_mut().model.text = LLAMA31.to_string();
+    h.run_steps(1);
+    h.get_by_label("Load pasted config").click();
+    settle(&mut h);
+    let st = h.state().state.clone();
+    assert_eq!(st.model, "meta-llama/Llama-3.1-8B");
+    assert!(st.compare && !st.a.resonance && st.b.resonance);
+    let a = h.state().results(false).unwrap();
+    let b = h.state().results(true).unwrap();
+    assert_ne!(a.gap.gap, before.gap.gap, "the plots show the model now");
+    assert_eq!(
+        (a.schedule.num_features(), a.schedule.config.base),
+        (64, 500000.0)
+    );
+    assert!(
+        b.schedule.wavelength.iter().all(|w| w.fract() == 0.0),
+        "B is the twin"
+    );
+    assert_eq!(a.twin_gap.gap, b.gap.gap);
+    let status = h.state().published.borrow().model_status.clone().unwrap();
+    assert!(
+        status.contains("meta-llama/Llama-3.1-8B") && status.contains("twin"),
+        "{status}"
+    );
+    // a bad paste names the field and keeps the model on screen
+    h.state_mut().model.text = LLAMA31.replace("\"rope_theta\": 500000.0", "\"rope_theta\": \"x\"");
+    h.run_steps(1);
+    h.get_by_label("Load pasted config").click();
+    settle(&mut h);
+    let err = h.state().published.borrow().model_error.clone().unwrap();
+    assert!(err.contains("rope_theta"), "{err}");
+    assert_eq!(h.state().state, st);
+    // the hash carries the model, and restores it
+    let hash = h.state().published.borrow().hash.clone();
+    assert!(hash.contains("model=meta-llama%2FLlama-3.1-8B"), "{hash}");
+    assert_eq!(AppState::from_hash(&hash).state, st);
+}
+
+/// A file dropped on the window is read as a model config (natively from its path).
+#[test]
+fn a_dropped_config_file_loads() {
+    #[derive(Debug)]
+    struct Dropped(std::path::PathBuf, &'static str);
+    impl egui::DroppedFile for Dropped {
+        fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+        fn bytes(&self) -> Result<Vec<u8>, String> {
+            Ok(self.1.as_bytes().to_vec())
+        }
+    }
+    let mut h = harness(AppState::default());
+    let file = Dropped(
+        "/tmp/qwen/config.json".into(),
+        include_str!("data/configs/qwen2-7b-instruct.json"),
+    );
+    h.input_mut().dropped_files.push(std::sync::Arc::new(file));
+    settle(&mut h);
+    let st = &h.state().state;
+    assert_eq!(st.model, "Qwen/Qwen2-7B-Instruct");
+    assert_eq!((st.a.base, st.a.dim), (1000000.0, 128));
+    assert!(st.compare && st.b.resonance);
+    let bad = Dropped("/tmp/x.bin".into(), "not json");
+    h.input_mut().dropped_files.push(std::sync::Arc::new(bad));
+    settle(&mut h);
+    let err = h.state().published.borrow().model_error.clone().unwrap();
+    assert!(
+        err.contains("x.bin") && err.contains("malformed JSON"),
+        "{err}"
+    );
+    assert_eq!(
+        h.state().state.model,
+        "Qwen/Qwen2-7B-Instruct",
+        "the last good model stays"
+    );
+}
+
 /// Training advances in the app's per-frame update, not in the PosGen tab's drawing: runs in
 /// place and runs in worker threads both finish while another tab is on screen.
 #[test]
@@ -165,7 +255,7 @@ fn posgen_trains_while_another_tab_is_shown() {
         let p = &mut h.state_mut().posgen;
         p.steps = 3;
         p.off_thread = off_thread;
-        p.methods = [true, false, false, false, false, false];
+        p.methods = std::array::from_fn(|i| i == 0);
         p.resonance = false;
         p.start();
         let start = std::time::Instant::now();
@@ -289,6 +379,23 @@ fn snapshot_compare_yarn_vs_resonance_yarn() {
     );
 }
 
+/// A built-in model picked from the list: Phi-3.5 mini (LongRoPE) as A, its twin as B.
+#[test]
+fn snapshot_builtin_model_and_its_twin() {
+    let mut h = harness(with_tab(Tab::Wavelengths));
+    h.get_by_label("built-in model").click();
+    h.run_steps(2);
+    h.get_by_label("Phi-3.5 mini instruct").click();
+    settle(&mut h);
+    let st = &h.state().state;
+    assert_eq!(st.model, "microsoft/Phi-3.5-mini-instruct");
+    assert_eq!(
+        (st.a.method, st.a.dim, st.a.long_factor.len()),
+        (Method::Longrope, 96, 48)
+    );
+    h.snapshot("builtin_model_phi35");
+}
+
 #[test]
 fn snapshot_gap_changes_with_resonance() {
     let mut h = harness(with_tab(Tab::Gap));
@@ -339,6 +446,58 @@ fn bench_frame_time_while_dragging_scale() {
         times[frames * 9 / 10],
         times[frames - 1],
         h.state().computations()[0] - start
+    );
+}
+
+/// Benchmark (prints, asserts nothing about time): load a config with head_dim 256 and
+/// max_position_embeddings 1,048,576 (YaRN 32x from 32K; a synthetic config of that size), then
+/// draw every plot tab in turn until its computation has finished. The computation is
+/// time-sliced, so no frame should stall.
+/// Run: `cargo test --release --test app_ui bench_ -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_frame_time_loading_a_1m_position_config() {
+    let config = r#"{"_name_or_path": "synthetic/head256-1M", "model_type": "llama",
+        "hidden_size": 4096, "num_attention_heads": 16, "head_dim": 256,
+        "max_position_embeddings": 1048576, "rope_theta": 10000000.0,
+        "rope_scaling": {"rope_type": "yarn", "factor": 32.0,
+                         "original_max_position_embeddings": 32768}}"#;
+    let mut h = harness(AppState::default());
+    let tx = h.state().command_sender();
+    let mut times = Vec::new();
+    let t_load = std::time::Instant::now();
+    assert!(tx.send(AppCommand::LoadModel(Box::new(
+        resonance_lab::app::model_panel::ModelLoad {
+            text: config.into(),
+            fallback_name: "bench".into(),
+            layer_type: None,
+            origin: "bench".into(),
+        }
+    ))));
+    let mut first_done = None;
+    for tab in Tab::ALL.into_iter().filter(|t| *t != Tab::PosGen) {
+        h.state_mut().state.tab = tab;
+        loop {
+            let t0 = std::time::Instant::now();
+            h.step();
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+            if !h.state().busy() && h.state().results(true).is_some() {
+                break;
+            }
+        }
+        first_done.get_or_insert(t_load.elapsed().as_secs_f64());
+    }
+    assert_eq!(h.state().state.a.eval_len, 1 << 20);
+    times.sort_by(f64::total_cmp);
+    let n = times.len();
+    println!(
+        "head_dim 256, L' = 1,048,576 (A and its twin B): {n} frames over every plot tab: \
+         median {:.1} ms, p90 {:.1} ms, max {:.1} ms per frame; \
+         first plots complete {:.2} s after the load",
+        times[n / 2],
+        times[n * 9 / 10],
+        times[n - 1],
+        first_done.unwrap_or(0.0)
     );
 }
 

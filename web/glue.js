@@ -33,6 +33,12 @@
     times: () => window.resonanceLabTimes,
     // queued for the next frame (the page repaints by itself); returns null or the error
     setState: (st) => window.resonanceLabNative && window.resonanceLabNative.setStateJson(JSON.stringify(st)),
+    // imports a Hugging Face config.json text: A becomes the model, B its Resonance twin, at
+    // the next frame; returns {ok, error} at once (error names the field)
+    loadConfig: (text, layerType) =>
+      window.resonanceLabNative
+        ? JSON.parse(window.resonanceLabNative.loadConfigJson(String(text), layerType == null ? undefined : String(layerType)))
+        : { ok: false, error: "the app has not started" },
     // saves a PNG of the whole view (a download on the page) after the next frames
     exportPng: () => window.resonanceLabNative && window.resonanceLabNative.exportPng(),
     benchPosgen: (steps) => parse(window.resonanceLabNative && window.resonanceLabNative.benchPosgenJson(steps)),

@@ -3,6 +3,7 @@
 //! queue in one place at the start of every frame. Nothing outside the frame mutates app state,
 //! so the state a frame draws is the state it publishes.
 
+use super::model_panel::ModelLoad;
 use super::posgen_run::{FromWorker, RunId};
 use super::state::AppState;
 use crate::posgen::Task;
@@ -28,6 +29,11 @@ pub enum AppCommand {
     SetState(Box<AppState>),
     /// Save a PNG of the whole view (the page's `exportPng`).
     ExportPng,
+    /// Import a model config: A becomes the model and B its Resonance twin (the panel, a
+    /// dropped file, or the page's `loadConfig`).
+    LoadModel(Box<ModelLoad>),
+    /// A dropped file could not be read; the message goes next to the model controls.
+    ModelLoadFailed(String),
     /// Show the PosGen tab and start its selected runs (the page's `posgenTrain`).
     PosgenTrain(PosgenTrainArgs),
     /// A training worker's message: what its run did since its previous update, that it

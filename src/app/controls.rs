@@ -93,6 +93,16 @@ pub fn schedule_controls(ui: &mut Ui, c: &mut ScheduleConfig, error: Option<&Con
     show_error(ui, error, "dim");
     slider_f64(ui, &mut c.base, 2.0..=1e8, true, "base b", "RoPE base");
     show_error(ui, error, "base");
+    slider_f64(
+        ui,
+        &mut c.partial_rotary_factor,
+        0.01..=1.0,
+        false,
+        "partial rotary factor",
+        "fraction of the head that rotates: rotary dim = int(d * factor) \
+         (proportional: the other pairs keep frequency 0)",
+    );
+    show_error(ui, error, "partial-rotary-factor");
     egui::ComboBox::from_label("pair layout")
         .selected_text(match c.layout {
             PairLayout::HalfSplit => "half-split",
@@ -159,16 +169,27 @@ fn method_controls(ui: &mut Ui, c: &mut ScheduleConfig, error: Option<&ConfigErr
             );
             show_error(ui, error, "high-freq-factor");
         }
-        Method::DynamicNtk => {
+        Method::DynamicNtk | Method::Longrope => {
             ui.separator();
-            slider_u64(
-                ui,
-                &mut c.seq_len,
-                1..=1 << 22,
-                "current length l",
-                "dynamic NTK sequence length",
-            );
+            let hover = if c.method == Method::Longrope {
+                "LongRoPE uses the long factors when l exceeds the original length L"
+            } else {
+                "dynamic NTK sequence length"
+            };
+            slider_u64(ui, &mut c.seq_len, 1..=1 << 22, "current length l", hover);
             show_error(ui, error, "seq-len");
+            if c.method == Method::Longrope {
+                let which = if c.seq_len > c.train_len {
+                    "long"
+                } else {
+                    "short"
+                };
+                ui.label(format!(
+                    "{which} factors in use ({} short, {} long given; none = 1)",
+                    c.short_factor.len(),
+                    c.long_factor.len()
+                ));
+            }
         }
         _ => {}
     }
@@ -198,6 +219,11 @@ pub fn side_panel(
             if ui.button(p.label()).clicked() {
                 let res = st.edited().resonance;
                 *st.edited_mut() = p.config(res);
+                if !st.compare || st.editing == SideId::A {
+                    // A is no longer the loaded model
+                    st.model.clear();
+                    st.layer_type.clear();
+                }
             }
         }
     });

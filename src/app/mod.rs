@@ -10,6 +10,8 @@ pub mod compute;
 pub mod controls;
 pub mod export;
 pub mod gpu_heat;
+pub mod model_panel;
+pub mod models;
 pub mod plots;
 pub mod posgen_panel;
 pub mod posgen_run;
@@ -82,6 +84,10 @@ pub struct Published {
     /// The latest parity self-check (`resonanceLab.selfCheck()`).
     #[serde(skip)]
     pub self_check: Option<SelfCheck>,
+    /// The model section's last load error (`None` after a good load).
+    pub model_error: Option<String>,
+    /// The status bar's words for the loaded model (name, layer type, whether B is its twin).
+    pub model_status: Option<String>,
     /// The PosGen tab's runs (`resonanceLab.posgen()`).
     #[serde(skip)]
     pub posgen: serde_json::Value,
@@ -235,6 +241,8 @@ pub struct ResonanceApp {
     pub published: Rc<RefCell<Published>>,
     /// The PosGen tab (live training).
     pub posgen: posgen_panel::PosgenPanel,
+    /// The model section (config.json import and the twin's export).
+    pub model: model_panel::ModelPanel,
     /// GPU feature tables (heatmap) on the renderer's device; `None` on WebGL2 / no device.
     gpu: Option<gpu_heat::GpuHeat>,
     commands: CommandQueue,
@@ -261,6 +269,7 @@ impl ResonanceApp {
             show_timings: true,
             published: Rc::new(RefCell::new(Published::default())),
             posgen: posgen_panel::PosgenPanel::new(commands.sender()),
+            model: model_panel::ModelPanel::default(),
             gpu: None,
             commands,
             self_check: None,
@@ -364,7 +373,9 @@ impl ResonanceApp {
         let t0 = Instant::now();
         self.frames += 1;
         self.commands.attach(ui.ctx());
+        self.take_dropped_files(ui.ctx());
         self.run_commands(ui.ctx());
+        self.model.sync(&self.state);
         self.take_screenshot();
         self.posgen.update(ui.ctx());
         let frame = self.compute(ui.ctx());
@@ -392,6 +403,14 @@ impl ResonanceApp {
         for c in self.commands.drain() {
             match c {
                 AppCommand::SetState(s) => self.state = *s,
+                AppCommand::LoadModel(load) => {
+                    let (Ok(m) | Err(m)) = self.model.load(&mut self.state, &load);
+                    self.message = Some(m);
+                }
+                AppCommand::ModelLoadFailed(m) => {
+                    self.model.error = Some(m.clone());
+                    self.message = Some(m);
+                }
                 AppCommand::ExportPng => self.request_png(ctx),
                 AppCommand::PosgenTrain(args) => {
                     let panel = &mut self.posgen;
@@ -457,6 +476,10 @@ impl ResonanceApp {
                 ui.separator();
                 ui.label(format!("compute: {}", f.compute_label));
                 ui.separator();
+                if let Some(m) = model_panel::status(&self.model, &self.state) {
+                    ui.label(m);
+                    ui.separator();
+                }
                 if f.busy {
                     ui.spinner();
                     ui.label("computing (the plots show the last finished result)");
@@ -477,16 +500,58 @@ impl ResonanceApp {
     }
 
     fn controls_panel(&mut self, ui: &mut Ui, f: &Frame) {
-        let st = &mut self.state;
         egui::Panel::left("controls")
             .resizable(true)
             .default_size(320.0)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| {
-                    let errors = [f.errors[0].as_ref(), f.errors[1].as_ref()];
-                    controls::side_panel(ui, st, errors, f.num_features);
-                });
+                egui::ScrollArea::vertical().show(ui, |ui| self.controls(ui, f));
             });
+    }
+
+    /// The controls (side panel, or the narrow layout's controls page): the model section,
+    /// then the schedule controls.
+    fn controls(&mut self, ui: &mut Ui, f: &Frame) {
+        let sender = self.commands.sender();
+        if model_panel::ui(ui, &mut self.model, &self.state, &sender)
+            == model_panel::PanelAction::Export
+        {
+            self.message = Some(
+                match self.model.export(&self.state).and_then(|(name, bytes)| {
+                    platform::save_file(&name, "application/json", &bytes)
+                }) {
+                    Ok(m) => m,
+                    Err(e) => format!("export failed: {e}"),
+                },
+            );
+        }
+        ui.separator();
+        let errors = [f.errors[0].as_ref(), f.errors[1].as_ref()];
+        controls::side_panel(ui, &mut self.state, errors, f.num_features);
+    }
+
+    /// Files dropped on the window (or page) are read as model configs; while files hover, a
+    /// hint says what dropping does.
+    fn take_dropped_files(&mut self, ctx: &egui::Context) {
+        let (dropped, hovering) =
+            ctx.input(|i| (i.raw.dropped_files.clone(), !i.raw.hovered_files.is_empty()));
+        for file in dropped {
+            platform::read_dropped(file, self.commands.sender());
+        }
+        if hovering {
+            let screen = ctx.content_rect();
+            let painter = ctx.layer_painter(egui::LayerId::new(
+                egui::Order::Foreground,
+                egui::Id::unique("drop-hint"),
+            ));
+            painter.rect_filled(screen, 0.0, Color32::from_black_alpha(160));
+            painter.text(
+                screen.center(),
+                egui::Align2::CENTER_CENTER,
+                "Drop a config.json: A becomes the model, B its Resonance twin",
+                egui::FontId::proportional(20.0),
+                Color32::WHITE,
+            );
+        }
     }
 
     /// The narrow layout's top bar: the controls button, the tab menu and the exports, all
@@ -534,8 +599,7 @@ impl ResonanceApp {
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     ui.spacing_mut().interact_size.y = TOUCH_TARGET;
                     ui.spacing_mut().slider_width = (ui.available_width() - 150.0).max(80.0);
-                    let errors = [f.errors[0].as_ref(), f.errors[1].as_ref()];
-                    controls::side_panel(ui, &mut self.state, errors, f.num_features);
+                    self.controls(ui, f);
                 });
                 return;
             }
@@ -680,6 +744,8 @@ impl ResonanceApp {
         p.side_panel_open = !self.narrow || self.controls_open;
         p.self_check = self.self_check();
         p.posgen = self.posgen.status();
+        p.model_error = self.model.error.clone();
+        p.model_status = model_panel::status(&self.model, &self.state);
     }
 
     fn take_screenshot(&mut self) {

@@ -15,6 +15,19 @@ pub fn save_file(name: &str, _mime: &str, bytes: &[u8]) -> Result<String, String
     Ok(format!("saved {}", path.display()))
 }
 
+/// Reads a file dropped on the window and queues its load (or the reason it failed).
+pub fn read_dropped(file: egui::DroppedFileHandle, commands: CommandSender) {
+    let name = file.path().file_name().map_or_else(
+        || "dropped file".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let command = match file.bytes() {
+        Ok(bytes) => super::model_panel::dropped(&name, bytes),
+        Err(e) => AppCommand::ModelLoadFailed(format!("{name}: cannot read it: {e}")),
+    };
+    commands.send_and_wake(command);
+}
+
 /// A PosGen run training on its own thread. The thread takes [`ToWorker`] messages over a
 /// channel, trains in slices of [`WORKER_SLICE_S`] and sends each slice's [`RunUpdate`] to the
 /// app's command queue; it stops when the run finishes or fails, or when this handle (the

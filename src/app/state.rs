@@ -155,6 +155,11 @@ pub struct AppState {
     pub feature: usize,
     /// The position at which the pair-layout tab rotates its example vector.
     pub probe_position: u64,
+    /// The model whose config.json configured A (its name; empty when A was set by hand or by
+    /// a preset). B is then its Resonance twin.
+    pub model: String,
+    /// The layer type of `model` that A shows (empty when the config has one RoPE for all).
+    pub layer_type: String,
 }
 
 impl Default for AppState {
@@ -169,6 +174,8 @@ impl Default for AppState {
             tab: Tab::Wavelengths,
             feature: 9,
             probe_position: 100,
+            model: String::new(),
+            layer_type: String::new(),
         }
     }
 }
@@ -262,6 +269,8 @@ impl AppState {
             tab: self.tab,
             feature: self.feature,
             probe_position: self.probe_position,
+            model: self.model.clone(),
+            layer_type: self.layer_type.clone(),
         };
         to_map(&v)
     }
@@ -300,6 +309,8 @@ struct ViewFields {
     tab: Tab,
     feature: usize,
     probe_position: u64,
+    model: String,
+    layer_type: String,
 }
 
 impl ViewFields {
@@ -309,6 +320,8 @@ impl ViewFields {
         s.tab = self.tab;
         s.feature = self.feature;
         s.probe_position = self.probe_position;
+        s.model = self.model;
+        s.layer_type = self.layer_type;
     }
 }
 
@@ -378,7 +391,9 @@ fn set_field<T: serde::de::DeserializeOwned>(
             .and_then(serde_json::Number::from_f64)
             .map(serde_json::Value::Number),
         serde_json::Value::Number(_) => text.parse::<u64>().ok().map(serde_json::Value::from),
-        _ => Some(serde_json::Value::String(text.to_string())),
+        serde_json::Value::String(_) => Some(serde_json::Value::String(text.to_string())),
+        // optional numbers (`null` by default) and lists (LongRoPE's factors) are JSON text
+        _ => serde_json::from_str(text).ok(),
     };
     let bad = || format!("bad value '{text}'");
     let new = new.ok_or_else(bad)?;

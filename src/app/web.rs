@@ -30,6 +30,19 @@ pub fn save_file(name: &str, mime: &str, bytes: &[u8]) -> Result<String, String>
     Ok(format!("downloaded {name}"))
 }
 
+/// Reads a file dropped on the page (browsers read files asynchronously) and queues its load
+/// (or the reason it failed).
+pub fn read_dropped(file: egui::DroppedFileHandle, commands: CommandSender) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let name = file.path().display().to_string();
+        let command = match file.bytes_async().await {
+            Ok(bytes) => super::model_panel::dropped(&name, bytes),
+            Err(e) => AppCommand::ModelLoadFailed(format!("{name}: cannot read it: {e}")),
+        };
+        commands.send_and_wake(command);
+    });
+}
+
 thread_local! {
     /// The egui context, so that a worker's failure can wake the page (set on the first frame).
     static CTX: RefCell<Option<egui::Context>> = const { RefCell::new(None) };
@@ -130,6 +143,14 @@ fn install_js_api(published: Rc<RefCell<Published>>, commands: CommandSender) {
             js_result(queued(c.send_and_wake(AppCommand::ExportPng)))
         }),
     );
+    let c = commands.clone();
+    export(
+        &api,
+        "loadConfigJson",
+        Closure::<dyn Fn(String, Option<String>) -> String>::new(
+            move |text: String, layer_type: Option<String>| load_config(&c, text, layer_type),
+        ),
+    );
     let c = commands;
     export(
         &api,
@@ -145,6 +166,23 @@ fn install_js_api(published: Rc<RefCell<Published>>, commands: CommandSender) {
     if let Some(w) = web_sys::window() {
         let _ = js_sys::Reflect::set(&w, &"resonanceLabNative".into(), &api);
     }
+}
+
+/// `resonanceLab.loadConfig(text, layerType?)`: imports the config now (to answer at once
+/// with `{ok, error}`) and queues the load, which the next frame applies.
+fn load_config(c: &CommandSender, text: String, layer_type: Option<String>) -> String {
+    let load = super::model_panel::ModelLoad {
+        text,
+        fallback_name: "config.json".into(),
+        layer_type,
+        origin: "loadConfig".into(),
+    };
+    let r = load
+        .import()
+        .map_err(|e| e.to_string())
+        .and_then(|_| queued(c.send_and_wake(AppCommand::LoadModel(Box::new(load)))));
+    let error = r.err();
+    serde_json::json!({ "ok": error.is_none(), "error": error }).to_string()
 }
 
 /// The page's PosGen benchmarks (they block the page while they run and touch no app state).

@@ -141,10 +141,8 @@ pub fn config(args: &ConfigArgs) -> Result<Value, CliError> {
         out["rounding"] = serde_json::to_value(r).map_err(|e| CliError::Runtime(e.to_string()))?;
     }
     if let Some(path) = &args.export_resonance {
-        let doc = hf_config::resonance_twin_export(&model)?;
-        let text =
-            serde_json::to_string_pretty(&doc).map_err(|e| CliError::Runtime(e.to_string()))?;
-        std::fs::write(path, text + "\n").map_err(|e| {
+        let text = hf_config::resonance_twin_file(&model)?;
+        std::fs::write(path, text).map_err(|e| {
             CliError::Usage(format!(
                 "invalid --export-resonance '{}': cannot write it: {e}",
                 path.display()

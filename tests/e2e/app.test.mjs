@@ -17,7 +17,7 @@ const FLAGS = [
 // Where the narrow layout (390 px wide) puts its Controls button and, once opened, the
 // "compare two configurations" checkbox, in CSS px of the page (the canvas starts 18 px down).
 const NARROW_CONTROLS_BUTTON = { x: 45, y: 46 };
-const NARROW_COMPARE_CHECKBOX = { x: 22, y: 156 };
+const NARROW_COMPARE_CHECKBOX = { x: 22, y: 267 };
 let browser;
 before(async () => {
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: FLAGS });
@@ -77,9 +77,9 @@ test("a readable permalink round-trips, an old JSON one loads, a bad key is name
   for (const kv of ["scale=9.5", "tab=heatmap", "feature=4"]) assert.ok(hash.includes(kv), hash);
   const before = await p1.screenshot({ path: `${OUT}/permalink.png` });
   // "Resonance rounding" checkbox in the side panel (below the 18 px renderer strip)
-  await p1.mouse.move(15, 173);
+  await p1.mouse.move(15, 260);
   await p1.waitForTimeout(200);
-  await p1.mouse.click(15, 173);
+  await p1.mouse.click(15, 260);
   await p1.waitForTimeout(800);
   const st2 = JSON.parse((await p1.evaluate(() => window.resonanceLab.state())).state_json);
   const afterShot = await p1.screenshot({ path: `${OUT}/after-click.png` });
@@ -102,6 +102,59 @@ test("a readable permalink round-trips, an old JSON one loads, a bad key is name
   assert.match(bad.message, /'colour': unknown key/);
   assert.match(bad.message, /'b\.dim': bad value 'odd'/);
   await p3.close();
+});
+
+const stateOf = async (page) => {
+  const st = await page.evaluate(() => window.resonanceLab.state());
+  return { ...st, s: JSON.parse(st.state_json) };
+};
+
+test("a real model's config.json: loadConfig, its permalink, and a dropped file", async () => {
+  const { page, errors } = await open(URL);
+  const llama = readFileSync("assets/models/llama-3.1-8b.json", "utf8");
+  const broken = llama.replace(/"rope_theta": [0-9.]+/, '"rope_theta": -1');
+  const bad = await page.evaluate((t) => window.resonanceLab.loadConfig(t), broken);
+  assert.equal(bad.ok, false);
+  assert.match(bad.error, /rope_theta/);
+  const notJson = await page.evaluate(() => window.resonanceLab.loadConfig("{"));
+  assert.match(notJson.error, /malformed JSON/);
+  const ok = await page.evaluate((t) => window.resonanceLab.loadConfig(t), llama);
+  assert.deepEqual(ok, { ok: true, error: null });
+  await page.waitForFunction(() => JSON.parse(window.resonanceLab.state().state_json).model !== "");
+  const st = await stateOf(page);
+  assert.equal(st.s.model, "meta-llama/Llama-3.1-8B");
+  assert.equal(st.s.a.method, "llama3");
+  assert.equal(st.s.a.base, 500000);
+  assert.equal(st.s.compare, true);
+  assert.equal(st.s.b.resonance, true);
+  assert.match(st.model_status, /meta-llama\/Llama-3\.1-8B.*Resonance twin/);
+  await page.screenshot({ path: `${OUT}/model-llama31.png` });
+  // the permalink restores the model in a new page
+  const { page: p2 } = await open(`${URL}#${st.hash}`);
+  const back = await stateOf(p2);
+  assert.deepEqual(back.s, st.s);
+  assert.equal(back.model_status, st.model_status);
+  await p2.close();
+  // a config.json dropped on the page loads the same way
+  const phi = readFileSync("assets/models/phi-3.5-mini-instruct.json", "utf8");
+  await page.evaluate((t) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([t], "config.json", { type: "application/json" }));
+    const canvas = document.getElementById("resonance-lab-canvas");
+    for (const type of ["dragenter", "dragover", "drop"]) {
+      canvas.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }
+  }, phi);
+  await page.waitForFunction(
+    () => JSON.parse(window.resonanceLab.state().state_json).model === "microsoft/Phi-3.5-mini-instruct",
+    null,
+    { timeout: 20000 },
+  );
+  const dropped = await stateOf(page);
+  assert.equal(dropped.s.a.method, "longrope");
+  assert.equal(dropped.s.a.long_factor.length, 48);
+  assert.deepEqual(errors.filter((e) => !/WebGPU is experimental/i.test(e)), []);
+  await page.close();
 });
 
 test("an exported PNG decodes and is under 1 MB", async () => {
