@@ -1,7 +1,8 @@
 //! UI tests of the visualizer with egui_kittest: state changes after clicks (plain assertions)
 //! and one snapshot per panel, rendered headless with wgpu (lavapipe). Update the snapshots with
 //! `UPDATE_SNAPSHOTS=1 cargo test --test app_ui`.
-
+// Test helpers unwrap freely: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
 #![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary / uses native dev-deps
 
 use egui_kittest::Harness;

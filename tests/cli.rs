@@ -1,6 +1,7 @@
 //! The CLI contract: subcommand names, options, JSON fields, and exit code 2 with a one-line
 //! message naming the option for every kind of bad input.
-
+// Test helpers unwrap freely: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
 #![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary / uses native dev-deps
 
 use serde_json::Value;
@@ -464,13 +465,8 @@ fn new_methods_and_transformers_names_on_the_shared_options() {
     assert_eq!(v["attention_factor"], 1.25f64.sqrt());
 }
 
-#[test]
-fn config_bad_files_exit_2_naming_the_field() {
-    let dir = std::env::temp_dir().join(format!("rl-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let empty = dir.join("empty.json");
-    std::fs::write(&empty, "").unwrap();
-    let missing = dir.join("does-not-exist.json");
+/// Bad config.json texts and the field each error must name.
+fn bad_config_texts() -> Vec<(String, &'static str)> {
     let llama = |rope: &str| {
         format!(
             r#"{{"hidden_size": 4096, "num_attention_heads": 32, "max_position_embeddings": 4096, {rope}}}"#
@@ -482,7 +478,7 @@ fn config_bad_files_exit_2_naming_the_field() {
             r#""rope_scaling": {{"type": "longrope", "short_factor": [{list}], "long_factor": [{list}]}}"#
         ))
     };
-    let stdin_cases: Vec<(String, &str)> = vec![
+    vec![
         (r#"{"hidden_size": 4096,"#.into(), "JSON"),
         ("   \n".into(), "empty"),
         ("[1, 2]".into(), "JSON object"),
@@ -547,7 +543,17 @@ fn config_bad_files_exit_2_naming_the_field() {
             llama(r#""partial_rotary_factor": 1.5"#),
             "partial_rotary_factor",
         ),
-    ];
+    ]
+}
+
+#[test]
+fn config_bad_files_exit_2_naming_the_field() {
+    let dir = std::env::temp_dir().join(format!("rl-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.json");
+    std::fs::write(&empty, "").unwrap();
+    let missing = dir.join("does-not-exist.json");
+    let stdin_cases = bad_config_texts();
     let mut cases: Vec<(Vec<String>, Option<String>, &str)> = stdin_cases
         .into_iter()
         .map(|(text, field)| (vec!["config".into(), "-".into()], Some(text), field))

@@ -1,6 +1,7 @@
 //! GPU kernels against the f64 CPU reference, on a real driver (Mesa lavapipe in CI). With the
 //! env var `CI` set a missing adapter FAILS the tests; without it they skip with a reason.
-
+// Test helpers unwrap freely: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
 #![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary / uses native dev-deps
 
 use resonance_lab::gpu::{GapRequest, GpuCompute, Positions, TableLayout};

@@ -1,6 +1,7 @@
 //! PosGen: generators against hand-derived sequences, split disjointness, gradient flow,
 //! deterministic learning, and CLI bad input.
-
+// Test helpers unwrap freely: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
 #![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary / uses native dev-deps
 
 use resonance_lab::posgen::{

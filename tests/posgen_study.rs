@@ -1,7 +1,8 @@
 //! The PosGen study: the authors' protocol against hand-derived tuples and split indices,
 //! evaluation-only scaling constants, pairing of runs by seed, early stopping, Semi-recursive
 //! stay/advance positions, the confidence-interval arithmetic, resume after a kill, bad input.
-
+// Test helpers unwrap freely: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
 #![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary
 
 use resonance_lab::posgen::data::authors_seed_tuples;

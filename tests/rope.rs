@@ -2,7 +2,8 @@
 //! f32 schedules (tests/data/hf_reference.json, made by scripts/hf_reference.py: numpy
 //! re-derivations, and transformers' own `ROPE_INIT_FUNCTIONS` run on config.json dictionaries),
 //! mpmath phases, hand-derived cases, brute force and properties.
-
+// Test helpers unwrap freely: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
 #![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary / uses native dev-deps
 
 use proptest::prelude::*;

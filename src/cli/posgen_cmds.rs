@@ -387,9 +387,8 @@ fn bench(a: &BenchArgs) -> Result<Value, CliError> {
         false,
         0,
     );
-    let tiny_tokens = tiny.preset.batch_size * tiny.preset.sizes.train_len;
     eprintln!("posgen bench: tiny preset, {} steps", a.tiny_steps);
-    let (ts, tn) = time_steps(tiny.clone(), a.tiny_steps)?;
+    let tiny = bench_preset(tiny, a.tiny_steps)?;
     let mut paper = RunConfig::new(
         PresetName::Paper,
         Task::SemiRecursive,
@@ -398,12 +397,13 @@ fn bench(a: &BenchArgs) -> Result<Value, CliError> {
         0,
     );
     paper.preset.batch_size = a.paper_batch;
-    let paper_tokens = a.paper_batch * paper.preset.sizes.train_len;
     eprintln!(
         "posgen bench: paper preset, {} steps of batch {}",
         a.paper_steps, a.paper_batch
     );
-    let (ps, pn) = time_steps(paper.clone(), a.paper_steps)?;
+    let mut paper = bench_preset(paper, a.paper_steps)?;
+    let per_step = paper["seconds"].as_f64().unwrap_or(0.0) / a.paper_steps.max(1) as f64;
+    paper["seconds_per_paper_step_of_128"] = json!(per_step * 128.0 / a.paper_batch as f64);
     let convergence = if a.converge_target > 0.0 {
         let rc = RunConfig::new(PresetName::Tiny, a.converge_task, Method::Rope, false, 0);
         eprintln!(
@@ -428,26 +428,25 @@ fn bench(a: &BenchArgs) -> Result<Value, CliError> {
     Ok(json!({
         "threads": threads,
         "study_throughput": study,
-        "tiny": {
-            "parameters": tiny.preset.dims.num_params(),
-            "batch_size": tiny.preset.batch_size,
-            "tokens_per_step": tiny_tokens,
-            "steps": tn,
-            "seconds": ts,
-            "steps_per_second": tn as f64 / ts,
-            "tokens_per_second": (tn * tiny_tokens) as f64 / ts,
-        },
-        "paper": {
-            "parameters": paper.preset.dims.num_params(),
-            "batch_size": a.paper_batch,
-            "tokens_per_step": paper_tokens,
-            "steps": pn,
-            "seconds": ps,
-            "steps_per_second": pn as f64 / ps,
-            "tokens_per_second": (pn * paper_tokens) as f64 / ps,
-            "seconds_per_paper_step_of_128": ps / pn as f64 * 128.0 / a.paper_batch as f64,
-        },
+        "tiny": tiny,
+        "paper": paper,
         "tiny_convergence": convergence,
+    }))
+}
+
+/// Times `steps` optimiser steps of `rc` and reports its size and speed.
+fn bench_preset(rc: RunConfig, steps: usize) -> Result<Value, CliError> {
+    let tokens = rc.preset.batch_size * rc.preset.sizes.train_len;
+    let (parameters, batch_size) = (rc.preset.dims.num_params(), rc.preset.batch_size);
+    let (secs, n) = time_steps(rc, steps)?;
+    Ok(json!({
+        "parameters": parameters,
+        "batch_size": batch_size,
+        "tokens_per_step": tokens,
+        "steps": n,
+        "seconds": secs,
+        "steps_per_second": n as f64 / secs,
+        "tokens_per_second": (n * tokens) as f64 / secs,
     }))
 }
 

@@ -408,6 +408,34 @@ const BENCH_POSITIONS: u32 = 1 << 20;
 /// Positions per request in `bench gpu` (bounds the memory of both paths).
 const BENCH_CHUNK: u32 = 1 << 16;
 
+/// Seconds to compute the `bench gpu` table on the GPU, and a checksum of it.
+fn time_gpu_table(g: &mut GpuCompute, s: &Schedule) -> Result<(f64, f64), GpuError> {
+    let t = Instant::now();
+    let mut acc = 0.0f64;
+    for start in (0..BENCH_POSITIONS).step_by(BENCH_CHUNK as usize) {
+        let pos = Positions::Range {
+            start,
+            count: BENCH_CHUNK,
+            stride: 1,
+        };
+        let tab = g.features_blocking(s, pos, TableLayout::PerFeature)?;
+        acc += tab.cos[tab.cos.len() - 1] as f64;
+    }
+    Ok((t.elapsed().as_secs_f64(), acc))
+}
+
+/// Seconds to compute the `bench gpu` table on the CPU (exact f64 path), and a checksum of it.
+fn time_cpu_table(s: &Schedule) -> (f64, f64) {
+    let t = Instant::now();
+    let mut acc = 0.0f64;
+    for start in (0..BENCH_POSITIONS as u64).step_by(BENCH_CHUNK as usize) {
+        let pos: Vec<u64> = (start..start + BENCH_CHUNK as u64).collect();
+        let tab = rope::feature_table(s, &pos);
+        acc += tab.cos[tab.cos.len() - 1];
+    }
+    (t.elapsed().as_secs_f64(), acc)
+}
+
 /// `bench gpu`: features per second of the GPU and CPU paths for a 1,048,576-position table of
 /// `dim/2` features and for the gap curves of every feature, and their ratio. GPU figures
 /// include upload, dispatch and readback.
@@ -433,29 +461,11 @@ fn bench_gpu(args: &BenchArgs) -> Result<Value, CliError> {
     let (mut gpu_tab, mut cpu_tab, mut gpu_gap, mut cpu_gap) = (vec![], vec![], vec![], vec![]);
     let mut checks = (0.0f64, 0.0f64);
     for _ in 0..args.repeats {
-        let t = Instant::now();
-        let mut acc = 0.0f64;
-        for start in (0..BENCH_POSITIONS).step_by(BENCH_CHUNK as usize) {
-            let pos = Positions::Range {
-                start,
-                count: BENCH_CHUNK,
-                stride: 1,
-            };
-            let tab = g
-                .features_blocking(&s, pos, TableLayout::PerFeature)
-                .map_err(runtime)?;
-            acc += tab.cos[tab.cos.len() - 1] as f64;
-        }
-        gpu_tab.push(t.elapsed().as_secs_f64());
+        let (secs, acc) = time_gpu_table(&mut g, &s).map_err(runtime)?;
+        gpu_tab.push(secs);
         checks.0 = acc;
-        let t = Instant::now();
-        let mut acc = 0.0f64;
-        for start in (0..BENCH_POSITIONS as u64).step_by(BENCH_CHUNK as usize) {
-            let pos: Vec<u64> = (start..start + BENCH_CHUNK as u64).collect();
-            let tab = rope::feature_table(&s, &pos);
-            acc += tab.cos[tab.cos.len() - 1];
-        }
-        cpu_tab.push(t.elapsed().as_secs_f64());
+        let (secs, acc) = time_cpu_table(&s);
+        cpu_tab.push(secs);
         checks.1 = acc;
         let t = Instant::now();
         let r = g.gap_blocking(&s, GapRequest::default()).map_err(runtime)?;

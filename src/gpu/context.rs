@@ -187,4 +187,27 @@ impl GpuContext {
         let x = groups.div_ceil(y);
         Ok((x as u32, y as u32))
     }
+
+    /// A bind group with `buffers` bound whole at bindings 0, 1, 2, ... in order (every
+    /// pipeline here binds one buffer per binding, in declaration order).
+    pub fn bind_all(
+        &self,
+        label: &str,
+        layout: &wgpu::BindGroupLayout,
+        buffers: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout,
+            entries: &entries,
+        })
+    }
 }

@@ -355,6 +355,24 @@ impl FeatureJob {
         self.next_row >= self.positions.len() && self.in_flight_rows == 0
     }
 
+    /// The kernel parameters of the chunk of `rows` rows starting at the next row.
+    fn params(&self, rows: usize) -> Params {
+        let (list, start, stride) = match &self.positions {
+            Positions::List(_) => (1, 0, 0),
+            Positions::Range { start, stride, .. } => (0, *start, *stride),
+        };
+        Params {
+            rows: rows as u32,
+            num_features: self.phases.len() as u32,
+            list,
+            range_start: start,
+            range_stride: stride,
+            row_offset: self.next_row as u32,
+            layout: self.layout.code(),
+            attention: self.attention,
+        }
+    }
+
     /// Encodes and submits the next chunk; its results arrive through the returned [`Pending`].
     pub fn submit_next(
         &mut self,
@@ -370,20 +388,7 @@ impl FeatureJob {
         let out_bytes = (2 * rows * width * 4) as u64;
         let invocations = (rows * nf) as u64;
         let (gx, gy) = ctx.grid(invocations)?;
-        let (list, start, stride) = match &self.positions {
-            Positions::List(_) => (1, 0, 0),
-            Positions::Range { start, stride, .. } => (0, *start, *stride),
-        };
-        let params = Params {
-            rows: rows as u32,
-            num_features: nf as u32,
-            list,
-            range_start: start,
-            range_stride: stride,
-            row_offset: self.next_row as u32,
-            layout: self.layout.code(),
-            attention: self.attention,
-        };
+        let params = self.params(rows);
         let scopes = Scopes::push(&ctx.device);
         let d = &ctx.device;
         use wgpu::BufferUsages as U;
@@ -420,28 +425,11 @@ impl FeatureJob {
                 bytemuck::cast_slice(&v[self.next_row..self.next_row + rows]),
             );
         }
-        let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("feature table"),
-            layout: &pipe.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: uniform.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: phases.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: positions.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: table.as_entire_binding(),
-                },
-            ],
-        });
+        let bind = ctx.bind_all(
+            "feature table",
+            &pipe.layout,
+            &[&uniform, &phases, &positions, &table],
+        );
         let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("feature table"),
         });

@@ -60,6 +60,25 @@ pub struct GpuGap {
     pub curves: Vec<(usize, Vec<f32>)>,
 }
 
+/// What [`GapJob::plan`] works out for one feature group: which features, what to read back,
+/// buffer sizes (bytes) and the grids of the scan, carry, window and bucket passes.
+struct GroupPlan {
+    first: usize,
+    g: usize,
+    curves: Vec<usize>,
+    params: Params,
+    write_curve: bool,
+    n_keys: u64,
+    n_out: u64,
+    carries_len: u64,
+    grids: [(u32, u32); 4],
+    results_off: u64,
+    results_len: u64,
+    bucket_len: u64,
+    curve_len: u64,
+    staging_len: u64,
+}
+
 /// Per-feature kernel parameters (the `GapPhase` struct of gap.wgsl) and the factor turning a
 /// key into radians.
 pub fn gap_phase_words(phase: &Phase) -> ([u32; 8], f64) {
@@ -226,13 +245,8 @@ impl GapJob {
         self.next_feature >= self.phases.len() && self.in_flight.is_none()
     }
 
-    /// Encodes and submits the passes of the next feature group.
-    pub fn submit_next(
-        &mut self,
-        ctx: &GpuContext,
-        pipe: &mut GapPipeline,
-    ) -> Result<Pending, GpuError> {
-        ctx.check_lost()?;
+    /// Sizes, kernel parameters and dispatch grids of the next feature group.
+    fn plan(&self, ctx: &GpuContext) -> Result<GroupPlan, GpuError> {
         let first = self.next_feature;
         let g = self.group.min(self.phases.len() - first);
         let n_keys = self.eval_len - 1;
@@ -279,10 +293,37 @@ impl GapJob {
         let curve_len = n_out * 4;
         let staging_len = results_len + bucket_len + curves.len() as u64 * curve_len;
 
+        Ok(GroupPlan {
+            first,
+            g,
+            curves,
+            params,
+            write_curve,
+            n_keys,
+            n_out,
+            carries_len,
+            grids: [grid_scan, grid_carry, grid_window, grid_buckets],
+            results_off,
+            results_len,
+            bucket_len,
+            curve_len,
+            staging_len,
+        })
+    }
+
+    /// Encodes and submits the passes of the next feature group.
+    pub fn submit_next(
+        &mut self,
+        ctx: &GpuContext,
+        pipe: &mut GapPipeline,
+    ) -> Result<Pending, GpuError> {
+        ctx.check_lost()?;
+        let p = self.plan(ctx)?;
+        let gu = p.g as u64;
         let scopes = Scopes::push(&ctx.device);
         let d = &ctx.device;
         use wgpu::BufferUsages as U;
-        let words: Vec<u32> = self.phases[first..first + g]
+        let words: Vec<u32> = self.phases[p.first..p.first + p.g]
             .iter()
             .flat_map(|(w, _)| *w)
             .collect();
@@ -299,81 +340,74 @@ impl GapJob {
         ] = &mut pipe.buffers;
         let uniform = b_uni.get(d, "gap params", 48, U::UNIFORM | U::COPY_DST);
         let phases = b_ph.get(d, "gap phases", gu * 32, U::STORAGE | U::COPY_DST);
-        let prefix = b_pre.get(d, "gap prefix", gu * n_keys * 8, U::STORAGE);
-        let suffix = b_suf.get(d, "gap suffix", gu * n_keys * 8, U::STORAGE);
-        let carries = b_car.get(d, "gap carries", carries_len, U::STORAGE);
-        let curve_bytes = if write_curve { gu * n_out * 4 } else { 4 };
+        let prefix = b_pre.get(d, "gap prefix", gu * p.n_keys * 8, U::STORAGE);
+        let suffix = b_suf.get(d, "gap suffix", gu * p.n_keys * 8, U::STORAGE);
+        let carries = b_car.get(d, "gap carries", p.carries_len, U::STORAGE);
+        let curve_bytes = if p.write_curve { gu * p.n_out * 4 } else { 4 };
         let curve = b_curve.get(d, "gap curve", curve_bytes, U::STORAGE | U::COPY_SRC);
-        let maxima = b_max.get(
-            d,
-            "gap maxima",
-            results_off + results_len,
-            U::STORAGE | U::COPY_SRC,
-        );
-        let bucket_buf = b_buck.get(d, "gap buckets", bucket_len, U::STORAGE | U::COPY_SRC);
-        let staging = b_stage.get(d, "gap readback", staging_len, U::MAP_READ | U::COPY_DST);
+        let maxima_len = p.results_off + p.results_len;
+        let maxima = b_max.get(d, "gap maxima", maxima_len, U::STORAGE | U::COPY_SRC);
+        let buckets = b_buck.get(d, "gap buckets", p.bucket_len, U::STORAGE | U::COPY_SRC);
+        let staging = b_stage.get(d, "gap readback", p.staging_len, U::MAP_READ | U::COPY_DST);
         ctx.queue
-            .write_buffer(&uniform, 0, bytemuck::bytes_of(&params));
+            .write_buffer(&uniform, 0, bytemuck::bytes_of(&p.params));
         ctx.queue
             .write_buffer(&phases, 0, bytemuck::cast_slice(&words));
-        let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("gap"),
-            layout: &pipe.layout,
-            entries: &[
-                &uniform,
-                &phases,
-                &prefix,
-                &suffix,
-                &carries,
-                &curve,
-                &maxima,
-                &bucket_buf,
-            ]
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
-            .collect::<Vec<_>>(),
-        });
+        let bind = ctx.bind_all(
+            "gap",
+            &pipe.layout,
+            &[
+                &uniform, &phases, &prefix, &suffix, &carries, &curve, &maxima, &buckets,
+            ],
+        );
         let mut enc =
             d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("gap") });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("gap"),
-                timestamp_writes: None,
-            });
-            pass.set_bind_group(0, &bind, &[]);
-            let mut dispatch = |i: usize, (x, y): (u32, u32)| {
-                pass.set_pipeline(&pipe.pipelines[i]);
-                pass.dispatch_workgroups(x, y, 1);
-            };
-            dispatch(0, grid_scan);
-            dispatch(1, grid_carry);
-            dispatch(2, grid_window);
-            dispatch(3, (g as u32, 1));
-            if self.buckets > 0 {
-                dispatch(4, grid_buckets);
-            }
+        self.encode_passes(&mut enc, pipe, &bind, &p);
+        enc.copy_buffer_to_buffer(&maxima, p.results_off, &staging, 0, p.results_len);
+        if p.bucket_len > 0 {
+            enc.copy_buffer_to_buffer(&buckets, 0, &staging, p.results_len, p.bucket_len);
         }
-        enc.copy_buffer_to_buffer(&maxima, results_off, &staging, 0, results_len);
-        if bucket_len > 0 {
-            enc.copy_buffer_to_buffer(&bucket_buf, 0, &staging, results_len, bucket_len);
-        }
-        for (j, &f) in curves.iter().enumerate() {
+        for (j, &f) in p.curves.iter().enumerate() {
             enc.copy_buffer_to_buffer(
                 &curve,
-                (f - first) as u64 * curve_len,
+                (f - p.first) as u64 * p.curve_len,
                 &staging,
-                results_len + bucket_len + j as u64 * curve_len,
-                curve_len,
+                p.results_len + p.bucket_len + j as u64 * p.curve_len,
+                p.curve_len,
             );
         }
         ctx.queue.submit([enc.finish()]);
-        self.next_feature += g;
-        self.in_flight = Some((first, g, curves));
-        Ok(Pending::start(staging, staging_len, scopes))
+        self.next_feature += p.g;
+        self.in_flight = Some((p.first, p.g, p.curves));
+        Ok(Pending::start(staging, p.staging_len, scopes))
+    }
+
+    /// The compute passes of one group: scan, carries, sliding window, maxima, and the min/max
+    /// buckets when requested.
+    fn encode_passes(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        pipe: &GapPipeline,
+        bind: &wgpu::BindGroup,
+        p: &GroupPlan,
+    ) {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("gap"),
+            timestamp_writes: None,
+        });
+        pass.set_bind_group(0, bind, &[]);
+        let mut dispatch = |i: usize, (x, y): (u32, u32)| {
+            pass.set_pipeline(&pipe.pipelines[i]);
+            pass.dispatch_workgroups(x, y, 1);
+        };
+        let [scan, carry, window, buckets] = p.grids;
+        dispatch(0, scan);
+        dispatch(1, carry);
+        dispatch(2, window);
+        dispatch(3, (p.g as u32, 1));
+        if self.buckets > 0 {
+            dispatch(4, buckets);
+        }
     }
 
     /// Stores the results read back for the group in flight.

@@ -296,61 +296,140 @@ fn read_model(
     let top_theta = positive_f64(top, "rope_theta", prefix)?;
     let top_partial = positive_f64(top, "partial_rotary_factor", prefix)?;
     let top_original = positive_u64(top, "original_max_position_embeddings", prefix)?;
-
     // the RoPE dictionary: `rope_scaling` wins over `rope_parameters`, as transformers' BC path
-    let scaling = match top.get("rope_scaling") {
-        Some(Value::Object(m)) if !m.is_empty() => Some(("rope_scaling", m)),
-        None | Some(Value::Null) | Some(Value::Object(_)) => None,
-        Some(v) => {
-            return Err(ImportError::new(
-                field(prefix, "rope_scaling"),
-                format!("must be an object or null (got {})", describe(v)),
-            ));
-        }
-    };
-    let parameters = match top.get("rope_parameters") {
-        Some(Value::Object(m)) if !m.is_empty() => Some(("rope_parameters", m)),
-        None | Some(Value::Null) | Some(Value::Object(_)) => None,
-        Some(v) => {
-            return Err(ImportError::new(
-                field(prefix, "rope_parameters"),
-                format!("must be an object or null (got {})", describe(v)),
-            ));
-        }
-    };
+    let scaling = rope_dict(top, "rope_scaling", prefix)?;
+    let outer = scaling.or(rope_dict(top, "rope_parameters", prefix)?);
     let local_theta = positive_f64(top, "rope_local_base_freq", prefix)?;
+    let layers = layers(top, outer, local_theta, opts)?;
     let empty = Map::new();
-    let outer = scaling.or(parameters);
+    let src = source(&layers, outer, &empty, prefix)?;
+    let (rope_type, method) = rope_type_of(&src)?;
 
+    let p = &src.path;
+    let d = src.dict;
+    let theta = if layers.gemma_legacy && layers.chosen.as_deref() == Some("sliding_attention") {
+        local_theta
+    } else {
+        positive_f64(d, "rope_theta", p)?.or(top_theta)
+    }
+    .unwrap_or(DEFAULT_THETA);
+    let partial = positive_f64(d, "partial_rotary_factor", p)?
+        .or(top_partial)
+        .unwrap_or(1.0);
+    let dict_original = positive_u64(d, "original_max_position_embeddings", p)?;
+    // transformers moves the pre-training length into the RoPE dictionary for the types that
+    // use it; a top-level value has priority in the flat form (Phi-3)
+    let original = if src.nested {
+        dict_original
+    } else {
+        top_original.or(dict_original)
+    };
+    let mut c = ScheduleConfig {
+        method,
+        dim: head_dim,
+        base: theta,
+        partial_rotary_factor: partial,
+        scale: 1.0,
+        ..ScheduleConfig::default()
+    };
+    let truncate_from = match outer {
+        Some((key, m)) if src.nested => (m, field(prefix, key)),
+        _ => (d, p.clone()),
+    };
+    let inputs = MethodInputs {
+        dict: d,
+        path: p,
+        rope_type: &rope_type,
+        max_pos,
+        original,
+        truncate_from: (truncate_from.0, &truncate_from.1),
+    };
+    c.train_len = method_parameters(&mut c, &inputs)?;
+    let seq_len = opts.seq_len.unwrap_or(max_pos);
+    c.seq_len = seq_len;
+    c.eval_len = opts.eval_len.unwrap_or(max_pos.max(seq_len));
+    if opts.eval_len.is_none() && c.eval_len < c.train_len {
+        return Err(ImportError::new(
+            field(prefix, "original_max_position_embeddings"),
+            format!(
+                "must not exceed max_position_embeddings ({max_pos}) (got {})",
+                c.train_len
+            ),
+        ));
+    }
+    c.validate()
+        .map_err(|e| map_schedule_error(e, &src.path, prefix, method))?;
+    Ok(ModelRope {
+        name,
+        rope_type,
+        head_dim,
+        layer_type: layers.chosen,
+        layer_types: layers.types,
+        max_position_embeddings: max_pos,
+        original_max_position_embeddings: original,
+        config: c,
+    })
+}
+
+/// A RoPE dictionary and the config key it was found under.
+type NamedDict<'a> = (&'static str, &'a Map<String, Value>);
+
+/// `rope_scaling` or `rope_parameters` when it is a non-empty object (`None` when absent, null
+/// or empty; an error for anything else).
+fn rope_dict<'a>(
+    top: &'a Map<String, Value>,
+    key: &'static str,
+    prefix: &str,
+) -> Result<Option<NamedDict<'a>>, ImportError> {
+    match top.get(key) {
+        Some(Value::Object(m)) if !m.is_empty() => Ok(Some((key, m))),
+        None | Some(Value::Null) | Some(Value::Object(_)) => Ok(None),
+        Some(v) => Err(ImportError::new(
+            field(prefix, key),
+            format!("must be an object or null (got {})", describe(v)),
+        )),
+    }
+}
+
+/// The layer types a config offers and the one read.
+struct Layers {
+    /// Every layer type with its own RoPE (sorted; empty for one RoPE everywhere).
+    types: Vec<String>,
+    /// The one read: `--layer-type`, else `full_attention`, else the first.
+    chosen: Option<String>,
+    /// Gemma 3's legacy form: `rope_scaling` (or nothing) for full attention and
+    /// `rope_local_base_freq` for sliding attention.
+    gemma_legacy: bool,
+}
+
+fn layers(
+    top: &Map<String, Value>,
+    outer: Option<(&str, &Map<String, Value>)>,
+    local_theta: Option<f64>,
+    opts: &ImportOptions,
+) -> Result<Layers, ImportError> {
     // per-layer dictionaries: keys named in `layer_types` (or, without it, object-valued keys)
     let declared: Option<Vec<&str>> = top
         .get("layer_types")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect());
-    let nested_keys: Vec<String> = match outer {
-        Some((_, m)) => {
-            let mut keys: Vec<String> = m
-                .iter()
-                .filter(|(k, v)| match &declared {
-                    Some(d) => d.contains(&k.as_str()),
-                    None => v.is_object(),
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            keys.sort();
-            keys
-        }
+    let mut types: Vec<String> = match outer {
+        Some((_, m)) => m
+            .iter()
+            .filter(|(k, v)| match &declared {
+                Some(d) => d.contains(&k.as_str()),
+                None => v.is_object(),
+            })
+            .map(|(k, _)| k.clone())
+            .collect(),
         None => Vec::new(),
     };
-
-    // Gemma 3 legacy form: rope_scaling (or nothing) for full attention, rope_local_base_freq
-    // for sliding attention
-    let gemma_legacy = local_theta.is_some() && nested_keys.is_empty();
-    let mut layer_types = nested_keys.clone();
+    types.sort();
+    let gemma_legacy = local_theta.is_some() && types.is_empty();
     if gemma_legacy {
-        layer_types = vec!["full_attention".into(), "sliding_attention".into()];
+        types = vec!["full_attention".into(), "sliding_attention".into()];
     }
-    let chosen = match (&opts.layer_type, layer_types.is_empty()) {
+    let chosen = match (&opts.layer_type, types.is_empty()) {
         (Some(lt), true) => {
             return Err(ImportError::new(
                 "--layer-type",
@@ -359,35 +438,48 @@ fn read_model(
                 ),
             ));
         }
-        (Some(lt), false) if !layer_types.contains(lt) => {
+        (Some(lt), false) if !types.contains(lt) => {
             return Err(ImportError::new(
                 "--layer-type",
-                format!("must be one of {} (got '{lt}')", layer_types.join(", ")),
+                format!("must be one of {} (got '{lt}')", types.join(", ")),
             ));
         }
         (Some(lt), false) => Some(lt.clone()),
         (None, true) => None,
         (None, false) => Some(
-            layer_types
+            types
                 .iter()
                 .find(|t| *t == "full_attention")
-                .unwrap_or(&layer_types[0])
+                .unwrap_or(&types[0])
                 .clone(),
         ),
     };
+    Ok(Layers {
+        types,
+        chosen,
+        gemma_legacy,
+    })
+}
 
+/// The RoPE dictionary of the chosen layer type (an empty one where the config has none).
+fn source<'a>(
+    layers: &Layers,
+    outer: Option<NamedDict<'a>>,
+    empty: &'a Map<String, Value>,
+    prefix: &str,
+) -> Result<Source<'a>, ImportError> {
     let outer_path = |o: &str| field(prefix, o);
-    let src: Source = match (&chosen, outer) {
-        (Some(lt), _) if gemma_legacy => {
+    Ok(match (&layers.chosen, outer) {
+        (Some(lt), _) if layers.gemma_legacy => {
             if lt == "sliding_attention" {
                 Source {
-                    dict: &empty,
+                    dict: empty,
                     path: field(prefix, "rope_local_base_freq"),
                     nested: true,
                 }
             } else {
                 Source {
-                    dict: outer.map(|(_, m)| m).unwrap_or(&empty),
+                    dict: outer.map(|(_, m)| m).unwrap_or(empty),
                     path: outer_path(outer.map(|(k, _)| k).unwrap_or("rope_scaling")),
                     nested: true,
                 }
@@ -419,12 +511,15 @@ fn read_model(
             nested: false,
         },
         (_, None) => Source {
-            dict: &empty,
+            dict: empty,
             path: outer_path("rope_scaling"),
             nested: false,
         },
-    };
+    })
+}
 
+/// The dictionary's rope type (`rope_type`, or the legacy `type`; `default` when neither).
+fn rope_type_of(src: &Source) -> Result<(String, Method), ImportError> {
     let rope_type = match (src.dict.get("rope_type"), src.dict.get("type")) {
         (Some(Value::String(t)), _) | (None | Some(Value::Null), Some(Value::String(t))) => {
             t.clone()
@@ -456,150 +551,137 @@ fn read_model(
             ),
         )
     })?;
+    Ok((rope_type, method))
+}
 
-    let p = &src.path;
-    let d = src.dict;
-    let theta = if gemma_legacy && chosen.as_deref() == Some("sliding_attention") {
-        local_theta
-    } else {
-        positive_f64(d, "rope_theta", p)?.or(top_theta)
-    }
-    .unwrap_or(DEFAULT_THETA);
-    let partial = positive_f64(d, "partial_rotary_factor", p)?
-        .or(top_partial)
-        .unwrap_or(1.0);
-    let dict_original = positive_u64(d, "original_max_position_embeddings", p)?;
-    // transformers moves the pre-training length into the RoPE dictionary for the types that
-    // use it; a top-level value has priority in the flat form (Phi-3)
-    let original = if src.nested {
-        dict_original
-    } else {
-        top_original.or(dict_original)
-    };
-    let original_or_max = original.unwrap_or(max_pos);
+/// What the method's parameters are read from.
+struct MethodInputs<'a> {
+    dict: &'a Map<String, Value>,
+    path: &'a str,
+    rope_type: &'a str,
+    max_pos: u64,
+    /// `original_max_position_embeddings` as transformers sees it for this dictionary.
+    original: Option<u64>,
+    /// Where YaRN's `truncate` is read: transformers reads it from the outer dictionary, so in
+    /// the per-layer form a layer's own `truncate` is not seen.
+    truncate_from: (&'a Map<String, Value>, &'a str),
+}
+
+/// Reads the method's parameters into `c`; returns the trained length its formula uses.
+fn method_parameters(c: &mut ScheduleConfig, m: &MethodInputs) -> Result<u64, ImportError> {
+    let (d, p) = (m.dict, m.path);
+    let original_or_max = m.original.unwrap_or(m.max_pos);
     let factor = positive_f64(d, "factor", p)?;
     let need = |v: Option<f64>, key: &str| {
         v.ok_or_else(|| {
             ImportError::new(
                 field(p, key),
-                format!("missing; rope type '{rope_type}' needs a number > 0"),
+                format!("missing; rope type '{}' needs a number > 0", m.rope_type),
             )
         })
     };
-    let ratio = max_pos as f64 / original_or_max as f64;
-
-    let mut c = ScheduleConfig {
-        method,
-        dim: head_dim,
-        base: theta,
-        partial_rotary_factor: partial,
-        scale: 1.0,
-        ..ScheduleConfig::default()
-    };
-    let seq_len = opts.seq_len.unwrap_or(max_pos);
-    let mut train_len = original.unwrap_or(max_pos);
-    match method {
-        Method::Rope | Method::Ntk => {}
-        Method::Pi => c.scale = need(factor, "factor")?,
+    let ratio = m.max_pos as f64 / original_or_max as f64;
+    match c.method {
+        Method::Rope | Method::Ntk => Ok(original_or_max),
+        Method::Pi => {
+            c.scale = need(factor, "factor")?;
+            Ok(original_or_max)
+        }
         Method::DynamicNtk => {
             c.scale = need(factor, "factor")?;
             // transformers' dynamic formula uses max_position_embeddings as the trained length
-            train_len = max_pos;
+            Ok(m.max_pos)
         }
-        Method::Proportional => c.scale = factor.unwrap_or(1.0),
+        Method::Proportional => {
+            c.scale = factor.unwrap_or(1.0);
+            Ok(original_or_max)
+        }
         Method::Yarn => {
             c.scale = factor.unwrap_or(ratio);
-            train_len = original_or_max;
-            // `or 32` / `or 1` in transformers: 0 and null take the defaults
-            c.beta_fast = finite_f64(d, "beta_fast", p)?
-                .filter(|v| *v != 0.0)
-                .unwrap_or(32.0);
-            c.beta_slow = finite_f64(d, "beta_slow", p)?
-                .filter(|v| *v != 0.0)
-                .unwrap_or(1.0);
-            c.mscale = finite_f64(d, "mscale", p)?;
-            c.mscale_all_dim = finite_f64(d, "mscale_all_dim", p)?;
-            c.attention_factor = positive_f64(d, "attention_factor", p)?;
-            // transformers reads `truncate` from the outer `rope_parameters`, so in the per-layer
-            // form a layer's own `truncate` is not seen
-            let (tdict, tpath) = match outer {
-                Some((key, m)) if src.nested => (m, outer_path(key)),
-                _ => (d, p.clone()),
-            };
-            c.truncate = match tdict.get("truncate") {
-                None | Some(Value::Null) => true,
-                Some(Value::Bool(b)) => *b,
-                Some(v) => {
-                    return Err(ImportError::new(
-                        field(&tpath, "truncate"),
-                        format!("must be true or false (got {})", describe(v)),
-                    ));
-                }
-            };
+            yarn_parameters(c, d, p, m.truncate_from)?;
+            Ok(original_or_max)
         }
         Method::Llama3 => {
             c.scale = need(factor, "factor")?;
             c.low_freq_factor = need(positive_f64(d, "low_freq_factor", p)?, "low_freq_factor")?;
             c.high_freq_factor = need(positive_f64(d, "high_freq_factor", p)?, "high_freq_factor")?;
-            train_len = original_or_max;
+            Ok(original_or_max)
         }
         Method::Longrope => {
             c.scale = factor.unwrap_or(ratio);
             c.attention_factor = positive_f64(d, "attention_factor", p)?;
-            train_len = original_or_max;
-            let rot = c.rotary_dim();
-            for key in ["short_factor", "long_factor"] {
-                let list = positive_list(d, key, p)?.ok_or_else(|| {
-                    ImportError::new(
-                        field(p, key),
-                        format!(
-                            "missing; longrope needs a list of rotary dim / 2 = {} numbers",
-                            rot / 2
-                        ),
-                    )
-                })?;
-                if list.len() != rot / 2 {
-                    return Err(ImportError::new(
-                        field(p, key),
-                        format!(
-                            "must hold rotary dim / 2 = {} numbers (head_dim {head_dim} x partial_rotary_factor {partial}), got {}",
-                            rot / 2,
-                            list.len()
-                        ),
-                    ));
-                }
-                if key == "short_factor" {
-                    c.short_factor = list;
-                } else {
-                    c.long_factor = list;
-                }
-            }
+            longrope_factors(c, d, p)?;
+            Ok(original_or_max)
         }
     }
-    c.train_len = train_len;
-    c.seq_len = seq_len;
-    c.eval_len = opts.eval_len.unwrap_or(max_pos.max(seq_len));
-    if opts.eval_len.is_none() && c.eval_len < c.train_len {
-        return Err(ImportError::new(
-            field(prefix, "original_max_position_embeddings"),
-            format!(
-                "must not exceed max_position_embeddings ({max_pos}) (got {})",
-                c.train_len
-            ),
-        ));
+}
+
+/// YaRN's betas, attention-factor inputs and `truncate`.
+fn yarn_parameters(
+    c: &mut ScheduleConfig,
+    d: &Map<String, Value>,
+    p: &str,
+    (tdict, tpath): (&Map<String, Value>, &str),
+) -> Result<(), ImportError> {
+    // `or 32` / `or 1` in transformers: 0 and null take the defaults
+    c.beta_fast = finite_f64(d, "beta_fast", p)?
+        .filter(|v| *v != 0.0)
+        .unwrap_or(32.0);
+    c.beta_slow = finite_f64(d, "beta_slow", p)?
+        .filter(|v| *v != 0.0)
+        .unwrap_or(1.0);
+    c.mscale = finite_f64(d, "mscale", p)?;
+    c.mscale_all_dim = finite_f64(d, "mscale_all_dim", p)?;
+    c.attention_factor = positive_f64(d, "attention_factor", p)?;
+    c.truncate = match tdict.get("truncate") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => {
+            return Err(ImportError::new(
+                field(tpath, "truncate"),
+                format!("must be true or false (got {})", describe(v)),
+            ));
+        }
+    };
+    Ok(())
+}
+
+/// LongRoPE's two factor lists, each of rotary dim / 2 numbers.
+fn longrope_factors(
+    c: &mut ScheduleConfig,
+    d: &Map<String, Value>,
+    p: &str,
+) -> Result<(), ImportError> {
+    let rot = c.rotary_dim();
+    for key in ["short_factor", "long_factor"] {
+        let list = positive_list(d, key, p)?.ok_or_else(|| {
+            ImportError::new(
+                field(p, key),
+                format!(
+                    "missing; longrope needs a list of rotary dim / 2 = {} numbers",
+                    rot / 2
+                ),
+            )
+        })?;
+        if list.len() != rot / 2 {
+            return Err(ImportError::new(
+                field(p, key),
+                format!(
+                    "must hold rotary dim / 2 = {} numbers (head_dim {} x partial_rotary_factor {}), got {}",
+                    rot / 2,
+                    c.dim,
+                    c.partial_rotary_factor,
+                    list.len()
+                ),
+            ));
+        }
+        if key == "short_factor" {
+            c.short_factor = list;
+        } else {
+            c.long_factor = list;
+        }
     }
-    c.validate()
-        .map_err(|e| map_schedule_error(e, &src.path, prefix, method))?;
-    Ok(ModelRope {
-        name,
-        rope_type,
-        head_dim,
-        layer_type: chosen,
-        layer_types,
-        max_position_embeddings: max_pos,
-        original_max_position_embeddings: original,
-        config: c,
-    })
+    Ok(())
 }
 
 fn unreachable_layer(lt: &str) -> Result<Source<'static>, ImportError> {

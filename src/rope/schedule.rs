@@ -272,6 +272,13 @@ impl ScheduleConfig {
 
     /// Checks every field; the error names the offending option and its valid range.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_sizes()?;
+        self.validate_method_parameters()?;
+        self.validate_rotary()
+    }
+
+    /// Head dimension, base, the three lengths and the scale.
+    fn validate_sizes(&self) -> Result<(), ConfigError> {
         if self.dim < 2 || self.dim > MAX_DIM || !self.dim.is_multiple_of(2) {
             return Err(ConfigError::new(
                 "dim",
@@ -307,6 +314,18 @@ impl ScheduleConfig {
                 format!("must be at most 1e6 (got {})", self.scale),
             ));
         }
+        if self.seq_len < 1 || self.seq_len > MAX_EVAL_LEN {
+            return Err(ConfigError::new(
+                "seq-len",
+                format!("must be in 1..={MAX_EVAL_LEN} (got {})", self.seq_len),
+            ));
+        }
+        Ok(())
+    }
+
+    /// YaRN's betas and Llama-3's factors (checked whatever the method, so that switching the
+    /// method never reveals a bad value), and LongRoPE's minimum length.
+    fn validate_method_parameters(&self) -> Result<(), ConfigError> {
         finite_at_least("beta-fast", self.beta_fast, 0.0, true)?;
         finite_at_least("beta-slow", self.beta_slow, 0.0, true)?;
         finite_at_least("low-freq-factor", self.low_freq_factor, 0.0, true)?;
@@ -320,12 +339,20 @@ impl ScheduleConfig {
                 ),
             ));
         }
-        if self.seq_len < 1 || self.seq_len > MAX_EVAL_LEN {
+        if self.method == Method::Longrope && self.train_len < 2 && self.scale > 1.0 {
             return Err(ConfigError::new(
-                "seq-len",
-                format!("must be in 1..={MAX_EVAL_LEN} (got {})", self.seq_len),
+                "train-len",
+                format!(
+                    "must be at least 2 for LongRoPE's attention factor sqrt(1 + ln s / ln L) (got {})",
+                    self.train_len
+                ),
             ));
         }
+        Ok(())
+    }
+
+    /// The partial rotary factor, the attention-factor inputs and the LongRoPE factor lists.
+    fn validate_rotary(&self) -> Result<(), ConfigError> {
         let p = self.partial_rotary_factor;
         if !(p.is_finite() && p > 0.0 && p <= 1.0) {
             return Err(ConfigError::new(
@@ -380,15 +407,6 @@ impl ScheduleConfig {
                     format!("every entry must be a finite number > 0 (got {v})"),
                 ));
             }
-        }
-        if self.method == Method::Longrope && self.train_len < 2 && self.scale > 1.0 {
-            return Err(ConfigError::new(
-                "train-len",
-                format!(
-                    "must be at least 2 for LongRoPE's attention factor sqrt(1 + ln s / ln L) (got {})",
-                    self.train_len
-                ),
-            ));
         }
         Ok(())
     }
