@@ -42,8 +42,10 @@ fn bucket_min_max(@builtin(global_invocation_id) gid: vec3<u32>,
     let extra = gp.n_out - size * gp.buckets;
     let start = b * size + min(b, extra);
     let end = start + size + select(0u, 1u, b < extra);
-    var lo = 3.4028235e38;
-    var hi = -3.4028235e38;
+    // the largest finite f32, as bits: the decimal literal lies above it, which WGSL compilers
+    // other than naga reject (Chromium's Tint: "cannot be represented as 'f32'")
+    var lo = bitcast<f32>(0x7f7fffffu);
+    var hi = -lo;
     for (var s = start; s < end; s++) {
         let v = curve[f * gp.n_out + s];
         lo = min(lo, v);

@@ -414,40 +414,77 @@ fn snapshot_gap_changes_with_resonance() {
 }
 
 /// Benchmark (prints, asserts nothing about time): frames while dragging the scale slider at
-/// L' = 131,072, d = 128 (Llama-3.1 preset); each step changes the config so every frame recomputes.
+/// L' = 131,072, d = 128 (Llama-3.1 preset), with the gap on the CPU and on the GPU (lavapipe
+/// here, a software GPU), in one run; each step changes the config so every frame starts a
+/// new computation. Reports frame times and how many results completed meanwhile.
 /// Run: `cargo test --release --test app_ui bench_ -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn bench_frame_time_while_dragging_scale() {
-    let st = AppState {
-        a: ConfigPreset::Llama31.config(false),
-        tab: Tab::Gap,
-        ..AppState::default()
-    };
-    let mut h = harness(st);
-    // let the initial computation finish
-    while h.state().computations()[0] == 0 || h.state().results(false).is_none() {
-        h.step();
+    let mut rows = Vec::new();
+    for on_gpu in [false, true] {
+        let st = AppState {
+            a: ConfigPreset::Llama31.config(false),
+            tab: Tab::Gap,
+            ..AppState::default()
+        };
+        let mut app = ResonanceApp::new(st, "bench");
+        if on_gpu {
+            match resonance_lab::gpu::GpuCompute::new_headless_blocking() {
+                Ok(g) => app = app.with_gpu(g),
+                Err(e) => {
+                    println!("no GPU adapter, GPU row skipped: {e}");
+                    continue;
+                }
+            }
+        }
+        let mut h = Harness::builder()
+            .with_size(egui::vec2(1280.0, 800.0))
+            .build_ui_state(|ui, app: &mut ResonanceApp| app.draw(ui), app);
+        while h.state().busy() || h.state().results(false).is_none() {
+            h.step();
+        }
+        let frames = 120;
+        let mut times = Vec::with_capacity(frames);
+        let mut completed = 0;
+        let mut last = h.state().results(false).unwrap().generation;
+        let t_all = std::time::Instant::now();
+        for k in 0..frames {
+            h.state_mut().state.a.scale = 8.0 + 0.05 * (k + 1) as f64;
+            let t0 = std::time::Instant::now();
+            h.step();
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+            let g = h.state().results(false).unwrap().generation;
+            completed += usize::from(g != last);
+            last = g;
+        }
+        let wall = t_all.elapsed().as_secs_f64();
+        times.sort_by(f64::total_cmp);
+        let r = h.state().results(false).unwrap();
+        rows.push((
+            r.gap_backend.clone(),
+            times[frames / 2],
+            times[frames * 9 / 10],
+            times[frames - 1],
+            completed,
+            wall,
+            r.compute_ms,
+        ));
     }
-    let frames = 120;
-    let mut times = Vec::with_capacity(frames);
-    let start = h.state().computations()[0];
-    for k in 0..frames {
-        h.state_mut().state.a.scale = 8.0 + 0.05 * (k + 1) as f64;
-        let t0 = std::time::Instant::now();
-        h.step();
-        times.push(t0.elapsed().as_secs_f64() * 1e3);
+    for (backend, med, p90, max, completed, wall, comp) in &rows {
+        println!(
+            "L'=131072 d=128, 120 frames dragging the scale, gap on {backend}: median {med:.1} ms, \
+             p90 {p90:.1} ms, max {max:.1} ms per frame; {completed} results completed in {wall:.2} s; \
+             last computation {comp:.1} ms from start to result"
+        );
     }
-    times.sort_by(f64::total_cmp);
-    let comp = h.state().results(false).unwrap().compute_ms;
-    println!(
-        "L'=131072 d=128, {frames} frames dragging the scale: median {:.1} ms, p90 {:.1} ms, max {:.1} ms per frame; \
-         {} computations started; one full computation {comp:.1} ms (spread over frames)",
-        times[frames / 2],
-        times[frames * 9 / 10],
-        times[frames - 1],
-        h.state().computations()[0] - start
-    );
+    if let [cpu, gpu] = &rows[..] {
+        println!(
+            "median frame GPU/CPU = {:.2}; results per second GPU/CPU = {:.2}",
+            gpu.1 / cpu.1,
+            (gpu.4 as f64 / gpu.5) / (cpu.4 as f64 / cpu.5).max(1e-9)
+        );
+    }
 }
 
 /// Benchmark (prints, asserts nothing about time): load a config with head_dim 256 and
@@ -538,6 +575,88 @@ fn gpu_heatmap_raster_matches_the_f64_reference() {
     assert!(c.backend.starts_with("GPU"), "{c:?}");
     assert!(c.ok, "{c:?}");
     assert_eq!(c.values, 256 * 32);
+}
+
+/// With a GPU the interpolation gap comes from the WGSL gap kernels: the gap per feature equals
+/// the exact CPU analysis bit for bit, the gap curves are the kernel's min/max buckets, and the
+/// self-check names the GPU and compares the gap with the f64 reference. Compare mode and a
+/// config change go through the same path.
+#[test]
+fn gpu_gap_plot_matches_the_f64_reference() {
+    let gpu = match resonance_lab::gpu::GpuCompute::new_headless_blocking() {
+        Ok(g) => g,
+        Err(e) if std::env::var_os("CI").is_some() => panic!("CI is set but {e}"),
+        Err(e) => {
+            eprintln!("skipping GPU test: {e}");
+            return;
+        }
+    };
+    let st = AppState {
+        tab: Tab::Gap,
+        compare: true,
+        ..AppState::default()
+    };
+    let mut app = ResonanceApp::new(st, "test renderer").with_gpu(gpu);
+    app.show_timings = false;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .wgpu()
+        .build_ui_state(|ui, app: &mut ResonanceApp| app.draw(ui), app);
+    let wait = |h: &mut Harness<'static, ResonanceApp>| {
+        for _ in 0..2000 {
+            h.run_steps(1);
+            if !h.state().busy() && h.state().self_check().is_some() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("the GPU gap did not arrive");
+    };
+    wait(&mut h);
+    for b in [false, true] {
+        let r = h.state().results(b).unwrap();
+        assert!(r.gap_backend.starts_with("GPU"), "{}", r.gap_backend);
+        let want = resonance_lab::rope::gap_analysis(&r.schedule);
+        let want_twin = resonance_lab::rope::gap_analysis(&r.twin);
+        assert_eq!(r.gap.gap, want.gap, "bit-identical gap per feature");
+        assert_eq!(r.gap.worst_position, want.worst_position);
+        assert_eq!(r.twin_gap.gap, want_twin.gap);
+        assert!(
+            r.gap_buckets.is_some(),
+            "curves come from the kernel's buckets"
+        );
+    }
+    let c = h.state().self_check().unwrap();
+    assert!(c.ok && c.gap_backend.starts_with("GPU"), "{c:?}");
+    assert!(c.gap_values > 5 && c.gap_max_abs_err <= 1e-6, "{c:?}");
+    assert!(c.gap_cpu_reason.is_none(), "{c:?}");
+    // a new config is computed on the GPU too
+    h.state_mut().state.a.scale = 6.0;
+    wait(&mut h);
+    let r = h.state().results(false).unwrap();
+    assert_eq!(r.schedule.config.scale, 6.0);
+    assert_eq!(
+        r.gap.gap,
+        resonance_lab::rope::gap_analysis(&r.schedule).gap
+    );
+    assert!(
+        h.state().compute_label().contains("gap"),
+        "{}",
+        h.state().compute_label()
+    );
+}
+
+/// Without a GPU the gap is computed on the CPU and the self-check says why.
+#[test]
+fn without_a_gpu_the_gap_is_on_the_cpu_and_the_reason_is_named() {
+    let h = harness(with_tab(Tab::Gap));
+    let r = h.state().results(false).unwrap();
+    assert!(r.gap_backend.starts_with("CPU"), "{}", r.gap_backend);
+    assert!(r.gap_buckets.is_none());
+    let c = h.state().self_check().unwrap();
+    assert!(c.ok && c.gap_backend.starts_with("CPU"), "{c:?}");
+    assert_eq!(c.gap_max_abs_err, 0.0);
+    assert!(c.gap_cpu_reason.is_some(), "{c:?}");
 }
 
 /// The PosGen tab trains the paper's four schedules, each on its own worker thread, from a

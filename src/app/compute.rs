@@ -1,8 +1,12 @@
 //! The compute layer of the app: turns a [`ScheduleConfig`] into plot-ready results through a
 //! [`ComputePath`], caches them keyed by configuration, and downsamples long series to screen width.
 //!
-//! The CPU backend uses the exact `rope` functions (the reference for every backend).
+//! The CPU path uses the exact `rope` functions (the reference for every backend), time-sliced
+//! across frames. The GPU path hands the gap to the WGSL kernels ([`super::gpu_link`]): the
+//! cache then waits for the app to deliver the GPU's result, and falls back to the CPU path
+//! when the GPU fails.
 
+use crate::gpu::{GapBuckets, GpuGap};
 use crate::rope::{self, ConfigError, GapAnalysis, Schedule, ScheduleConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +17,9 @@ use web_time::Instant;
 pub enum ComputePath {
     /// The exact CPU path (`rope` module, f64 with exact phases).
     Cpu,
+    /// The gap from the WGSL gap kernels on the renderer's device (named here); the rest of the
+    /// plots from the CPU path.
+    Gpu(String),
 }
 
 /// Hands out [`Results::generation`] numbers: one process-wide counter, so no two results
@@ -39,8 +46,13 @@ pub struct Results {
     pub gap: GapAnalysis,
     /// Gap per feature of `twin`.
     pub twin_gap: GapAnalysis,
-    /// Milliseconds this computation took.
+    /// Milliseconds this computation took (for the GPU path: from request to arrival).
     pub compute_ms: f64,
+    /// What computed `gap` and `twin_gap`, e.g. `CPU (exact f64 phases)` or `GPU <adapter>`.
+    pub gap_backend: String,
+    /// The GPU's min/max buckets of every feature's gap curve, of the config and of the twin
+    /// (GPU path only; the CPU path derives curves from exact phases).
+    pub gap_buckets: Option<Arc<[GapBuckets; 2]>>,
 }
 
 impl Results {
@@ -56,12 +68,16 @@ impl Results {
 
 impl ComputePath {
     /// A short label for the status bar.
-    pub fn label(&self) -> &'static str {
+    pub fn label(&self) -> String {
         match self {
-            ComputePath::Cpu => "CPU (exact f64 phases)",
+            ComputePath::Cpu => CPU_LABEL.into(),
+            ComputePath::Gpu(adapter) => format!("GPU {adapter}"),
         }
     }
 }
+
+/// The CPU path's label.
+pub const CPU_LABEL: &str = "CPU (exact f64 phases)";
 
 /// Gap analysis of a schedule and its twin in progress: one feature at a time, so a frame can
 /// stop after its time budget and continue in the next one.
@@ -113,8 +129,22 @@ impl ComputeJob {
             schedule: self.schedule.clone(),
             twin: self.twin.clone(),
             compute_ms: self.seconds * 1e3,
+            gap_backend: CPU_LABEL.into(),
+            gap_buckets: None,
         })
     }
+}
+
+/// A computation handed to the GPU: the schedule and twin whose gap the app is to request under
+/// `generation`, and when it was handed over.
+pub struct GpuPending {
+    /// The generation the results will carry (the GPU request's key).
+    pub generation: u64,
+    /// The configured schedule.
+    pub schedule: Schedule,
+    /// Its twin.
+    pub twin: Schedule,
+    started: Instant,
 }
 
 /// Results for one configuration plus the last error; recomputes only when the config changes
@@ -127,6 +157,8 @@ pub struct Cache {
     good: Option<Arc<Results>>,
     error: Option<ConfigError>,
     job: Option<ComputeJob>,
+    /// The GPU path's computation waiting for its gap.
+    gpu: Option<GpuPending>,
     /// The latest valid config's schedule, waiting for the running job to finish.
     queued: Option<Schedule>,
     /// How many computations were started (the rest were cache hits or superseded).
@@ -142,12 +174,27 @@ impl Cache {
         config: &ScheduleConfig,
         budget_s: f64,
     ) -> bool {
-        let ComputePath::Cpu = backend;
+        let on_gpu = matches!(backend, ComputePath::Gpu(_));
+        if !on_gpu && let Some(p) = self.gpu.take() {
+            // the GPU failed (or went away): its waiting computation runs on the CPU
+            self.start(p.schedule);
+        }
         if self.key.as_ref() != Some(config) {
             self.key = Some(config.clone());
             // validation is immediate; only valid configs queue (replacing a job not yet begun)
             self.queued = None;
             match Schedule::new(config) {
+                Ok(schedule) if on_gpu => {
+                    self.error = None;
+                    // the latest wins: the app cancels the request of the one it replaces
+                    self.gpu = Some(GpuPending {
+                        generation: next_generation(),
+                        twin: schedule.twin(),
+                        schedule,
+                        started: Instant::now(),
+                    });
+                    self.computations += 1;
+                }
                 Ok(schedule) => {
                     self.error = None;
                     if self.job.as_ref().is_none_or(|j| j.done.is_empty()) {
@@ -184,7 +231,41 @@ impl Cache {
 
     /// True while a computation is in progress (the app keeps repainting).
     pub fn busy(&self) -> bool {
-        self.job.is_some()
+        self.job.is_some() || self.gpu.is_some()
+    }
+
+    /// The computation waiting for the GPU's gap, for the app to request.
+    pub fn gpu_pending(&self) -> Option<&GpuPending> {
+        self.gpu.as_ref()
+    }
+
+    /// Delivers the GPU's gap of the config and its twin for generation `key`; returns true
+    /// when they completed the waiting computation (a gap for a superseded one is ignored).
+    pub fn complete_gpu(&mut self, key: u64, gap: &GpuGap, twin: &GpuGap, adapter: &str) -> bool {
+        if self.gpu.as_ref().is_none_or(|p| p.generation != key) {
+            return false;
+        }
+        let Some(p) = self.gpu.take() else {
+            return false;
+        };
+        let analysis = |g: &GpuGap| {
+            GapAnalysis::from_maxima(g.gap.iter().copied().zip(g.worst_position.iter().copied()))
+        };
+        let buckets = match (&gap.buckets, &twin.buckets) {
+            (Some(a), Some(b)) => Some(Arc::new([a.clone(), b.clone()])),
+            _ => None,
+        };
+        self.good = Some(Arc::new(Results {
+            generation: p.generation,
+            gap: analysis(gap),
+            twin_gap: analysis(twin),
+            schedule: p.schedule,
+            twin: p.twin,
+            compute_ms: p.started.elapsed().as_secs_f64() * 1e3,
+            gap_backend: format!("GPU {adapter}"),
+            gap_buckets: buckets,
+        }));
+        true
     }
 
     /// The last good results (possibly of an earlier config when the current one is invalid

@@ -9,7 +9,7 @@ pub mod commands;
 pub mod compute;
 pub mod controls;
 pub mod export;
-pub mod gpu_heat;
+pub mod gpu_link;
 pub mod model_panel;
 pub mod models;
 pub mod plots;
@@ -66,6 +66,8 @@ pub struct Published {
     pub render_backend: String,
     /// Compute backend label.
     pub compute_backend: String,
+    /// Where the plot on screen was computed (`this plot: ...` in the status bar).
+    pub plot_source: Option<String>,
     /// Frames drawn so far.
     pub frames: u64,
     /// Milliseconds of the last computation.
@@ -105,8 +107,66 @@ pub struct SelfCheck {
     /// Largest absolute difference.
     pub max_abs_err: f64,
     /// Whether `max_abs_err` is within tolerance (1e-6 for the CPU raster, which is stored as
-    /// f32; 2e-6 for the GPU kernel).
+    /// f32; 2e-6 for the GPU kernel), and `gap_max_abs_err` within [`GAP_TOLERANCE`].
     pub ok: bool,
+    /// What computed the gap plot's data (`GPU <adapter>` or the CPU path).
+    pub gap_backend: String,
+    /// Why the gap is on the CPU, when it is (e.g. WebGL2 has no compute shaders).
+    pub gap_cpu_reason: Option<String>,
+    /// Gap values compared with the f64 reference (gap per feature of sampled features; on the
+    /// GPU also the min/max buckets of the selected feature's curve).
+    pub gap_values: usize,
+    /// Largest absolute difference of those gap values (radians).
+    pub gap_max_abs_err: f64,
+}
+
+/// Allowed gap error (radians): the gap per feature is exact (bit-identical integer keys); the
+/// GPU's curve buckets are f32.
+pub const GAP_TOLERANCE: f64 = 1e-6;
+
+impl SelfCheck {
+    /// Adds the gap's check: the gap per feature of up to five features (four spread over the
+    /// schedule and the selected one) against the f64 reference `GapWorkspace::max_gap`, and,
+    /// when the GPU computed it, the min/max of every bucket of the selected feature's curve
+    /// against the exact f64 curve.
+    pub fn with_gap(self, r: &Results, s: &Series) -> SelfCheck {
+        let sch = &r.schedule;
+        let (l, lp) = (sch.config.train_len, sch.config.eval_len);
+        let n = sch.num_features();
+        let mut features: Vec<usize> = (0..4).map(|k| k * (n - 1) / 3).collect();
+        features.push(s.feature);
+        features.dedup();
+        let mut ws = crate::rope::GapWorkspace::default();
+        let mut err = 0f64;
+        let mut values = 0;
+        for &f in &features {
+            let (want, _) = ws.max_gap(&sch.phases[f], l, lp);
+            err = err.max((r.gap.gap[f] - want).abs());
+            values += 1;
+        }
+        if let Some(b) = &r.gap_buckets {
+            let b = &b[0];
+            let curve = crate::rope::gap_curve(&sch.phases[s.feature], l, lp);
+            for k in 0..b.count {
+                let part = &curve[(b.edges[k] - l) as usize..(b.edges[k + 1] - l) as usize];
+                let lo = part.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = part.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let at = s.feature * b.count + k;
+                err = err
+                    .max((b.min[at] as f64 - lo).abs())
+                    .max((b.max[at] as f64 - hi).abs());
+                values += 2;
+            }
+        }
+        SelfCheck {
+            ok: self.ok && err <= GAP_TOLERANCE,
+            gap_backend: r.gap_backend.clone(),
+            gap_cpu_reason: None,
+            gap_values: values,
+            gap_max_abs_err: err,
+            ..self
+        }
+    }
 }
 
 /// Compares a heatmap raster the app draws (`heat`, feature-major like [`Series::heat`], from
@@ -132,6 +192,10 @@ pub fn self_check(backend: &str, heat: &[f32], tol: f64, r: &Results, s: &Series
         values,
         max_abs_err: max_err,
         ok: max_err <= tol && values > 0,
+        gap_backend: String::new(),
+        gap_cpu_reason: None,
+        gap_values: 0,
+        gap_max_abs_err: 0.0,
     }
 }
 
@@ -161,14 +225,8 @@ impl SideView {
         }
     }
 
-    /// Brings results and series up to date; returns (results, series) of the last good config.
-    fn update(
-        &mut self,
-        path: &ComputePath,
-        cfg: &crate::rope::ScheduleConfig,
-        feature: usize,
-    ) -> Option<(Arc<Results>, Arc<Series>)> {
-        self.cache.update(path, cfg, FRAME_COMPUTE_BUDGET_S);
+    /// The last good results and their series for `feature`.
+    fn current(&mut self, feature: usize) -> Option<(Arc<Results>, Arc<Series>)> {
         let r = self.cache.results()?.clone();
         let s = self.series_for(&r, feature);
         Some((r, s))
@@ -193,7 +251,7 @@ impl SideView {
         ctx: &egui::Context,
         name: &str,
         s: &Series,
-        gpu: Option<&gpu_heat::GpuRaster>,
+        gpu: Option<&gpu_link::GpuRaster>,
         n: usize,
     ) -> egui::TextureHandle {
         let gpu = gpu.filter(|g| g.key == s.generation);
@@ -216,7 +274,7 @@ impl SideView {
 struct Frame {
     a: Option<(Arc<Results>, Arc<Series>)>,
     b: Option<(Arc<Results>, Arc<Series>)>,
-    rasters: [Option<Arc<gpu_heat::GpuRaster>>; 2],
+    rasters: [Option<Arc<gpu_link::GpuRaster>>; 2],
     errors: [Option<crate::rope::ConfigError>; 2],
     busy: bool,
     /// d/2 of A's last good results (before the first, the configured d/2).
@@ -228,7 +286,6 @@ struct Frame {
 pub struct ResonanceApp {
     /// The view state (URL hash / storage).
     pub state: AppState,
-    path: ComputePath,
     render_backend: String,
     sides: [SideView; 2],
     message: Option<String>,
@@ -243,8 +300,10 @@ pub struct ResonanceApp {
     pub posgen: posgen_panel::PosgenPanel,
     /// The model section (config.json import and the twin's export).
     pub model: model_panel::ModelPanel,
-    /// GPU feature tables (heatmap) on the renderer's device; `None` on WebGL2 / no device.
-    gpu: Option<gpu_heat::GpuHeat>,
+    /// GPU gaps and feature tables on the renderer's device; `None` on WebGL2 / no device.
+    gpu: Option<gpu_link::GpuLink>,
+    /// Why there is no GPU compute (WebGL2, no adapter, ...), for the status bar and self-check.
+    gpu_unavailable: Option<String>,
     commands: CommandQueue,
     self_check: Option<((u64, RasterSource), SelfCheck)>,
     /// The last frame was narrower than [`NARROW_WIDTH`].
@@ -259,7 +318,6 @@ impl ResonanceApp {
         let commands = CommandQueue::default();
         ResonanceApp {
             state,
-            path: ComputePath::Cpu,
             render_backend: render_backend.into(),
             sides: [SideView::new(), SideView::new()],
             message: None,
@@ -271,6 +329,7 @@ impl ResonanceApp {
             posgen: posgen_panel::PosgenPanel::new(commands.sender()),
             model: model_panel::ModelPanel::default(),
             gpu: None,
+            gpu_unavailable: Some("no GPU compute device was given".into()),
             commands,
             self_check: None,
             narrow: false,
@@ -292,32 +351,51 @@ impl ResonanceApp {
             .as_ref()
             .map(|rs| render_backend_label(&rs.adapter.get_info()))
             .unwrap_or_else(|| "unknown renderer".into());
-        let app = ResonanceApp::new(state, render);
+        let mut app = ResonanceApp::new(state, render);
         // WebGL2 (and GL natively) has no compute shaders: those keep the CPU path.
-        let gpu = cc.wgpu_render_state.as_ref().and_then(|rs| {
-            let info = rs.adapter.get_info();
-            if info.backend == wgpu::Backend::Gl {
-                return None;
+        let gpu = match cc.wgpu_render_state.as_ref() {
+            None => Err("the renderer is not wgpu".to_string()),
+            Some(rs) if rs.adapter.get_info().backend == wgpu::Backend::Gl => {
+                Err("the renderer is WebGL2/GL, which has no compute shaders".to_string())
             }
-            let name = render_backend_label(&info);
-            match GpuCompute::from_device(rs.device.clone(), rs.queue.clone(), name) {
-                Ok(g) => Some(g),
-                Err(e) => {
-                    log::warn!("GPU compute unavailable, using the CPU path: {e}");
-                    None
-                }
+            Some(rs) => {
+                let name = render_backend_label(&rs.adapter.get_info());
+                GpuCompute::from_device(rs.device.clone(), rs.queue.clone(), name)
+                    .map_err(|e| format!("GPU compute unavailable: {e}"))
             }
-        });
+        };
         match gpu {
-            Some(g) => app.with_gpu(g),
-            None => app,
+            Ok(g) => app.with_gpu(g),
+            Err(reason) => {
+                log::warn!("using the CPU path: {reason}");
+                app.gpu_unavailable = Some(reason);
+                app
+            }
         }
     }
 
-    /// Computes heatmap tables with `gpu` (the CPU raster stays the fallback and reference).
+    /// Computes the gap and the heatmap tables with `gpu` (the CPU path stays the fallback
+    /// and the reference).
     pub fn with_gpu(mut self, gpu: GpuCompute) -> Self {
-        self.gpu = Some(gpu_heat::GpuHeat::new(gpu));
+        self.gpu = Some(gpu_link::GpuLink::new(gpu));
+        self.gpu_unavailable = None;
         self
+    }
+
+    /// Where the gap is computed now: the GPU while its link works, else the CPU.
+    fn gap_path(&self) -> ComputePath {
+        match &self.gpu {
+            Some(g) if g.failed().is_none() => ComputePath::Gpu(g.adapter_name().to_string()),
+            _ => ComputePath::Cpu,
+        }
+    }
+
+    /// Why the gap is on the CPU, when it is.
+    pub fn cpu_reason(&self) -> Option<String> {
+        match &self.gpu {
+            Some(g) => g.failed().map(|e| format!("the GPU failed: {e}")),
+            None => self.gpu_unavailable.clone(),
+        }
     }
 
     /// A sender into the app's command queue (the page API uses one; the next frame applies
@@ -326,18 +404,19 @@ impl ResonanceApp {
         self.commands.sender()
     }
 
-    /// What computes the plots, for the status bar and the page.
+    /// What computes the plots, for the status bar and the page: the gap and the heatmap on
+    /// the GPU when it works (the curves and wheel always on the exact CPU path), else all on
+    /// the CPU with the reason.
     pub fn compute_label(&self) -> String {
-        match &self.gpu {
-            Some(g) if g.failed().is_none() => {
-                format!("GPU {} (feature tables) + CPU f64", g.adapter_name())
+        match (self.gap_path(), self.cpu_reason()) {
+            (ComputePath::Gpu(a), _) => {
+                format!(
+                    "GPU {a} (gap, heatmap) + {} (curves, wheel)",
+                    compute::CPU_LABEL
+                )
             }
-            Some(g) => format!(
-                "{} (GPU failed: {})",
-                self.path.label(),
-                g.failed().unwrap_or_default()
-            ),
-            None => self.path.label().to_string(),
+            (ComputePath::Cpu, Some(why)) => format!("{} ({why})", compute::CPU_LABEL),
+            (ComputePath::Cpu, None) => compute::CPU_LABEL.to_string(),
         }
     }
 
@@ -429,11 +508,19 @@ impl ResonanceApp {
     /// Advances both sides' computations and the GPU tables by one frame's budget.
     fn compute(&mut self, ctx: &egui::Context) -> Frame {
         let compute_label = self.compute_label();
+        let path = self.gap_path();
         let st = &self.state;
         let [sa, sb] = &mut self.sides;
-        let a = sa.update(&self.path, &st.a, st.feature);
+        sa.cache.update(&path, &st.a, FRAME_COMPUTE_BUDGET_S);
+        if st.compare {
+            sb.cache.update(&path, &st.b, FRAME_COMPUTE_BUDGET_S);
+        }
+        self.gap_on_gpu();
+        let st = &self.state;
+        let [sa, sb] = &mut self.sides;
+        let a = sa.current(st.feature);
         let b = if st.compare {
-            sb.update(&self.path, &st.b, st.feature)
+            sb.current(st.feature)
         } else {
             None
         };
@@ -441,7 +528,7 @@ impl ResonanceApp {
         if busy {
             ctx.request_repaint();
         }
-        let mut rasters: [Option<Arc<gpu_heat::GpuRaster>>; 2] = [None, None];
+        let mut rasters: [Option<Arc<gpu_link::GpuRaster>>; 2] = [None, None];
         if let Some(g) = &mut self.gpu {
             g.poll();
             for (i, side) in [&a, &b].into_iter().enumerate() {
@@ -469,6 +556,47 @@ impl ResonanceApp {
         }
     }
 
+    /// Where the data of the plot on screen (side A) was computed, for the status bar.
+    fn plot_source(&self, f: &Frame) -> Option<String> {
+        let (r, _) = f.a.as_ref()?;
+        let raster_on_gpu = f.rasters[0].as_ref().is_some_and(|g| g.key == r.generation);
+        let gpu = self
+            .gpu
+            .as_ref()
+            .map(|g| format!("GPU {}", g.adapter_name()));
+        Some(match self.state.tab {
+            Tab::Gap => format!("gap bars and curves on {}", r.gap_backend),
+            Tab::Heatmap if raster_on_gpu => format!("cos table on {}", gpu.unwrap_or_default()),
+            Tab::Heatmap => format!("cos table on {}", compute::CPU_LABEL),
+            Tab::PhaseWheel => {
+                format!("angles on {}, gap on {}", compute::CPU_LABEL, r.gap_backend)
+            }
+            Tab::Wavelengths | Tab::FeatureCurve | Tab::Pairs => compute::CPU_LABEL.to_string(),
+            Tab::PosGen => return None,
+        })
+    }
+
+    /// Requests the gap of every computation waiting for the GPU, polls the GPU, and hands
+    /// arrived gaps to their caches (a GPU failure turns them into CPU computations next frame).
+    fn gap_on_gpu(&mut self) {
+        let Some(g) = &mut self.gpu else { return };
+        for (i, side) in self.sides.iter().enumerate() {
+            if let Some(p) = side.cache.gpu_pending() {
+                g.request_gap(i, p.generation, &p.schedule, &p.twin);
+            }
+        }
+        g.poll();
+        for (i, side) in self.sides.iter_mut().enumerate() {
+            let key = side.cache.gpu_pending().map(|p| p.generation);
+            if let Some(key) = key
+                && let Some(pair) = g.gap(i, key)
+            {
+                side.cache
+                    .complete_gpu(key, &pair.gap, &pair.twin, g.adapter_name());
+            }
+        }
+    }
+
     fn status_bar(&self, ui: &mut Ui, f: &Frame) {
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
@@ -476,6 +604,10 @@ impl ResonanceApp {
                 ui.separator();
                 ui.label(format!("compute: {}", f.compute_label));
                 ui.separator();
+                if let Some(src) = self.plot_source(f) {
+                    ui.label(format!("this plot: {src}"));
+                    ui.separator();
+                }
                 if let Some(m) = model_panel::status(&self.model, &self.state) {
                     ui.label(m);
                     ui.separator();
@@ -724,7 +856,11 @@ impl ResonanceApp {
                 let label = format!("GPU {}", g.adapter_name());
                 self_check(&label, &raster.heat, 2e-6, r, s)
             }
-            _ => self_check(self.path.label(), &s.heat, 1e-6, r, s),
+            _ => self_check(compute::CPU_LABEL, &s.heat, 1e-6, r, s),
+        };
+        let check = SelfCheck {
+            gap_cpu_reason: self.cpu_reason(),
+            ..check.with_gap(r, s)
         };
         self.self_check = Some((key, check));
     }
@@ -735,6 +871,7 @@ impl ResonanceApp {
         p.hash = self.state.to_hash();
         p.render_backend = self.render_backend.clone();
         p.compute_backend = f.compute_label.clone();
+        p.plot_source = self.plot_source(f);
         p.frames = self.frames;
         p.compute_ms = f.a.as_ref().map(|(r, _)| r.compute_ms).unwrap_or(0.0);
         p.frame_ms = self.last_frame_ms;
@@ -768,7 +905,7 @@ fn draw_tab(
     salt: &str,
     (r, s): &(Arc<Results>, Arc<Series>),
     side: &mut SideView,
-    gpu: &Option<Arc<gpu_heat::GpuRaster>>,
+    gpu: &Option<Arc<gpu_link::GpuRaster>>,
 ) {
     match st.tab {
         Tab::Wavelengths => plots::wavelengths(ui, salt, r),

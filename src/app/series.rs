@@ -3,6 +3,7 @@
 //! (configuration, feature) and reused every frame; each also exports as CSV.
 
 use super::compute::{Results, downsample_minmax, feature_values};
+use crate::gpu::GapBuckets;
 use crate::rope::{self, PairLayout, Schedule};
 use std::f64::consts::PI;
 use std::fmt::Write;
@@ -93,13 +94,15 @@ impl Series {
         let (l, lp) = (s.config.train_len, s.config.eval_len);
         let curve =
             |sch: &Schedule| downsample_minmax(0.0, 1.0, &feature_values(sch, i, lp), BUCKETS);
-        let gcurve = |sch: &Schedule| {
-            downsample_minmax(
+        let gcurve = |sch: &Schedule, k: usize| match &r.gap_buckets {
+            // the GPU path: the kernel's min/max per bucket of OOD positions
+            Some(b) => bucket_curve(&b[k], i),
+            None => downsample_minmax(
                 l as f64,
                 1.0,
                 &rope::gap_curve(&sch.phases[i], l, lp),
                 BUCKETS,
-            )
+            ),
         };
         let cols = (lp as usize).clamp(1, HEATMAP_COLUMNS);
         let heat_positions: Vec<u64> = (0..cols as u64).map(|k| k * lp / cols as u64).collect();
@@ -115,8 +118,8 @@ impl Series {
             feature: i,
             curve: curve(s),
             twin_curve: curve(t),
-            gap_curve: gcurve(s),
-            twin_gap_curve: gcurve(t),
+            gap_curve: gcurve(s, 0),
+            twin_gap_curve: gcurve(t, 1),
             wheel: wheel(s, i, r.gap.gap[i], r.gap.worst_position[i]),
             twin_wheel: wheel(t, i, r.twin_gap.gap[i], r.twin_gap.worst_position[i]),
             heat,
@@ -124,6 +127,21 @@ impl Series {
             heat_positions,
         }
     }
+}
+
+/// The gap curve of feature `i` drawn from the GPU's min/max buckets: per bucket its minimum
+/// and maximum at the bucket's first position (one point when the bucket is one position).
+pub fn bucket_curve(b: &GapBuckets, i: usize) -> Vec<[f64; 2]> {
+    let mut out = Vec::with_capacity(2 * b.count);
+    for k in 0..b.count {
+        let x = b.edges[k] as f64;
+        let (lo, hi) = (b.min[i * b.count + k] as f64, b.max[i * b.count + k] as f64);
+        out.push([x, lo]);
+        if b.edges[k + 1] - b.edges[k] > 1 {
+            out.push([x, hi]);
+        }
+    }
+    out
 }
 
 /// A human name of a configuration, e.g. "Resonance yarn s=4".

@@ -59,6 +59,9 @@ test("loads on WebGPU without console errors and the self-check passes", async (
   assert.ok(check.ok, JSON.stringify(check));
   assert.match(check.backend, /^GPU/);
   assert.match(st.compute_backend, /^GPU/);
+  // the interpolation gap, too, comes from the WGSL kernels on the page's device
+  assert.match(check.gap_backend, /^GPU/, JSON.stringify(check));
+  assert.ok(check.gap_values > 0 && check.gap_max_abs_err <= 1e-6, JSON.stringify(check));
   assert.deepEqual(errors.filter((e) => !/WebGPU is experimental/i.test(e)), []);
   await page.close();
 });
@@ -240,6 +243,9 @@ test("without WebGPU the WebGL2 fallback renders and says so", async () => {
   await page.waitForFunction(() => window.resonanceLab.selfCheck(), null, { timeout: 60000 });
   const check = await page.evaluate(() => window.resonanceLab.selfCheck());
   assert.ok(check.ok && /CPU/.test(check.backend), JSON.stringify(check));
+  assert.match(check.gap_backend, /^CPU/, JSON.stringify(check));
+  assert.match(check.gap_cpu_reason, /WebGL2.*no compute shaders/, JSON.stringify(check));
+  assert.match(st.compute_backend, /no compute shaders/);
   assert.deepEqual(errors, []);
   await page.close();
 });
@@ -247,8 +253,9 @@ test("without WebGPU the WebGL2 fallback renders and says so", async () => {
 // Benchmarks (printed, never asserted beyond sanity): frame time while the scale changes every
 // frame at L'=131072, d=128 (the app time-slices the computation), and PosGen training speed of
 // the tiny preset in this browser.
-test("benchmarks: frame time while changing the scale, PosGen tiny steps/s", async () => {
-  const { page } = await open(URL);
+// Frame times at L'=131072, d=128 on the gap tab: repainting an unchanged view, then the scale
+// changing every frame (as while dragging its slider).
+async function dragFrames(page) {
   const st = JSON.parse((await page.evaluate(() => window.resonanceLab.state())).state_json);
   Object.assign(st.a, {
     method: "llama3", dim: 128, base: 500000, train_len: 8192, eval_len: 131072, scale: 8,
@@ -284,11 +291,25 @@ test("benchmarks: frame time while changing the scale, PosGen tiny steps/s", asy
     const dragging = await run(90, true);
     return { idle, dragging };
   }, st);
-  const after = JSON.parse((await page.evaluate(() => window.resonanceLab.state())).state_json);
-  assert.equal(after.a.eval_len, 131072);
+  const after = await page.evaluate(() => window.resonanceLab.state());
+  assert.equal(JSON.parse(after.state_json).a.eval_len, 131072);
+  return { ...frames, source: after.plot_source };
+}
+
+test("benchmarks: frame time while changing the scale (gap on the GPU and on the CPU), PosGen tiny steps/s", async () => {
   const fmt = (x) => `median ${x.median.toFixed(1)} ms, p90 ${x.p90.toFixed(1)} ms, max ${x.max.toFixed(1)} ms`;
-  console.log(`L'=131072, d=128, repainting an unchanged view: frame interval ${fmt(frames.idle.interval)}; app draw ${fmt(frames.idle.draw)}`);
-  console.log(`L'=131072, d=128, scale changing every frame: frame interval ${fmt(frames.dragging.interval)}; app draw ${fmt(frames.dragging.draw)}`);
+  const { page: cpuPage } = await open(URL, { disableWebGpu: true });
+  const cpu = await dragFrames(cpuPage);
+  await cpuPage.close();
+  const { page } = await open(URL);
+  const gpu = await dragFrames(page);
+  for (const [name, f] of [["WebGPU", gpu], ["WebGL2", cpu]]) {
+    console.log(`${name} (${f.source}): L'=131072, d=128, repainting an unchanged view: frame interval ${fmt(f.idle.interval)}; app draw ${fmt(f.idle.draw)}`);
+    console.log(`${name} (${f.source}): L'=131072, d=128, scale changing every frame: frame interval ${fmt(f.dragging.interval)}; app draw ${fmt(f.dragging.draw)}`);
+  }
+  console.log(`dragging, median frame interval GPU/CPU = ${(gpu.dragging.interval.median / cpu.dragging.interval.median).toFixed(2)}, median app draw GPU/CPU = ${(gpu.dragging.draw.median / cpu.dragging.draw.median).toFixed(2)}`);
+  assert.match(gpu.source, /gap bars and curves on GPU/);
+  assert.match(cpu.source, /gap bars and curves on CPU/);
   const bench = await page.evaluate(() => window.resonanceLab.benchPosgen(10));
   console.log(`PosGen tiny preset in the browser: ${JSON.stringify(bench)}`);
   assert.ok(bench.steps === 10 && bench.steps_per_second > 0, JSON.stringify(bench));
