@@ -9,7 +9,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use resonance_lab::app::ResonanceApp;
 use resonance_lab::app::commands::{AppCommand, PosgenTrainArgs};
-use resonance_lab::app::state::{AppState, ConfigPreset, Tab};
+use resonance_lab::app::state::{AppState, ConfigPreset, GapCompute, Tab};
 use resonance_lab::posgen::Task;
 use resonance_lab::rope::Method;
 
@@ -394,6 +394,8 @@ fn snapshot_builtin_model_and_its_twin() {
         (st.a.method, st.a.dim, st.a.long_factor.len()),
         (Method::Longrope, 96, 48)
     );
+    // the plots' automatic bounds follow the new data within a few frames
+    h.run_steps(5);
     h.snapshot("builtin_model_phi35");
 }
 
@@ -426,6 +428,11 @@ fn bench_frame_time_while_dragging_scale() {
         let st = AppState {
             a: ConfigPreset::Llama31.config(false),
             tab: Tab::Gap,
+            gap_compute: if on_gpu {
+                GapCompute::Gpu
+            } else {
+                GapCompute::Cpu
+            },
             ..AppState::default()
         };
         let mut app = ResonanceApp::new(st, "bench");
@@ -591,9 +598,12 @@ fn gpu_gap_plot_matches_the_f64_reference() {
             return;
         }
     };
+    let software = gpu.is_software();
     let st = AppState {
         tab: Tab::Gap,
         compare: true,
+        // lavapipe in CI is a software rasterizer, which `auto` leaves to the CPU
+        gap_compute: GapCompute::Gpu,
         ..AppState::default()
     };
     let mut app = ResonanceApp::new(st, "test renderer").with_gpu(gpu);
@@ -605,7 +615,8 @@ fn gpu_gap_plot_matches_the_f64_reference() {
     let wait = |h: &mut Harness<'static, ResonanceApp>| {
         for _ in 0..2000 {
             h.run_steps(1);
-            if !h.state().busy() && h.state().self_check().is_some() {
+            let current = h.state().results(false).map(|r| r.generation);
+            if !h.state().busy() && h.state().self_check().map(|c| c.generation) == current {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
@@ -639,6 +650,21 @@ fn gpu_gap_plot_matches_the_f64_reference() {
         r.gap.gap,
         resonance_lab::rope::gap_analysis(&r.schedule).gap
     );
+    // `auto` leaves a software rasterizer (lavapipe) to the faster CPU path and says why; `cpu`
+    // always uses the CPU
+    for (choice, scale) in [(GapCompute::Auto, 5.0), (GapCompute::Cpu, 7.0)] {
+        h.state_mut().state.gap_compute = choice;
+        h.state_mut().state.a.scale = scale;
+        wait(&mut h);
+        let r = h.state().results(false).unwrap();
+        let c = h.state().self_check().unwrap();
+        let on_cpu = choice == GapCompute::Cpu || software;
+        assert_eq!(r.gap_backend.starts_with("CPU"), on_cpu, "{choice:?} {c:?}");
+        assert_eq!(c.gap_cpu_reason.is_some(), on_cpu, "{choice:?} {c:?}");
+        if choice == GapCompute::Auto && software {
+            assert!(c.gap_cpu_reason.unwrap().contains("software rasterizer"));
+        }
+    }
     assert!(
         h.state().compute_label().contains("gap"),
         "{}",

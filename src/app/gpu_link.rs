@@ -67,6 +67,11 @@ impl GpuLink {
         self.gpu.adapter_name()
     }
 
+    /// Whether the adapter is a software rasterizer (slower than the CPU path for the gap).
+    pub fn is_software(&self) -> bool {
+        self.gpu.is_software()
+    }
+
     /// Why the GPU path stopped, if it did (the app then uses the CPU raster only).
     pub fn failed(&self) -> Option<&str> {
         self.failed.as_deref()

@@ -41,8 +41,9 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use web_time::Instant;
 
-/// Seconds of schedule/gap computation per frame and side; longer computations continue in the
-/// next frames (the last good plot stays up), so dragging a slider never stalls a frame.
+/// Seconds of schedule/gap computation per frame, for both sides together (A first, B gets
+/// what A leaves); longer computations continue in the next frames (the last good plot stays
+/// up), so dragging a slider never stalls a frame.
 pub const FRAME_COMPUTE_BUDGET_S: f64 = 0.008;
 
 /// Below this width (points, i.e. CSS pixels on the web) the app uses its narrow layout: the
@@ -98,6 +99,8 @@ pub struct Published {
 /// Result of the parity self-check: the compute backend against the f64 reference.
 #[derive(Clone, Debug, Serialize)]
 pub struct SelfCheck {
+    /// [`Results::generation`] of the results checked (side A's as of that frame).
+    pub generation: u64,
     /// Which backend was checked.
     pub backend: String,
     /// What it was compared against.
@@ -187,6 +190,7 @@ pub fn self_check(backend: &str, heat: &[f32], tol: f64, r: &Results, s: &Series
     }
     let tol = tol * af.max(1.0);
     SelfCheck {
+        generation: r.generation,
         backend: backend.to_string(),
         reference: "rope::reference::cos_sin (f64)".into(),
         values,
@@ -212,7 +216,10 @@ enum RasterSource {
 /// each cached under the results' generation number.
 struct SideView {
     cache: Cache,
-    series: Option<((u64, usize), Arc<Series>)>,
+    /// The last complete results and series, drawn until the next pair is complete.
+    shown: Option<(Arc<Results>, Arc<Series>)>,
+    /// The series being computed for the cache's latest results.
+    job: Option<series::SeriesJob>,
     texture: Option<((u64, RasterSource), egui::TextureHandle)>,
 }
 
@@ -220,28 +227,40 @@ impl SideView {
     fn new() -> Self {
         SideView {
             cache: Cache::default(),
-            series: None,
+            shown: None,
+            job: None,
             texture: None,
         }
     }
 
-    /// The last good results and their series for `feature`.
-    fn current(&mut self, feature: usize) -> Option<(Arc<Results>, Arc<Series>)> {
-        let r = self.cache.results()?.clone();
-        let s = self.series_for(&r, feature);
-        Some((r, s))
+    /// True while the results or their series are being computed.
+    fn busy(&self) -> bool {
+        self.cache.busy() || self.job.is_some()
     }
 
-    /// The series of `feature` for `r`, computed once per (results generation, feature).
-    fn series_for(&mut self, r: &Results, feature: usize) -> Arc<Series> {
-        let key = (r.generation, feature);
-        match &self.series {
-            Some((k, s)) if *k == key => s.clone(),
-            _ => {
-                let s = Arc::new(Series::new(r, feature));
-                self.series = Some((key, s.clone()));
-                s
-            }
+    /// The results and series to draw: the cache's latest results with their series for
+    /// `feature` once complete (advanced within `budget_s`), until then the last complete pair.
+    fn current(&mut self, feature: usize, budget_s: f64) -> Option<(Arc<Results>, Arc<Series>)> {
+        if let Some(r) = self.cache.results().cloned() {
+            self.series_of(r, feature, budget_s);
+        }
+        self.shown.clone()
+    }
+
+    /// Advances the series of `feature` for `r`, keyed by (results generation, feature).
+    fn series_of(&mut self, r: Arc<Results>, feature: usize, budget_s: f64) {
+        let key = (r.generation, feature.min(r.schedule.num_features() - 1));
+        if self.shown.as_ref().map(|(r, s)| (r.generation, s.feature)) == Some(key) {
+            return;
+        }
+        if self.job.as_ref().map(series::SeriesJob::key) != Some(key) {
+            self.job = Some(series::SeriesJob::new(r.clone(), feature));
+        }
+        if let Some(job) = &mut self.job
+            && let Some(s) = job.advance(budget_s)
+        {
+            self.shown = Some((r, Arc::new(s)));
+            self.job = None;
         }
     }
 
@@ -359,8 +378,13 @@ impl ResonanceApp {
                 Err("the renderer is WebGL2/GL, which has no compute shaders".to_string())
             }
             Some(rs) => {
-                let name = render_backend_label(&rs.adapter.get_info());
+                let info = rs.adapter.get_info();
+                let name = render_backend_label(&info);
                 GpuCompute::from_device(rs.device.clone(), rs.queue.clone(), name)
+                    .map(|mut g| {
+                        g.set_software(info.device_type == wgpu::DeviceType::Cpu);
+                        g
+                    })
                     .map_err(|e| format!("GPU compute unavailable: {e}"))
             }
         };
@@ -382,19 +406,31 @@ impl ResonanceApp {
         self
     }
 
-    /// Where the gap is computed now: the GPU while its link works, else the CPU.
+    /// Where the gap is computed now: on the GPU while its link works and the choice allows
+    /// it, else on the CPU.
     fn gap_path(&self) -> ComputePath {
         match &self.gpu {
-            Some(g) if g.failed().is_none() => ComputePath::Gpu(g.adapter_name().to_string()),
+            Some(g) if self.cpu_reason().is_none() => {
+                ComputePath::Gpu(g.adapter_name().to_string())
+            }
             _ => ComputePath::Cpu,
         }
     }
 
     /// Why the gap is on the CPU, when it is.
     pub fn cpu_reason(&self) -> Option<String> {
-        match &self.gpu {
-            Some(g) => g.failed().map(|e| format!("the GPU failed: {e}")),
-            None => self.gpu_unavailable.clone(),
+        use state::GapCompute;
+        match (&self.gpu, self.state.gap_compute) {
+            (None, _) => self.gpu_unavailable.clone(),
+            (Some(g), _) if g.failed().is_some() => {
+                g.failed().map(|e| format!("the GPU failed: {e}"))
+            }
+            (Some(_), GapCompute::Cpu) => Some("the CPU was chosen for the gap".into()),
+            (Some(g), GapCompute::Auto) if g.is_software() => Some(format!(
+                "{} is a software rasterizer, slower than the CPU path; choose GPU to use it anyway",
+                g.adapter_name()
+            )),
+            (Some(_), _) => None,
         }
     }
 
@@ -408,21 +444,25 @@ impl ResonanceApp {
     /// the GPU when it works (the curves and wheel always on the exact CPU path), else all on
     /// the CPU with the reason.
     pub fn compute_label(&self) -> String {
-        match (self.gap_path(), self.cpu_reason()) {
-            (ComputePath::Gpu(a), _) => {
-                format!(
-                    "GPU {a} (gap, heatmap) + {} (curves, wheel)",
-                    compute::CPU_LABEL
-                )
+        let cpu = compute::CPU_LABEL;
+        let heat_gpu = self.gpu.as_ref().filter(|g| g.failed().is_none());
+        match (self.gap_path(), self.cpu_reason(), heat_gpu) {
+            (ComputePath::Gpu(a), _, _) => {
+                format!("GPU {a} (gap, heatmap) + {cpu} (curves, wheel)")
             }
-            (ComputePath::Cpu, Some(why)) => format!("{} ({why})", compute::CPU_LABEL),
-            (ComputePath::Cpu, None) => compute::CPU_LABEL.to_string(),
+            (ComputePath::Cpu, why, Some(g)) => format!(
+                "GPU {} (heatmap) + {cpu} (gap{}, curves, wheel)",
+                g.adapter_name(),
+                why.map(|w| format!(": {w}")).unwrap_or_default()
+            ),
+            (ComputePath::Cpu, Some(why), None) => format!("{cpu} ({why})"),
+            (ComputePath::Cpu, None, None) => cpu.to_string(),
         }
     }
 
     /// True while a time-sliced computation is still running for either side.
     pub fn busy(&self) -> bool {
-        self.sides.iter().any(|s| s.cache.busy())
+        self.sides.iter().any(SideView::busy)
     }
 
     /// Number of computations run for side A and B (cache misses).
@@ -511,20 +551,25 @@ impl ResonanceApp {
         let path = self.gap_path();
         let st = &self.state;
         let [sa, sb] = &mut self.sides;
+        let t0 = Instant::now();
         sa.cache.update(&path, &st.a, FRAME_COMPUTE_BUDGET_S);
         if st.compare {
-            sb.cache.update(&path, &st.b, FRAME_COMPUTE_BUDGET_S);
+            // every job advances by at least one feature, so B progresses even after A used up
+            // the frame's budget
+            let left = FRAME_COMPUTE_BUDGET_S - t0.elapsed().as_secs_f64();
+            sb.cache.update(&path, &st.b, left.max(0.0));
         }
         self.gap_on_gpu();
         let st = &self.state;
         let [sa, sb] = &mut self.sides;
-        let a = sa.current(st.feature);
+        let left = || (FRAME_COMPUTE_BUDGET_S - t0.elapsed().as_secs_f64()).max(0.0);
+        let a = sa.current(st.feature, left());
         let b = if st.compare {
-            sb.current(st.feature)
+            sb.current(st.feature, left())
         } else {
             None
         };
-        let busy = sa.cache.busy() || sb.cache.busy();
+        let busy = sa.busy() || sb.busy();
         if busy {
             ctx.request_repaint();
         }
@@ -659,6 +704,23 @@ impl ResonanceApp {
         ui.separator();
         let errors = [f.errors[0].as_ref(), f.errors[1].as_ref()];
         controls::side_panel(ui, &mut self.state, errors, f.num_features);
+        // only where there is a GPU to choose (elsewhere the choice would change nothing)
+        if self.gpu.is_some() {
+            ui.separator();
+            ui.horizontal(|ui| {
+                ui.label("gap computed on:");
+                for g in state::GapCompute::ALL {
+                    ui.selectable_value(&mut self.state.gap_compute, g, g.label())
+                        .on_hover_text(match g {
+                            state::GapCompute::Auto => {
+                                "the GPU, unless it is a software rasterizer (then the CPU is faster)"
+                            }
+                            state::GapCompute::Gpu => "the WGSL gap kernels on the renderer's GPU",
+                            state::GapCompute::Cpu => "the exact CPU path, time-sliced",
+                        });
+                }
+            });
+        }
     }
 
     /// Files dropped on the window (or page) are read as model configs; while files hover, a
@@ -995,9 +1057,10 @@ mod tests {
     use crate::rope::ScheduleConfig;
     use compute::compute_now;
 
-    /// The series and texture caches are keyed by the results' generation number: results of
-    /// another config written into the very same memory still get their own series and texture
-    /// (a cache keyed by address would serve the old config's here).
+    /// The series and texture caches are keyed by the results' generation number: a series of
+    /// another config written into the very same memory still gets its own texture (a cache
+    /// keyed by address would serve the old config's here), and results of another config get
+    /// their own series.
     #[test]
     fn caches_never_serve_another_configs_result_at_a_reused_address() {
         let a = ScheduleConfig::default();
@@ -1005,27 +1068,53 @@ mod tests {
             base: 500.0,
             ..a.clone()
         };
-        let mut slot = Box::new(compute_now(&a));
-        let addr: *const Results = &*slot;
         let mut view = SideView::new();
         let ctx = egui::Context::default();
-        let sa = view.series_for(&slot, 20);
-        let ta = view.texture(&ctx, "heat", &sa, None, 32);
-        *slot = compute_now(&b);
-        assert_eq!(
-            &*slot as *const Results, addr,
-            "same address, another config"
-        );
-        let sb = view.series_for(&slot, 20);
-        assert_eq!(sb.curve, Series::new(&slot, 20).curve);
+        let (ra, rb) = (Arc::new(compute_now(&a)), Arc::new(compute_now(&b)));
+        view.series_of(ra.clone(), 20, f64::INFINITY);
+        let sa = view.shown.clone().unwrap().1;
+        view.series_of(rb.clone(), 20, f64::INFINITY);
+        let sb = view.shown.clone().unwrap().1;
+        assert_eq!(sb.curve, Series::new(&rb, 20).curve);
         assert_ne!(
             sb.curve, sa.curve,
             "feature 20 differs between b=1e4 and b=500"
         );
-        let tb = view.texture(&ctx, "heat", &sb, None, 32);
+        // the same results and feature are served from the cache
+        view.series_of(rb.clone(), 20, f64::INFINITY);
+        assert!(Arc::ptr_eq(&view.shown.clone().unwrap().1, &sb));
+        let mut slot = Box::new((*sa).clone());
+        let addr: *const Series = &*slot;
+        let ta = view.texture(&ctx, "heat", &slot, None, 32);
+        *slot = (*sb).clone();
+        assert_eq!(
+            &*slot as *const Series, addr,
+            "same address, another config"
+        );
+        let tb = view.texture(&ctx, "heat", &slot, None, 32);
         assert_ne!(ta.id(), tb.id(), "a new texture for the new results");
-        // and the same results are served from the cache
-        assert!(Arc::ptr_eq(&view.series_for(&slot, 20), &sb));
-        assert_eq!(view.texture(&ctx, "heat", &sb, None, 32).id(), tb.id());
+        assert_eq!(view.texture(&ctx, "heat", &slot, None, 32).id(), tb.id());
+    }
+
+    /// With no budget the series arrives one piece per call, the last complete pair stays on
+    /// screen meanwhile, and the result equals the one-shot series.
+    #[test]
+    fn series_are_time_sliced_and_the_last_pair_stays_up() {
+        let a = ScheduleConfig::default();
+        let mut view = SideView::new();
+        let ra = Arc::new(compute_now(&a));
+        view.series_of(ra.clone(), 3, f64::INFINITY);
+        let rb = Arc::new(compute_now(&ScheduleConfig { scale: 2.0, ..a }));
+        let mut calls = 0;
+        while view.shown.as_ref().unwrap().0.generation != rb.generation {
+            assert_eq!(view.shown.as_ref().unwrap().0.generation, ra.generation);
+            view.series_of(rb.clone(), 3, 0.0);
+            calls += 1;
+        }
+        assert_eq!(calls, 4, "one O(L') piece per call");
+        assert!(view.job.is_none());
+        let s = &view.shown.as_ref().unwrap().1;
+        assert_eq!(s.gap_curve, Series::new(&rb, 3).gap_curve);
+        assert_eq!(s.curve, Series::new(&rb, 3).curve);
     }
 }

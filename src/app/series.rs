@@ -7,6 +7,8 @@ use crate::gpu::GapBuckets;
 use crate::rope::{self, PairLayout, Schedule};
 use std::f64::consts::PI;
 use std::fmt::Write;
+use std::sync::Arc;
+use web_time::Instant;
 
 /// Buckets used for min/max downsampling (about one per pixel of a wide plot).
 pub const BUCKETS: usize = 1200;
@@ -85,25 +87,47 @@ pub struct Series {
     pub heat_positions: Vec<u64>,
 }
 
+/// The O(L') pieces of a [`Series`], in the order they are computed: the feature value of the
+/// config and of the twin, then the gap curve of each.
+const PIECES: usize = 4;
+
+/// Computes piece `k` (see [`PIECES`]) of the series of feature `i`.
+fn piece(r: &Results, i: usize, k: usize) -> Vec<[f64; 2]> {
+    let sch = if k.is_multiple_of(2) {
+        &r.schedule
+    } else {
+        &r.twin
+    };
+    let (l, lp) = (sch.config.train_len, sch.config.eval_len);
+    if k < 2 {
+        return downsample_minmax(0.0, 1.0, &feature_values(sch, i, lp), BUCKETS);
+    }
+    match &r.gap_buckets {
+        // the GPU path: the kernel's min/max per bucket of OOD positions
+        Some(b) => bucket_curve(&b[k % 2], i),
+        None => downsample_minmax(
+            l as f64,
+            1.0,
+            &rope::gap_curve(&sch.phases[i], l, lp),
+            BUCKETS,
+        ),
+    }
+}
+
 impl Series {
-    /// Computes the series for `feature` (clamped to range).
+    /// Computes the series for `feature` (clamped to range) in one go.
     pub fn new(r: &Results, feature: usize) -> Series {
+        let i = feature.min(r.schedule.num_features() - 1);
+        let pieces = (0..PIECES).map(|k| piece(r, i, k)).collect();
+        Series::assemble(r, i, pieces)
+    }
+
+    /// The series from its computed pieces, plus the wheels and the heatmap raster (cheap: at
+    /// most [`HEATMAP_COLUMNS`] positions).
+    fn assemble(r: &Results, i: usize, pieces: Vec<Vec<[f64; 2]>>) -> Series {
         let s = &r.schedule;
         let t = &r.twin;
-        let i = feature.min(s.num_features() - 1);
-        let (l, lp) = (s.config.train_len, s.config.eval_len);
-        let curve =
-            |sch: &Schedule| downsample_minmax(0.0, 1.0, &feature_values(sch, i, lp), BUCKETS);
-        let gcurve = |sch: &Schedule, k: usize| match &r.gap_buckets {
-            // the GPU path: the kernel's min/max per bucket of OOD positions
-            Some(b) => bucket_curve(&b[k], i),
-            None => downsample_minmax(
-                l as f64,
-                1.0,
-                &rope::gap_curve(&sch.phases[i], l, lp),
-                BUCKETS,
-            ),
-        };
+        let lp = s.config.eval_len;
         let cols = (lp as usize).clamp(1, HEATMAP_COLUMNS);
         let heat_positions: Vec<u64> = (0..cols as u64).map(|k| k * lp / cols as u64).collect();
         let n = s.num_features();
@@ -113,19 +137,61 @@ impl Series {
                 heat[f * cols + c] = ph.angle(p).cos() as f32;
             }
         }
+        let [curve, twin_curve, gap_curve, twin_gap_curve]: [Vec<[f64; 2]>; PIECES] =
+            pieces.try_into().unwrap_or_default();
         Series {
             generation: r.generation,
             feature: i,
-            curve: curve(s),
-            twin_curve: curve(t),
-            gap_curve: gcurve(s, 0),
-            twin_gap_curve: gcurve(t, 1),
+            curve,
+            twin_curve,
+            gap_curve,
+            twin_gap_curve,
             wheel: wheel(s, i, r.gap.gap[i], r.gap.worst_position[i]),
             twin_wheel: wheel(t, i, r.twin_gap.gap[i], r.twin_gap.worst_position[i]),
             heat,
             heat_cols: cols,
             heat_positions,
         }
+    }
+}
+
+/// A [`Series`] computed piece by piece, one O(L') curve at a time, so that a frame can stop
+/// after its budget (at L' = 2^20 one piece is a few milliseconds) while the last complete
+/// series stays on screen.
+pub struct SeriesJob {
+    r: Arc<Results>,
+    feature: usize,
+    pieces: Vec<Vec<[f64; 2]>>,
+}
+
+impl SeriesJob {
+    /// A job for `feature` (clamped to range) of `r`.
+    pub fn new(r: Arc<Results>, feature: usize) -> SeriesJob {
+        let feature = feature.min(r.schedule.num_features() - 1);
+        SeriesJob {
+            r,
+            feature,
+            pieces: Vec::with_capacity(PIECES),
+        }
+    }
+
+    /// The (results generation, feature) this job computes.
+    pub fn key(&self) -> (u64, usize) {
+        (self.r.generation, self.feature)
+    }
+
+    /// Works for about `budget_s` (at least one piece); returns the series when complete.
+    pub fn advance(&mut self, budget_s: f64) -> Option<Series> {
+        let t0 = Instant::now();
+        while self.pieces.len() < PIECES {
+            self.pieces
+                .push(piece(&self.r, self.feature, self.pieces.len()));
+            if t0.elapsed().as_secs_f64() >= budget_s {
+                break;
+            }
+        }
+        (self.pieces.len() == PIECES)
+            .then(|| Series::assemble(&self.r, self.feature, std::mem::take(&mut self.pieces)))
     }
 }
 

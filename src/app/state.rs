@@ -55,6 +55,34 @@ impl Tab {
     }
 }
 
+/// Where the interpolation gap is computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GapCompute {
+    /// On the GPU when the renderer has compute shaders and is a hardware GPU; on the CPU
+    /// otherwise (a software rasterizer runs the kernels slower than the CPU path).
+    #[default]
+    Auto,
+    /// On the GPU whenever the renderer has compute shaders, software rasterizers included.
+    Gpu,
+    /// Always on the exact CPU path.
+    Cpu,
+}
+
+impl GapCompute {
+    /// Every choice in display order.
+    pub const ALL: [GapCompute; 3] = [GapCompute::Auto, GapCompute::Gpu, GapCompute::Cpu];
+
+    /// The control's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            GapCompute::Auto => "auto",
+            GapCompute::Gpu => "GPU",
+            GapCompute::Cpu => "CPU",
+        }
+    }
+}
+
 /// Which of the two configurations the controls edit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -160,6 +188,8 @@ pub struct AppState {
     pub model: String,
     /// The layer type of `model` that A shows (empty when the config has one RoPE for all).
     pub layer_type: String,
+    /// Where the interpolation gap is computed.
+    pub gap_compute: GapCompute,
 }
 
 impl Default for AppState {
@@ -176,6 +206,7 @@ impl Default for AppState {
             probe_position: 100,
             model: String::new(),
             layer_type: String::new(),
+            gap_compute: GapCompute::Auto,
         }
     }
 }
@@ -271,6 +302,7 @@ impl AppState {
             probe_position: self.probe_position,
             model: self.model.clone(),
             layer_type: self.layer_type.clone(),
+            gap_compute: self.gap_compute,
         };
         to_map(&v)
     }
@@ -311,6 +343,7 @@ struct ViewFields {
     probe_position: u64,
     model: String,
     layer_type: String,
+    gap_compute: GapCompute,
 }
 
 impl ViewFields {
@@ -322,6 +355,7 @@ impl ViewFields {
         s.probe_position = self.probe_position;
         s.model = self.model;
         s.layer_type = self.layer_type;
+        s.gap_compute = self.gap_compute;
     }
 }
 

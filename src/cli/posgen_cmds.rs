@@ -22,7 +22,7 @@ pub enum PosgenCommand {
     /// Tasks x {RoPE, Resonance RoPE, YaRN, Resonance YaRN} x seeds: a Table-1-shaped summary.
     Sweep(SweepArgs),
     /// Training throughput: steps/s of the tiny preset, tokens/s of the paper preset.
-    Bench(BenchArgs),
+    Bench(PosgenBenchArgs),
     /// Paired study: tasks x the paper's four schedules x seeds to a validation plateau, with
     /// 95% confidence intervals; one process per run, in parallel, resumable.
     Study(super::study_cmd::StudyArgs),
@@ -148,7 +148,7 @@ pub struct SweepArgs {
 
 /// Options of `posgen bench`.
 #[derive(Args, Debug)]
-pub struct BenchArgs {
+pub struct PosgenBenchArgs {
     /// Timed training steps of the tiny preset.
     #[arg(long = "tiny-steps", default_value_t = 30)]
     pub tiny_steps: usize,
@@ -366,7 +366,7 @@ fn time_steps(rc: RunConfig, steps: usize) -> Result<(f64, usize), CliError> {
     Ok(crate::posgen::time_steps(rc, steps)?)
 }
 
-fn bench(a: &BenchArgs) -> Result<Value, CliError> {
+fn bench(a: &PosgenBenchArgs) -> Result<Value, CliError> {
     if a.tiny_steps == 0 || a.paper_steps == 0 || a.paper_batch == 0 {
         return Err(usage(
             "tiny-steps",

@@ -66,6 +66,9 @@ pub struct GpuContext {
     pub adapter_name: String,
     /// Limits of the device (what chunking respects).
     pub limits: wgpu::Limits,
+    /// The adapter is a software rasterizer running on the CPU (lavapipe, SwiftShader): the
+    /// kernels are exact there but slower than the CPU path.
+    pub software: bool,
     lost: Arc<Mutex<Option<String>>>,
 }
 
@@ -87,6 +90,7 @@ impl GpuContext {
             queue,
             adapter_name,
             limits,
+            software: false,
             lost,
         }
     }
@@ -126,7 +130,10 @@ impl GpuContext {
             log::error!("uncaptured GPU error: {e}");
         }));
         let name = format!("{} ({:?})", info.name, info.backend);
-        Ok(GpuContext::from_device(device, queue, name))
+        Ok(GpuContext {
+            software: info.device_type == wgpu::DeviceType::Cpu,
+            ..GpuContext::from_device(device, queue, name)
+        })
     }
 
     /// Blocking [`GpuContext::new_headless`] (native only).

@@ -167,7 +167,7 @@ pub fn phase_words(phase: &Phase) -> [u32; 4] {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+struct FeatureParams {
     rows: u32,
     num_features: u32,
     list: u32,
@@ -356,12 +356,12 @@ impl FeatureJob {
     }
 
     /// The kernel parameters of the chunk of `rows` rows starting at the next row.
-    fn params(&self, rows: usize) -> Params {
+    fn params(&self, rows: usize) -> FeatureParams {
         let (list, start, stride) = match &self.positions {
             Positions::List(_) => (1, 0, 0),
             Positions::Range { start, stride, .. } => (0, *start, *stride),
         };
-        Params {
+        FeatureParams {
             rows: rows as u32,
             num_features: self.phases.len() as u32,
             list,

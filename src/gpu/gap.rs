@@ -66,7 +66,7 @@ struct GroupPlan {
     first: usize,
     g: usize,
     curves: Vec<usize>,
-    params: Params,
+    params: GapParams,
     write_curve: bool,
     n_keys: u64,
     n_out: u64,
@@ -114,7 +114,7 @@ pub fn gap_phase_words(phase: &Phase) -> ([u32; 8], f64) {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+struct GapParams {
     n_keys: u32,
     window: u32,
     n_out: u32,
@@ -264,7 +264,7 @@ impl GapJob {
             .collect();
         let write_curve = self.buckets > 0 || !curves.is_empty();
         let gu = g as u64;
-        let params = Params {
+        let params = GapParams {
             n_keys: n_keys as u32,
             window: w as u32,
             n_out: n_out as u32,

@@ -159,6 +159,17 @@ impl GpuCompute {
         &self.ctx.adapter_name
     }
 
+    /// Whether the adapter is a software rasterizer on the CPU (see [`GpuContext::software`]).
+    pub fn is_software(&self) -> bool {
+        self.ctx.software
+    }
+
+    /// Marks the adapter as a software rasterizer (or not), for devices made by someone else
+    /// ([`GpuCompute::from_device`] cannot tell).
+    pub fn set_software(&mut self, software: bool) {
+        self.ctx.software = software;
+    }
+
     fn enqueue(&mut self, job: GpuJob) -> Ticket {
         let t = Ticket(self.next_ticket);
         self.next_ticket += 1;
