@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used)]
 #![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary / uses native dev-deps
 
+mod common;
+
 use resonance_lab::gpu::{GapRequest, GpuCompute, Positions, TableLayout};
 use resonance_lab::rope::{self, Method, PairLayout, Schedule, ScheduleConfig, reference};
 
@@ -77,10 +79,13 @@ fn feature_tables_match_f64_reference_for_every_schedule() {
 
 /// The same device with smaller limits, so that requests are split into many chunks.
 fn limited(g: &GpuCompute, max_binding_bytes: u64, max_workgroups_per_dim: u32) -> GpuCompute {
-    let ctx = g
-        .context()
-        .clone()
-        .with_limits(max_binding_bytes, max_workgroups_per_dim);
+    let mut ctx = g.context().clone();
+    let l = &mut ctx.limits;
+    l.max_storage_buffer_binding_size = l.max_storage_buffer_binding_size.min(max_binding_bytes);
+    l.max_buffer_size = l.max_buffer_size.min(max_binding_bytes);
+    l.max_compute_workgroups_per_dimension = l
+        .max_compute_workgroups_per_dimension
+        .min(max_workgroups_per_dim);
     GpuCompute::new(ctx).unwrap()
 }
 
@@ -135,7 +140,7 @@ fn naive_f32_is_wrong_at_a_million_but_the_kernel_is_not() {
     let Some(mut g) = gpu() else { return };
     let s = Schedule::new(&cfg(Method::Rope, false, 64, 64, 256)).unwrap();
     let p = 1_000_000;
-    let (nc, _) = reference::naive_f32_cos_sin(&s, p);
+    let (nc, _) = common::naive_f32_cos_sin(&s, p);
     let (rc, _) = reference::cos_sin(&s, p);
     let naive = nc
         .iter()

@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used)]
 #![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary / uses native dev-deps
 
+mod common;
+
 use proptest::prelude::*;
 use resonance_lab::rope::{
     self, GapWorkspace, Method, PairLayout, Phase, Schedule, ScheduleConfig, gap::gap_brute_force,
@@ -445,7 +447,7 @@ fn mpmath_phases_at_long_positions() {
 fn naive_f32_is_wrong_at_a_million_but_exact_phases_are_not() {
     let s = Schedule::new(&cfg(Method::Rope, 64, 1e4, 64, 256)).unwrap();
     let p = 1_000_000;
-    let (nc, _) = reference::naive_f32_cos_sin(&s, p);
+    let (nc, _) = common::naive_f32_cos_sin(&s, p);
     let (ec, _) = rope::cos_sin(&s, p);
     let (rc, _) = reference::cos_sin(&s, p);
     let naive_err = nc
@@ -665,18 +667,5 @@ proptest! {
         for (x, y) in sa.inv_freq_f64.iter().zip(&sb.inv_freq_f64) {
             prop_assert!((x - y).abs() <= 1e-6 * x);
         }
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
-
-    #[test]
-    fn sliding_window_min_equals_naive(keys in prop::collection::vec(0u64..50, 1..200), w in 1usize..40) {
-        let got = rope::gap::sliding_window_min(&keys, w);
-        let want: Vec<u64> = if keys.len() < w { vec![] } else {
-            keys.windows(w).map(|win| *win.iter().min().unwrap()).collect()
-        };
-        prop_assert_eq!(got, want);
     }
 }

@@ -142,21 +142,6 @@ impl GpuContext {
         pollster::block_on(GpuContext::new_headless())
     }
 
-    /// The same device with smaller limits for chunking (never larger than the device's own).
-    /// Lets tests exercise chunking paths without huge requests.
-    pub fn with_limits(mut self, max_binding_bytes: u64, max_workgroups_per_dim: u32) -> Self {
-        self.limits.max_storage_buffer_binding_size = self
-            .limits
-            .max_storage_buffer_binding_size
-            .min(max_binding_bytes);
-        self.limits.max_buffer_size = self.limits.max_buffer_size.min(max_binding_bytes);
-        self.limits.max_compute_workgroups_per_dimension = self
-            .limits
-            .max_compute_workgroups_per_dimension
-            .min(max_workgroups_per_dim);
-        self
-    }
-
     /// `Err(DeviceLost)` once the device-lost callback has fired.
     pub fn check_lost(&self) -> Result<(), GpuError> {
         match self.lost.lock().ok().and_then(|l| l.clone()) {

@@ -8,7 +8,7 @@ use super::model::{Model, ModelDims, RopeTables, masked_cross_entropy};
 use super::rng::SplitMix64;
 use super::tasks::TaskSpec;
 use crate::rope::{ConfigError, Method, PairLayout, Schedule, ScheduleConfig};
-use candle_core::{D, DType, Device, Tensor, Var};
+use candle_core::{D, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
@@ -854,7 +854,8 @@ impl Trainer {
     }
 
     /// Per-parameter sum of absolute gradients of one training batch's loss (no update).
-    pub fn gradient_magnitudes(&mut self) -> Result<Vec<(String, f64)>, PosgenError> {
+    #[cfg(test)]
+    fn gradient_magnitudes(&mut self) -> Result<Vec<(String, f64)>, PosgenError> {
         let loss = self.train_loss()?;
         let grads = loss.backward()?;
         self.model
@@ -865,7 +866,7 @@ impl Trainer {
                     Some(g) => g
                         .abs()
                         .and_then(|a| a.sum_all())
-                        .and_then(|s| s.to_dtype(DType::F64))
+                        .and_then(|s| s.to_dtype(candle_core::DType::F64))
                         .and_then(|s| s.to_scalar::<f64>())?,
                     None => 0.0,
                 };
@@ -1165,5 +1166,29 @@ impl Trainer {
         self.result
             .clone()
             .ok_or_else(|| PosgenError::Runtime("the run finished without a result".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::posgen::Task;
+
+    /// Every parameter of the model receives a finite, non-zero gradient from one batch.
+    #[test]
+    fn every_parameter_gets_a_gradient() {
+        let mut rc = RunConfig::new(PresetName::Tiny, Task::Recursive, Method::Yarn, true, 3);
+        rc.steps = 1;
+        rc.preset.sizes.train = 256;
+        rc.preset.sizes.val = 8;
+        rc.preset.sizes.test = 8;
+        rc.preset.batch_size = 16;
+        rc.spec.modulus = 5;
+        let mut t = Trainer::new(rc).expect("a valid run");
+        let g = t.gradient_magnitudes().expect("gradients");
+        assert!(g.len() >= 4);
+        for (name, v) in g {
+            assert!(v.is_finite() && v > 0.0, "{name} has gradient {v}");
+        }
     }
 }

@@ -36,16 +36,3 @@ pub fn cos_sin(schedule: &Schedule, p: u64) -> (Vec<f64>, Vec<f64>) {
         })
         .unzip()
 }
-
-/// The naive f32 formula `cos(p * theta)`, `sin(p * theta)` as many implementations compute it.
-pub fn naive_f32_cos_sin(schedule: &Schedule, p: u64) -> (Vec<f32>, Vec<f32>) {
-    let af = schedule.attention_factor as f32;
-    schedule
-        .inv_freq
-        .iter()
-        .map(|&inv| {
-            let a = p as f32 * inv;
-            (a.cos() * af, a.sin() * af)
-        })
-        .unzip()
-}
