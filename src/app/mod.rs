@@ -427,7 +427,8 @@ impl ResonanceApp {
             }
             (Some(_), GapCompute::Cpu) => Some("the CPU was chosen for the gap".into()),
             (Some(g), GapCompute::Auto) if g.is_software() => Some(format!(
-                "{} is a software rasterizer, slower than the CPU path; choose GPU to use it anyway",
+                "the {} adapter is a software rasterizer, slower than the CPU path; choose GPU \
+                 to use it anyway",
                 g.adapter_name()
             )),
             (Some(_), _) => None,
