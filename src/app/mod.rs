@@ -837,9 +837,7 @@ impl ResonanceApp {
         let [sa, sb] = &mut self.sides;
         match (&f.a, st.compare) {
             _ if st.tab == Tab::PosGen => self.posgen.ui(ui),
-            (None, _) => {
-                ui.label("no valid configuration yet");
-            }
+            (None, _) => no_plot(ui, "A", f.errors[0].as_ref(), sa.busy()),
             (Some(a), false) => draw_tab(ui, st, "A", a, sa, &f.rasters[0]),
             (Some(a), true) if self.narrow => {
                 let size = egui::vec2(ui.available_width(), ui.available_height() / 2.0 - 16.0);
@@ -850,9 +848,7 @@ impl ResonanceApp {
                     Some(b) => {
                         ui.allocate_ui(size, |ui| draw_tab(ui, st, "B", b, sb, &f.rasters[1]));
                     }
-                    None => {
-                        ui.colored_label(Color32::RED, "no valid configuration B yet");
-                    }
+                    None => no_plot(ui, "B", f.errors[1].as_ref(), sb.busy()),
                 }
             }
             (Some(a), true) => ui.columns(2, |cols| {
@@ -861,9 +857,7 @@ impl ResonanceApp {
                 cols[1].label(RichText::new("B").strong());
                 match &f.b {
                     Some(b) => draw_tab(&mut cols[1], st, "B", b, sb, &f.rasters[1]),
-                    None => {
-                        cols[1].colored_label(Color32::RED, "no valid configuration B yet");
-                    }
+                    None => no_plot(&mut cols[1], "B", f.errors[1].as_ref(), sb.busy()),
                 }
             }),
         }
@@ -957,6 +951,28 @@ impl ResonanceApp {
                 Ok(m) => m,
                 Err(e) => format!("PNG export failed: {e}"),
             });
+        }
+    }
+}
+
+/// What a side shows before it has its first results: that they are computing, or why its
+/// configuration is invalid.
+fn no_plot(ui: &mut Ui, side: &str, error: Option<&crate::rope::ConfigError>, busy: bool) {
+    match error {
+        Some(e) => {
+            ui.colored_label(
+                Color32::RED,
+                format!("configuration {side} is invalid: {e}"),
+            );
+        }
+        None if busy => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(format!("computing configuration {side}..."));
+            });
+        }
+        None => {
+            ui.label(format!("configuration {side} has no results yet"));
         }
     }
 }

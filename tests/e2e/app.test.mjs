@@ -146,6 +146,18 @@ test("a real model's config.json: loadConfig, its permalink, and a dropped file"
   assert.equal(st.s.b.resonance, true);
   assert.match(st.model_status, /meta-llama\/Llama-3\.1-8B.*Resonance twin/);
   await page.screenshot({ path: `${OUT}/model-llama31.png` });
+  // "Export Resonance twin (JSON)" in the model section downloads the twin's export
+  await page.mouse.move(104, 169);
+  await page.waitForTimeout(200);
+  const [download] = await Promise.all([
+    page.waitForEvent("download", { timeout: 30000 }),
+    page.mouse.click(104, 169),
+  ]);
+  assert.equal(download.suggestedFilename(), "Llama-3.1-8B-resonance.json");
+  const twin = JSON.parse(readFileSync(await download.path(), "utf8"));
+  assert.equal(twin.name, "meta-llama/Llama-3.1-8B");
+  assert.equal(twin.inv_freq.length, 64);
+  assert.ok(twin.wavelength.every(Number.isInteger), JSON.stringify(twin.wavelength));
   // the permalink restores the model in a new page
   const { page: p2 } = await open(`${URL}#${st.hash}`);
   const back = await stateOf(p2);
