@@ -7,8 +7,8 @@
 
 use resonance_lab::posgen::data::authors_seed_tuples;
 use resonance_lab::posgen::study::{
-    Budget, StudyConfig, StudyResult, StudyRun, Verdict, batches, comparisons, estimate,
-    t_quantile_975,
+    Budget, StudyConfig, StudyResult, StudyRun, Verdict, batches, budget_check, comparisons,
+    estimate, t_quantile_975,
 };
 use resonance_lab::posgen::{
     Dataset, EarlyStop, PresetName, Protocol, RunConfig, Scaling, SplitSizes, Task, TaskSpec,
@@ -283,6 +283,49 @@ fn comparisons_pair_by_seed() {
     assert_eq!(ood.verdict, Verdict::Unclear);
     // Comparisons whose runs are missing are left out, not invented.
     assert!(!c.iter().any(|c| c.a == "Resonance YaRN"));
+}
+
+/// The budget check by hand: RoPE on Recursive, OOD 10, 50, 30 % on seeds 0..2 at the main
+/// budget (across-seed sd 20 points) and 20, 40 % on check seeds 0, 1 at the doubled budget (each
+/// run moves 10 points).
+#[test]
+fn budget_check_reports_the_change_per_run_against_the_spread_across_seeds() {
+    let mut runs = Vec::new();
+    for (seed, ood) in [0.10, 0.50, 0.30].into_iter().enumerate() {
+        runs.push(fake_run(
+            Task::Recursive,
+            Method::Rope,
+            false,
+            seed as u64,
+            ood,
+        ));
+    }
+    for (seed, ood) in [0.20, 0.40].into_iter().enumerate() {
+        let mut r = fake_run(Task::Recursive, Method::Rope, false, seed as u64, ood);
+        r.budget = Budget::Double;
+        runs.push(r);
+    }
+    let config = StudyConfig {
+        preset: PresetName::Tiny,
+        tasks: vec![Task::Recursive],
+        seeds: vec![0, 1, 2],
+        protocol: Protocol::Clean,
+        scaling: Scaling::Train,
+        cap: 10,
+        early_stop: EarlyStop {
+            patience: 2,
+            every: 5,
+        },
+        check_seeds: 2,
+    };
+    let b = budget_check(&runs, &config).unwrap();
+    assert_eq!(b.seeds, [0, 1]);
+    let rope = |v: &[(String, f64)]| v.iter().find(|(m, _)| m == "RoPE").unwrap().1;
+    assert!((rope(&b.mean_abs_ood_change) - 10.0).abs() < 1e-9);
+    assert!((rope(&b.ood_seed_sd) - 20.0).abs() < 1e-9);
+    // no doubled runs: no check
+    runs.retain(|r| r.budget == Budget::Main);
+    assert!(budget_check(&runs, &config).is_none());
 }
 
 fn bin() -> Command {

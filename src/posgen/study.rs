@@ -484,6 +484,11 @@ pub struct BudgetCheck {
     pub changed: Vec<String>,
     /// Mean absolute change of OOD accuracy (points) from main to double, per schedule.
     pub mean_abs_ood_change: Vec<(String, f64)>,
+    /// For scale: the standard deviation of OOD accuracy across all seeds at the main budget
+    /// (points), averaged over tasks, per schedule. A budget change that moves runs by about
+    /// this much adds noise of the size the seeds already have.
+    #[serde(default)]
+    pub ood_seed_sd: Vec<(String, f64)>,
 }
 
 /// Compares verdicts under the main and the doubled budget on the check seeds.
@@ -525,12 +530,30 @@ pub fn budget_check(runs: &[StudyRun], config: &StudyConfig) -> Option<BudgetChe
             (method_label(mr.0, mr.1), mean)
         })
         .collect();
+    let ood_seed_sd = POSGEN_METHODS
+        .iter()
+        .map(|&mr| {
+            let sds: Vec<f64> = config
+                .tasks
+                .iter()
+                .filter_map(|&t| {
+                    let v: Vec<f64> = runs_of(runs, Budget::Main, t, mr)
+                        .map(|r| 100.0 * r.ood_accuracy)
+                        .collect();
+                    estimate(&v).sd
+                })
+                .collect();
+            let mean = sds.iter().sum::<f64>() / sds.len().max(1) as f64;
+            (method_label(mr.0, mr.1), mean)
+        })
+        .collect();
     Some(BudgetCheck {
         seeds,
         main,
         double,
         changed,
         mean_abs_ood_change,
+        ood_seed_sd,
     })
 }
 
@@ -764,7 +787,10 @@ impl StudyResult {
             s,
             "Seeds {:?} were also trained with {} steps at most and a patience of {}. \
              Verdicts that change between the budgets: {}.\n\n\
-             Mean absolute change of a run's OOD accuracy (points): {}.\n",
+             Mean absolute change of a run's OOD accuracy (points): {}. For scale, the standard \
+             deviation of OOD accuracy across all seeds at the main budget (points, mean over \
+             tasks): {}. Verdicts on {} seeds have wide intervals, so the change per run against \
+             the spread across seeds is the more telling comparison.\n",
             b.seeds,
             2 * self.config.cap,
             2 * self.config.early_stop.patience,
@@ -777,7 +803,17 @@ impl StudyResult {
                 .iter()
                 .map(|(m, v)| format!("{m} {v:.1}"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            if b.ood_seed_sd.is_empty() {
+                "not recorded".to_string()
+            } else {
+                b.ood_seed_sd
+                    .iter()
+                    .map(|(m, v)| format!("{m} {v:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            b.seeds.len()
         );
         let _ = writeln!(
             s,
