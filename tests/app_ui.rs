@@ -546,28 +546,39 @@ fn bench_frame_time_loading_a_1m_position_config() {
     );
 }
 
-/// With a GPU (lavapipe in CI) the heatmap raster comes from the WGSL feature-table kernel and
-/// the self-check compares that raster, not the CPU one, with the f64 reference.
-#[test]
-fn gpu_heatmap_raster_matches_the_f64_reference() {
+/// A harness of the app showing `st` with GPU compute on a headless device (lavapipe in CI),
+/// and whether that device is a software rasterizer; `None` (the test skips) when there is no
+/// adapter, which fails instead when the env var `CI` is set.
+fn gpu_harness(st: AppState) -> Option<(Harness<'static, ResonanceApp>, bool)> {
     let gpu = match resonance_lab::gpu::GpuCompute::new_headless_blocking() {
         Ok(g) => g,
         Err(e) if std::env::var_os("CI").is_some() => panic!("CI is set but {e}"),
         Err(e) => {
             eprintln!("skipping GPU test: {e}");
-            return;
+            return None;
         }
     };
+    let software = gpu.is_software();
+    let mut app = ResonanceApp::new(st, "test renderer").with_gpu(gpu);
+    app.show_timings = false;
+    let h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .wgpu()
+        .build_ui_state(|ui, app: &mut ResonanceApp| app.draw(ui), app);
+    Some((h, software))
+}
+
+/// With a GPU (lavapipe in CI) the heatmap raster comes from the WGSL feature-table kernel and
+/// the self-check compares that raster, not the CPU one, with the f64 reference.
+#[test]
+fn gpu_heatmap_raster_matches_the_f64_reference() {
     let st = AppState {
         tab: Tab::Heatmap,
         ..AppState::default()
     };
-    let mut app = ResonanceApp::new(st, "test renderer").with_gpu(gpu);
-    app.show_timings = false;
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .wgpu()
-        .build_ui_state(|ui, app: &mut ResonanceApp| app.draw(ui), app);
+    let Some((mut h, _)) = gpu_harness(st) else {
+        return;
+    };
     assert!(h.state().compute_label().starts_with("GPU"));
     let mut check = None;
     for _ in 0..600 {
@@ -590,15 +601,6 @@ fn gpu_heatmap_raster_matches_the_f64_reference() {
 /// config change go through the same path.
 #[test]
 fn gpu_gap_plot_matches_the_f64_reference() {
-    let gpu = match resonance_lab::gpu::GpuCompute::new_headless_blocking() {
-        Ok(g) => g,
-        Err(e) if std::env::var_os("CI").is_some() => panic!("CI is set but {e}"),
-        Err(e) => {
-            eprintln!("skipping GPU test: {e}");
-            return;
-        }
-    };
-    let software = gpu.is_software();
     let st = AppState {
         tab: Tab::Gap,
         compare: true,
@@ -606,12 +608,9 @@ fn gpu_gap_plot_matches_the_f64_reference() {
         gap_compute: GapCompute::Gpu,
         ..AppState::default()
     };
-    let mut app = ResonanceApp::new(st, "test renderer").with_gpu(gpu);
-    app.show_timings = false;
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .wgpu()
-        .build_ui_state(|ui, app: &mut ResonanceApp| app.draw(ui), app);
+    let Some((mut h, software)) = gpu_harness(st) else {
+        return;
+    };
     let wait = |h: &mut Harness<'static, ResonanceApp>| {
         for _ in 0..2000 {
             h.run_steps(1);

@@ -101,6 +101,52 @@ fn f32_schedules_match_transformers_within_one_ulp() {
     }
 }
 
+/// Imports `text` as transformers' reference `case` asks (layer type, sequence length) and
+/// checks the rope type, every `inv_freq` value within 1 ulp and the attention factor. Returns
+/// the rope type, the values compared and how many of them are 1 ulp off.
+fn check_transformers_case(name: &str, text: &str, case: &Value) -> (String, usize, usize) {
+    // transformers' init passes seq_len None, which LongRoPE treats as short; our default
+    // is max_position_embeddings (long), so ask for a length within the original one
+    let init_longrope = case["rope_type"] == "longrope" && case["seq_len"].is_null();
+    let opts = hf_config::ImportOptions {
+        layer_type: case["layer_type"].as_str().map(String::from),
+        seq_len: if init_longrope {
+            Some(1)
+        } else {
+            case["seq_len"].as_u64()
+        },
+        eval_len: None,
+    };
+    let model =
+        hf_config::parse_config(text, "case", &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(
+        model.rope_type,
+        case["rope_type"].as_str().unwrap(),
+        "{name}"
+    );
+    let s = Schedule::new(&model.config).unwrap();
+    let want: Vec<f32> = case["inv_freq"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(s.inv_freq.len(), want.len(), "{name}: feature count");
+    let mut off_by_one = 0;
+    for (i, (&got, &w)) in s.inv_freq.iter().zip(&want).enumerate() {
+        let d = ulp_distance(got, w);
+        assert!(d <= 1, "{name} feature {i}: {got:e} vs {w:e}");
+        off_by_one += d as usize;
+    }
+    let att = case["attention_factor"].as_f64().unwrap();
+    assert!(
+        (s.attention_factor - att).abs() <= 1e-15 * att,
+        "{name}: attention factor {} vs {att}",
+        s.attention_factor
+    );
+    (model.rope_type, want.len(), off_by_one)
+}
+
 /// transformers' own values (torch f32 on the CPU) for every rope type and both config forms.
 /// Our pow is correctly rounded; torch's vectorised `pow` can be 1 ulp off in `b^(2i/d)`, and
 /// every later f32 operation (reciprocal, `/ factor`, the YaRN / Llama-3 blends, LongRoPE's
@@ -115,47 +161,10 @@ fn transformers_rope_init_functions_match_within_one_ulp() {
     let mut types = std::collections::BTreeSet::new();
     for case in cases {
         let name = case["name"].as_str().unwrap();
-        // transformers' init passes seq_len None, which LongRoPE treats as short; our default
-        // is max_position_embeddings (long), so ask for a length within the original one
-        let init_longrope = case["rope_type"] == "longrope" && case["seq_len"].is_null();
-        let opts = hf_config::ImportOptions {
-            layer_type: case["layer_type"].as_str().map(String::from),
-            seq_len: if init_longrope {
-                Some(1)
-            } else {
-                case["seq_len"].as_u64()
-            },
-            eval_len: None,
-        };
-        let text = case["config"].to_string();
-        let model =
-            hf_config::parse_config(&text, "case", &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(
-            model.rope_type,
-            case["rope_type"].as_str().unwrap(),
-            "{name}"
-        );
-        types.insert(model.rope_type.clone());
-        let s = Schedule::new(&model.config).unwrap();
-        let want: Vec<f32> = case["inv_freq"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
-        assert_eq!(s.inv_freq.len(), want.len(), "{name}: feature count");
-        for (i, (&got, &w)) in s.inv_freq.iter().zip(&want).enumerate() {
-            let d = ulp_distance(got, w);
-            assert!(d <= 1, "{name} feature {i}: {got:e} vs {w:e}");
-            total += 1;
-            off_by_one += d as usize;
-        }
-        let att = case["attention_factor"].as_f64().unwrap();
-        assert!(
-            (s.attention_factor - att).abs() <= 1e-15 * att,
-            "{name}: attention factor {} vs {att}",
-            s.attention_factor
-        );
+        let (rope_type, n, off) = check_transformers_case(name, &case["config"].to_string(), case);
+        types.insert(rope_type);
+        total += n;
+        off_by_one += off;
     }
     let all: Vec<&str> = vec![
         "default",
@@ -185,44 +194,8 @@ fn builtin_model_configs_match_transformers() {
         let file = case["file"].as_str().unwrap();
         let path = format!("{}/assets/models/{file}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap();
-        let init_longrope = case["rope_type"] == "longrope" && case["seq_len"].is_null();
-        let opts = hf_config::ImportOptions {
-            layer_type: case["layer_type"].as_str().map(String::from),
-            seq_len: if init_longrope {
-                Some(1)
-            } else {
-                case["seq_len"].as_u64()
-            },
-            eval_len: None,
-        };
-        let name = format!("{file} {:?} {:?}", opts.layer_type, opts.seq_len);
-        let model =
-            hf_config::parse_config(&text, "x", &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(
-            model.rope_type,
-            case["rope_type"].as_str().unwrap(),
-            "{name}"
-        );
-        let s = Schedule::new(&model.config).unwrap();
-        let want: Vec<f32> = case["inv_freq"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
-        assert_eq!(s.inv_freq.len(), want.len(), "{name}: feature count");
-        for (i, (&got, &w)) in s.inv_freq.iter().zip(&want).enumerate() {
-            assert!(
-                ulp_distance(got, w) <= 1,
-                "{name} feature {i}: {got:e} vs {w:e}"
-            );
-        }
-        let att = case["attention_factor"].as_f64().unwrap();
-        assert!(
-            (s.attention_factor - att).abs() <= 1e-15 * att,
-            "{name}: attention factor {} vs {att}",
-            s.attention_factor
-        );
+        let name = format!("{file} {} {}", case["layer_type"], case["seq_len"]);
+        check_transformers_case(&name, &text, case);
     }
 }
 
