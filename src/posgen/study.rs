@@ -507,46 +507,36 @@ pub fn budget_check(runs: &[StudyRun], config: &StudyConfig) -> Option<BudgetChe
     let changed = main
         .iter()
         .filter_map(|m| {
-            let d = double
-                .iter()
-                .find(|d| d.task == m.task && d.metric == m.metric && d.a == m.a && d.b == m.b)?;
+            let d = counterpart(&double, m)?;
             (d.verdict != m.verdict).then(|| format!("{} {} {} - {}", m.task, m.metric, m.a, m.b))
         })
         .collect();
-    let mean_abs_ood_change = POSGEN_METHODS
-        .iter()
-        .map(|&mr| {
-            let changes: Vec<f64> = config
-                .tasks
-                .iter()
-                .flat_map(|&t| {
-                    runs_of(runs, Budget::Double, t, mr).filter_map(move |d| {
-                        let m = runs_of(runs, Budget::Main, t, mr).find(|m| m.seed == d.seed)?;
-                        Some(100.0 * (d.ood_accuracy - m.ood_accuracy).abs())
-                    })
+    // every run's change between the budgets, over all tasks
+    let mean_abs_ood_change = mean_per_schedule(|mr| {
+        config
+            .tasks
+            .iter()
+            .flat_map(|&t| {
+                runs_of(runs, Budget::Double, t, mr).filter_map(move |d| {
+                    let m = runs_of(runs, Budget::Main, t, mr).find(|m| m.seed == d.seed)?;
+                    Some(100.0 * (d.ood_accuracy - m.ood_accuracy).abs())
                 })
-                .collect();
-            let mean = changes.iter().sum::<f64>() / changes.len().max(1) as f64;
-            (method_label(mr.0, mr.1), mean)
-        })
-        .collect();
-    let ood_seed_sd = POSGEN_METHODS
-        .iter()
-        .map(|&mr| {
-            let sds: Vec<f64> = config
-                .tasks
-                .iter()
-                .filter_map(|&t| {
-                    let v: Vec<f64> = runs_of(runs, Budget::Main, t, mr)
-                        .map(|r| 100.0 * r.ood_accuracy)
-                        .collect();
-                    estimate(&v).sd
-                })
-                .collect();
-            let mean = sds.iter().sum::<f64>() / sds.len().max(1) as f64;
-            (method_label(mr.0, mr.1), mean)
-        })
-        .collect();
+            })
+            .collect()
+    });
+    // one standard deviation across seeds per task
+    let ood_seed_sd = mean_per_schedule(|mr| {
+        config
+            .tasks
+            .iter()
+            .filter_map(|&t| {
+                let v: Vec<f64> = runs_of(runs, Budget::Main, t, mr)
+                    .map(|r| 100.0 * r.ood_accuracy)
+                    .collect();
+                estimate(&v).sd
+            })
+            .collect()
+    });
     Some(BudgetCheck {
         seeds,
         main,
@@ -555,6 +545,44 @@ pub fn budget_check(runs: &[StudyRun], config: &StudyConfig) -> Option<BudgetChe
         mean_abs_ood_change,
         ood_seed_sd,
     })
+}
+
+/// The comparison in `cmps` of the same task, metric and schedules as `m`.
+fn counterpart<'a>(cmps: &'a [Comparison], m: &Comparison) -> Option<&'a Comparison> {
+    cmps.iter()
+        .find(|d| d.task == m.task && d.metric == m.metric && d.a == m.a && d.b == m.b)
+}
+
+/// Per schedule (labelled), the mean of the values `values` gives for it (0 when none).
+fn mean_per_schedule(values: impl Fn((Method, bool)) -> Vec<f64>) -> Vec<(String, f64)> {
+    POSGEN_METHODS
+        .iter()
+        .map(|&mr| {
+            let v = values(mr);
+            let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+            (method_label(mr.0, mr.1), mean)
+        })
+        .collect()
+}
+
+/// `RoPE 5.1, Resonance RoPE 11.4, ...` for a per-schedule list of points.
+fn per_schedule_md(v: &[(String, f64)]) -> String {
+    v.iter()
+        .map(|(m, x)| format!("{m} {x:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The columns `a - b | n | mean [95% CI] | verdict` of a comparison's table row.
+fn comparison_cells(cmp: &Comparison) -> String {
+    format!(
+        "{} - {} | {} | {} | {}",
+        cmp.a,
+        cmp.b,
+        cmp.n,
+        fmt_signed_ci(cmp.mean_diff, cmp.ci95),
+        cmp.verdict.words(&cmp.a, &cmp.b)
+    )
 }
 
 /// A study's results file: what ran, every run, and the statistics derived from them.
@@ -687,13 +715,9 @@ impl StudyResult {
         for cmp in self.comparisons.iter().filter(|x| x.metric == "ood") {
             let _ = writeln!(
                 s,
-                "| {} | {} - {} | {} | {} | {} |",
+                "| {} | {} |",
                 task_title(&cmp.task),
-                cmp.a,
-                cmp.b,
-                cmp.n,
-                fmt_signed_ci(cmp.mean_diff, cmp.ci95),
-                cmp.verdict.words(&cmp.a, &cmp.b)
+                comparison_cells(cmp)
             );
         }
         s.push('\n');
@@ -764,14 +788,10 @@ impl StudyResult {
         for cmp in cmps {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} - {} | {} | {} | {} |",
+                "| {} | {} | {} |",
                 task_title(&cmp.task),
                 cmp.metric,
-                cmp.a,
-                cmp.b,
-                cmp.n,
-                fmt_signed_ci(cmp.mean_diff, cmp.ci95),
-                cmp.verdict.words(&cmp.a, &cmp.b)
+                comparison_cells(cmp)
             );
         }
         s.push('\n');
@@ -799,19 +819,11 @@ impl StudyResult {
             } else {
                 b.changed.join("; ")
             },
-            b.mean_abs_ood_change
-                .iter()
-                .map(|(m, v)| format!("{m} {v:.1}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            per_schedule_md(&b.mean_abs_ood_change),
             if b.ood_seed_sd.is_empty() {
                 "not recorded".to_string()
             } else {
-                b.ood_seed_sd
-                    .iter()
-                    .map(|(m, v)| format!("{m} {v:.1}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                per_schedule_md(&b.ood_seed_sd)
             },
             b.seeds.len()
         );
@@ -820,10 +832,7 @@ impl StudyResult {
             "| task | metric | a - b | main budget | doubled budget |\n|---|---|---|---|---|"
         );
         for m in &b.main {
-            let d = b
-                .double
-                .iter()
-                .find(|d| d.task == m.task && d.metric == m.metric && d.a == m.a && d.b == m.b);
+            let d = counterpart(&b.double, m);
             let _ = writeln!(
                 s,
                 "| {} | {} | {} - {} | {} ({}) | {} |",
