@@ -9,7 +9,7 @@ use crate::posgen::study::{RUN_ENV, command_line};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -38,6 +38,30 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CliError> 
     std::fs::write(&tmp, text)
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Writes a batch's results, `<out>.json`, and its report, `<out>.md`; returns both paths.
+pub fn write_results<T: Serialize>(
+    out: &Path,
+    result: &T,
+    markdown: &str,
+) -> Result<(PathBuf, PathBuf), CliError> {
+    let (json_path, md_path) = (out.with_extension("json"), out.with_extension("md"));
+    write_json(&json_path, result)?;
+    std::fs::write(&md_path, markdown)
+        .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", md_path.display())))?;
+    Ok((json_path, md_path))
+}
+
+/// The error of a batch that stopped on `failure`, saying that its `saved_runs` finished runs
+/// are kept for a resume.
+pub fn stopped_part_way(failure: Option<String>, saved_runs: usize) -> Result<(), CliError> {
+    match failure {
+        Some(f) => Err(CliError::Runtime(format!(
+            "{f} ({saved_runs} finished runs are saved; run the same command again to resume)"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Runs `resonance-lab <args>` as a child process and parses the run result(s) it prints (one

@@ -4,7 +4,7 @@
 
 use super::CliError;
 use super::posgen_cmds::in_range;
-use super::runner::{load_finished, run_children, write_json};
+use super::runner::{load_finished, run_children, stopped_part_way, write_json, write_results};
 use crate::posgen::RunResult;
 use crate::posgen::probe::{ProbeConfig, ProbeResult, ProbeRun};
 use crate::posgen::study::{PlannedRun, StudyConfig, StudyResult, StudyRun, batches, command_line};
@@ -120,7 +120,6 @@ pub fn study(a: &StudyArgs) -> Result<Value, CliError> {
     let config = a.config()?;
     let jobs = jobs(a.jobs)?;
     let json_path = a.out.with_extension("json");
-    let md_path = a.out.with_extension("md");
     let command = this_command().replace(" --report-only", "");
     let plan = config.plan();
     let mut finished = load_finished::<StudyResult>(&json_path)?.map_or(Vec::new(), |r| r.runs);
@@ -151,20 +150,13 @@ pub fn study(a: &StudyArgs) -> Result<Value, CliError> {
         record(p, rs)
     })?;
     let result = StudyResult::new(config.clone(), command.clone(), runs);
-    write_json(&json_path, &result)?;
-    std::fs::write(&md_path, result.markdown())
-        .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", md_path.display())))?;
+    let (json_path, md_path) = write_results(&a.out, &result, &result.markdown())?;
     eprintln!(
         "posgen study: wrote {} and {}",
         json_path.display(),
         md_path.display()
     );
-    if let Some(f) = failure {
-        return Err(CliError::Runtime(format!(
-            "{f} ({} finished runs are saved; run the same command again to resume)",
-            result.runs.len()
-        )));
-    }
+    stopped_part_way(failure, result.runs.len())?;
     Ok(json!({
         "json": json_path,
         "md": md_path,
@@ -280,15 +272,7 @@ pub fn probe(a: &ProbeArgs) -> Result<Value, CliError> {
         Ok(rs.into_iter().map(|r| ProbeRun::new(args, r)).collect())
     })?;
     let result = result_of(runs);
-    write_json(&json_path, &result)?;
-    let md_path = a.out.with_extension("md");
-    std::fs::write(&md_path, result.markdown())
-        .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", md_path.display())))?;
-    if let Some(f) = failure {
-        return Err(CliError::Runtime(format!(
-            "{f} ({} finished runs are saved; run the same command again to resume)",
-            result.runs.len()
-        )));
-    }
+    let (json_path, md_path) = write_results(&a.out, &result, &result.markdown())?;
+    stopped_part_way(failure, result.runs.len())?;
     Ok(json!({ "json": json_path, "md": md_path, "runs": result.runs.len() }))
 }
