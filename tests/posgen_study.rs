@@ -287,23 +287,30 @@ fn comparisons_pair_by_seed() {
 
 /// The budget check by hand: RoPE on Recursive, OOD 10, 50, 30 % on seeds 0..2 at the main
 /// budget (across-seed sd 20 points) and 20, 40 % on check seeds 0, 1 at the doubled budget (each
-/// run moves 10 points).
+/// run moves 10 points). Resonance RoPE scores 20, 60, 30 % (main) and 40, 45 % (doubled), so
+/// Resonance RoPE - RoPE is +10, +10 (main) and +20, +5 (doubled) on the check seeds: shifts of
+/// +10 and -5, mean +2.5, sd 10.607, half-width t(1) * 10.607 / sqrt 2 = 95.30.
 #[test]
 fn budget_check_reports_the_change_per_run_against_the_spread_across_seeds() {
     let mut runs = Vec::new();
-    for (seed, ood) in [0.10, 0.50, 0.30].into_iter().enumerate() {
-        runs.push(fake_run(
-            Task::Recursive,
-            Method::Rope,
-            false,
-            seed as u64,
-            ood,
-        ));
+    let main = [(false, [0.10, 0.50, 0.30]), (true, [0.20, 0.60, 0.30])];
+    for (resonance, oods) in main {
+        for (seed, ood) in oods.into_iter().enumerate() {
+            runs.push(fake_run(
+                Task::Recursive,
+                Method::Rope,
+                resonance,
+                seed as u64,
+                ood,
+            ));
+        }
     }
-    for (seed, ood) in [0.20, 0.40].into_iter().enumerate() {
-        let mut r = fake_run(Task::Recursive, Method::Rope, false, seed as u64, ood);
-        r.budget = Budget::Double;
-        runs.push(r);
+    for (resonance, oods) in [(false, [0.20, 0.40]), (true, [0.40, 0.45])] {
+        for (seed, ood) in oods.into_iter().enumerate() {
+            let mut r = fake_run(Task::Recursive, Method::Rope, resonance, seed as u64, ood);
+            r.budget = Budget::Double;
+            runs.push(r);
+        }
     }
     let config = StudyConfig {
         preset: PresetName::Tiny,
@@ -323,6 +330,20 @@ fn budget_check_reports_the_change_per_run_against_the_spread_across_seeds() {
     let rope = |v: &[(String, f64)]| v.iter().find(|(m, _)| m == "RoPE").unwrap().1;
     assert!((rope(&b.mean_abs_ood_change) - 10.0).abs() < 1e-9);
     assert!((rope(&b.ood_seed_sd) - 20.0).abs() < 1e-9);
+    let shift = b
+        .shifts
+        .iter()
+        .find(|c| c.metric == "ood" && c.a == "Resonance RoPE" && c.b == "RoPE")
+        .unwrap();
+    assert_eq!(shift.n, 2);
+    assert!((shift.mean_diff - 2.5).abs() < 1e-9);
+    assert!((shift.ci95.unwrap()[1] - 2.5 - 95.297).abs() < 1e-2);
+    assert_eq!(shift.verdict, Verdict::Unclear);
+    // a comparison with no doubled runs of one side has no shift
+    assert!(!b.shifts.iter().any(|c| c.a == "Resonance YaRN"));
+    // check seeds without doubled runs yet (a study part-way) are left out of the check
+    runs.retain(|r| r.budget == Budget::Main || r.result.seed == 0);
+    assert_eq!(budget_check(&runs, &config).unwrap().seeds, [0]);
     // no doubled runs: no check
     runs.retain(|r| r.budget == Budget::Main);
     assert!(budget_check(&runs, &config).is_none());

@@ -368,6 +368,45 @@ fn runs_of<'a>(
         .map(|r| &r.result)
 }
 
+/// Per seed (of `seeds` when given), the paired difference `a - b` of `metric` in points, from
+/// the runs of `budget`; seeds without both runs (or without the metric) are left out.
+fn paired_diffs(
+    runs: &[StudyRun],
+    budget: Budget,
+    task: Task,
+    metric_name: &str,
+    (a, b): ((Method, bool), (Method, bool)),
+    seeds: Option<&[u64]>,
+) -> Vec<(u64, f64)> {
+    runs_of(runs, budget, task, a)
+        .filter(|ra| seeds.is_none_or(|s| s.contains(&ra.seed)))
+        .filter_map(|ra| {
+            let rb = runs_of(runs, budget, task, b).find(|rb| rb.seed == ra.seed)?;
+            Some((ra.seed, metric(ra, metric_name)? - metric(rb, metric_name)?))
+        })
+        .collect()
+}
+
+/// A comparison of `a - b` on `task` and `metric_name` from the values `v` (one per seed).
+fn comparison_of(
+    task: Task,
+    metric_name: &str,
+    (a, b): ((Method, bool), (Method, bool)),
+    v: &[f64],
+) -> Comparison {
+    let e = estimate(v);
+    Comparison {
+        task: task.name().into(),
+        metric: metric_name.into(),
+        a: method_label(a.0, a.1),
+        b: method_label(b.0, b.1),
+        n: e.n,
+        mean_diff: e.mean,
+        ci95: e.ci95,
+        verdict: Verdict::of(e.ci95),
+    }
+}
+
 /// Paired comparisons of `runs` (of one budget, restricted to `seeds` when given).
 pub fn comparisons(
     runs: &[StudyRun],
@@ -378,32 +417,47 @@ pub fn comparisons(
     let mut out = Vec::new();
     for &task in tasks {
         for &m in metrics_of(task) {
-            for &(a, b) in &COMPARISONS {
-                let diffs: Vec<f64> = runs_of(runs, budget, task, a)
-                    .filter(|ra| seeds.is_none_or(|s| s.contains(&ra.seed)))
-                    .filter_map(|ra| {
-                        let rb = runs_of(runs, budget, task, b).find(|rb| rb.seed == ra.seed)?;
-                        Some(metric(ra, m)? - metric(rb, m)?)
-                    })
+            for &pair in &COMPARISONS {
+                let diffs: Vec<f64> = paired_diffs(runs, budget, task, m, pair, seeds)
+                    .into_iter()
+                    .map(|(_, d)| d)
                     .collect();
-                if diffs.is_empty() {
-                    continue;
+                if !diffs.is_empty() {
+                    out.push(comparison_of(task, m, pair, &diffs));
                 }
-                let e = estimate(&diffs);
-                out.push(Comparison {
-                    task: task.name().into(),
-                    metric: m.into(),
-                    a: method_label(a.0, a.1),
-                    b: method_label(b.0, b.1),
-                    n: e.n,
-                    mean_diff: e.mean,
-                    ci95: e.ci95,
-                    verdict: Verdict::of(e.ci95),
-                });
             }
         }
     }
     out
+}
+
+/// The budget check's comparisons on the check `seeds`, each on exactly the seeds that have
+/// both doubled-budget runs of it: `a - b` under the main budget, under the doubled budget, and
+/// the shift between them, (a - b doubled) - (a - b main) paired by seed, as a comparison whose
+/// `mean_diff` is that shift in points (verdict `a-higher`: doubling clearly raises `a - b`).
+fn check_comparisons(runs: &[StudyRun], tasks: &[Task], seeds: &[u64]) -> [Vec<Comparison>; 3] {
+    let [mut main, mut double, mut shifts] = [Vec::new(), Vec::new(), Vec::new()];
+    for &task in tasks {
+        for &m in metrics_of(task) {
+            for &pair in &COMPARISONS {
+                let (mut vm, mut vd, mut vs) = (Vec::new(), Vec::new(), Vec::new());
+                let main_diffs = paired_diffs(runs, Budget::Main, task, m, pair, Some(seeds));
+                for (seed, d) in paired_diffs(runs, Budget::Double, task, m, pair, Some(seeds)) {
+                    if let Some(&(_, base)) = main_diffs.iter().find(|(s, _)| *s == seed) {
+                        vm.push(base);
+                        vd.push(d);
+                        vs.push(d - base);
+                    }
+                }
+                if !vs.is_empty() {
+                    main.push(comparison_of(task, m, pair, &vm));
+                    double.push(comparison_of(task, m, pair, &vd));
+                    shifts.push(comparison_of(task, m, pair, &vs));
+                }
+            }
+        }
+    }
+    [main, double, shifts]
 }
 
 /// Per task and schedule: estimates of each metric over the seeds of the main budget.
@@ -476,9 +530,10 @@ pub fn summarise(runs: &[StudyRun], tasks: &[Task]) -> Vec<CellSummary> {
 pub struct BudgetCheck {
     /// Seeds trained under both budgets.
     pub seeds: Vec<u64>,
-    /// Comparisons on those seeds under the main budget.
+    /// Comparisons on those seeds under the main budget (each on the seeds that have both of
+    /// its doubled runs).
     pub main: Vec<Comparison>,
-    /// The same under the doubled budget.
+    /// The same under the doubled budget, on the same seeds.
     pub double: Vec<Comparison>,
     /// Comparisons whose verdict differs between the budgets (`task metric a - b`).
     pub changed: Vec<String>,
@@ -489,6 +544,11 @@ pub struct BudgetCheck {
     /// this much adds noise of the size the seeds already have.
     #[serde(default)]
     pub ood_seed_sd: Vec<(String, f64)>,
+    /// Per comparison, the change of `a - b` from the main to the doubled budget, paired by
+    /// check seed: `mean_diff` is the mean shift in points, `ci95` its Student-t interval, and
+    /// the verdict whether the shift is clear (`a-higher`: doubling raises `a - b`).
+    #[serde(default)]
+    pub shifts: Vec<Comparison>,
 }
 
 /// Compares verdicts under the main and the doubled budget on the check seeds.
@@ -499,11 +559,18 @@ pub fn budget_check(runs: &[StudyRun], config: &StudyConfig) -> Option<BudgetChe
         .take(config.check_seeds)
         .copied()
         .collect();
-    if seeds.is_empty() || !runs.iter().any(|r| r.budget == Budget::Double) {
+    // while a study runs, only the check seeds with doubled runs so far
+    let seeds: Vec<u64> = seeds
+        .into_iter()
+        .filter(|&s| {
+            runs.iter()
+                .any(|r| r.budget == Budget::Double && r.result.seed == s)
+        })
+        .collect();
+    if seeds.is_empty() {
         return None;
     }
-    let main = comparisons(runs, Budget::Main, &config.tasks, Some(&seeds));
-    let double = comparisons(runs, Budget::Double, &config.tasks, Some(&seeds));
+    let [main, double, shifts] = check_comparisons(runs, &config.tasks, &seeds);
     let changed = main
         .iter()
         .filter_map(|m| {
@@ -544,6 +611,7 @@ pub fn budget_check(runs: &[StudyRun], config: &StudyConfig) -> Option<BudgetChe
         changed,
         mean_abs_ood_change,
         ood_seed_sd,
+        shifts,
     })
 }
 
@@ -803,15 +871,37 @@ impl StudyResult {
             let _ = writeln!(s, "Not run (no doubled-budget runs in this study).\n");
             return;
         };
+        let clear_shifts: Vec<String> = b
+            .shifts
+            .iter()
+            .filter(|c| c.verdict != Verdict::Unclear)
+            .map(|c| {
+                format!(
+                    "{} {} {} - {} ({})",
+                    c.task,
+                    c.metric,
+                    c.a,
+                    c.b,
+                    fmt_signed_ci(c.mean_diff, c.ci95)
+                )
+            })
+            .collect();
         let _ = writeln!(
             s,
-            "Seeds {:?} were also trained with {} steps at most and a patience of {}. \
-             Verdicts that change between the budgets: {}.\n\n\
-             Mean absolute change of a run's OOD accuracy (points): {}. For scale, the standard \
-             deviation of OOD accuracy across all seeds at the main budget (points, mean over \
-             tasks): {}. Verdicts on {} seeds have wide intervals, so the change per run against \
-             the spread across seeds is the more telling comparison.\n",
+            "Seeds {:?} ({} of the study's {}) were also trained with {} steps at most and a \
+             patience of {}. Each comparison below is paired by seed on these seeds under both \
+             budgets; the shift is (a - b under the doubled budget) - (a - b under the main one), \
+             paired by seed, with its 95% Student-t interval.\n\n\
+             - Verdicts that change between the budgets: {}.\n\
+             - Shifts whose interval excludes 0 (doubling clearly moves the difference): {}.\n\
+             - Mean absolute change of a run's OOD accuracy (points): {}. For scale, the \
+             standard deviation of OOD accuracy across all seeds at the main budget (points, mean \
+             over tasks): {}.\n\n\
+             With about 30 comparisons, a verdict or two can flip by chance at the edge of its \
+             interval; a flip that comes with a clear shift is a real change.\n",
             b.seeds,
+            b.seeds.len(),
+            self.config.seeds.len(),
             2 * self.config.cap,
             2 * self.config.early_stop.patience,
             if b.changed.is_empty() {
@@ -819,34 +909,51 @@ impl StudyResult {
             } else {
                 b.changed.join("; ")
             },
+            if clear_shifts.is_empty() {
+                "none".to_string()
+            } else {
+                clear_shifts.join("; ")
+            },
             per_schedule_md(&b.mean_abs_ood_change),
             if b.ood_seed_sd.is_empty() {
                 "not recorded".to_string()
             } else {
                 per_schedule_md(&b.ood_seed_sd)
             },
-            b.seeds.len()
         );
+        self.budget_table_md(b, s);
+    }
+
+    /// The budget check's table: every comparison on all seeds, on the check seeds under both
+    /// budgets, and the shift.
+    fn budget_table_md(&self, b: &BudgetCheck, s: &mut String) {
         let _ = writeln!(
             s,
-            "| task | metric | a - b | main budget | doubled budget |\n|---|---|---|---|---|"
+            "| task | metric | a - b | all seeds, main budget | check seeds, main budget | \
+             check seeds, doubled budget | shift |\n|---|---|---|---|---|---|---|"
         );
+        let cell = |c: Option<&Comparison>| {
+            c.map_or("-".into(), |c| {
+                format!(
+                    "{} ({})",
+                    fmt_signed_ci(c.mean_diff, c.ci95),
+                    c.verdict.words(&c.a, &c.b)
+                )
+            })
+        };
         for m in &b.main {
-            let d = counterpart(&b.double, m);
             let _ = writeln!(
                 s,
-                "| {} | {} | {} - {} | {} ({}) | {} |",
+                "| {} | {} | {} - {} | {} | {} | {} | {} |",
                 task_title(&m.task),
                 m.metric,
                 m.a,
                 m.b,
-                fmt_signed_ci(m.mean_diff, m.ci95),
-                m.verdict.words(&m.a, &m.b),
-                d.map_or("-".into(), |d| format!(
-                    "{} ({})",
-                    fmt_signed_ci(d.mean_diff, d.ci95),
-                    d.verdict.words(&d.a, &d.b)
-                ))
+                cell(counterpart(&self.comparisons, m)),
+                cell(Some(m)),
+                cell(counterpart(&b.double, m)),
+                counterpart(&b.shifts, m)
+                    .map_or("-".into(), |c| fmt_signed_ci(c.mean_diff, c.ci95)),
             );
         }
         s.push('\n');
