@@ -1,6 +1,7 @@
 //! The PosGen study: the authors' protocol against hand-derived tuples and split indices,
 //! evaluation-only scaling constants, pairing of runs by seed, early stopping, Semi-recursive
-//! stay/advance positions, the confidence-interval arithmetic, resume after a kill, bad input.
+//! stay/advance positions, the confidence-interval arithmetic, resume after a kill, bad input,
+//! and the probe's plan order and its report of a probe stopped part-way.
 // Test helpers unwrap freely: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 #![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary
@@ -596,4 +597,93 @@ fn study_and_train_reject_bad_input_with_exit_2() {
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn probe_plans_cheapest_shapes_first_under_every_protocol() {
+    use resonance_lab::posgen::probe::ProbeConfig;
+    let c = ProbeConfig {
+        task: Task::SemiRecursive,
+        preset: PresetName::Tiny,
+        depths: vec![4, 2],
+        widths: vec![128, 64],
+        budgets: vec![10],
+        protocols: vec![Protocol::Clean, Protocol::Authors],
+        seed: 0,
+    };
+    let flag = |args: &[String], f: &str| {
+        let i = args.iter().position(|a| a == f).unwrap();
+        args[i + 1].clone()
+    };
+    // cost steps x width^2 x depth: 2x64 (81920) < 4x64 < 2x128 < 4x128; each shape under
+    // both protocols before the next
+    let got: Vec<(String, String, String)> = c
+        .plan()
+        .iter()
+        .map(|a| {
+            (
+                flag(a, "--layers"),
+                flag(a, "--d-model"),
+                flag(a, "--protocol"),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String, String)> =
+        [("2", "64"), ("4", "64"), ("2", "128"), ("4", "128")]
+            .iter()
+            .flat_map(|&(d, w)| {
+                ["clean", "authors"].map(|p| (d.to_string(), w.to_string(), p.to_string()))
+            })
+            .collect();
+    assert_eq!(got, want);
+    // validation every budget / 10 steps
+    assert!(c.plan().iter().all(|a| flag(a, "--eval-every") == "1"));
+}
+
+#[test]
+fn a_probe_report_lists_planned_runs_that_did_not_finish() {
+    use resonance_lab::posgen::probe::ProbeResult;
+    let dir = std::env::temp_dir().join(format!("posgen-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("p");
+    let _ = std::fs::remove_file(out.with_extension("json"));
+    let probe = |widths: &str, extra: &[&str]| {
+        let o = bin()
+            .args([
+                "posgen",
+                "probe",
+                "--depths",
+                "1",
+                "--widths",
+                widths,
+                "--budgets",
+                "2",
+                "--protocols",
+                "clean",
+                "--jobs",
+                "1",
+                "--out",
+            ])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let json = std::fs::read_to_string(out.with_extension("json")).unwrap();
+        let md = std::fs::read_to_string(out.with_extension("md")).unwrap();
+        (serde_json::from_str::<ProbeResult>(&json).unwrap(), md)
+    };
+    let (done, md) = probe("32", &[]);
+    assert_eq!(done.runs.len(), 1);
+    assert!(!md.contains("not finished"), "{md}");
+    // a wider grid, reported only: nothing runs, the new shape is listed as not finished
+    let (partial, md) = probe("32,64", &["--report-only"]);
+    assert_eq!(partial.runs, done.runs);
+    assert_eq!(partial.planned_runs, 2);
+    assert!(md.contains("1 of 2 planned runs finished"), "{md}");
+    assert!(
+        md.contains("not finished (the probe was stopped; the same command resumes it): 1 layers x 64 wide, 2 steps, protocol clean."),
+        "{md}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -197,6 +197,10 @@ pub struct ProbeArgs {
     /// Write `<out>.json` and `<out>.md`; an existing `<out>.json` is resumed.
     #[arg(long, required = true)]
     pub out: PathBuf,
+    /// Run nothing: rewrite `<out>.md` from the runs `<out>.json` already has, e.g. for a probe
+    /// that was stopped part-way.
+    #[arg(long = "report-only")]
+    pub report_only: bool,
 }
 
 fn jobs(j: Option<i64>) -> Result<usize, CliError> {
@@ -252,7 +256,7 @@ pub fn probe(a: &ProbeArgs) -> Result<Value, CliError> {
     finished.retain(|r| plan.iter().any(|p| command_line(p) == r.command));
     let todo: VecDeque<(Vec<String>, Vec<String>)> = plan
         .iter()
-        .filter(|p| !finished.iter().any(|r| r.command == command_line(p)))
+        .filter(|p| !a.report_only && !finished.iter().any(|r| r.command == command_line(p)))
         .map(|p| (p.clone(), p.clone()))
         .collect();
     eprintln!(

@@ -33,8 +33,14 @@ pub struct ProbeConfig {
 }
 
 impl ProbeConfig {
-    /// The `posgen train` arguments of every run, cheapest shapes first.
+    /// The `posgen train` arguments of every run, cheapest shapes first, each shape under every
+    /// protocol before the next shape (a probe stopped part-way has covered both protocols).
     pub fn plan(&self) -> Vec<Vec<String>> {
+        self.planned().into_iter().map(|r| r.args(self)).collect()
+    }
+
+    /// Every run's shape and protocol, in the order of [`ProbeConfig::plan`].
+    pub fn planned(&self) -> Vec<ProbeShape> {
         let mut shapes: Vec<(usize, usize, usize)> = Vec::new();
         for &b in &self.budgets {
             for &w in &self.widths {
@@ -45,34 +51,61 @@ impl ProbeConfig {
         }
         shapes.sort_by_key(|&(b, w, d)| b * w * w * d);
         let mut out = Vec::new();
-        for &p in &self.protocols {
-            for &(budget, width, depth) in &shapes {
-                let args = [
-                    "posgen",
-                    "train",
-                    "--task",
-                    self.task.name(),
-                    "--method",
-                    "rope",
-                    "--preset",
-                    self.preset.name(),
-                    "--seed",
-                    &self.seed.to_string(),
-                    "--protocol",
-                    p.name(),
-                    "--layers",
-                    &depth.to_string(),
-                    "--d-model",
-                    &width.to_string(),
-                    "--steps",
-                    &budget.to_string(),
-                    "--eval-every",
-                    &(budget / 10).max(1).to_string(),
-                ];
-                out.push(args.iter().map(|s| s.to_string()).collect());
+        for &(budget, width, depth) in &shapes {
+            for &protocol in &self.protocols {
+                out.push(ProbeShape {
+                    protocol,
+                    depth,
+                    width,
+                    budget,
+                });
             }
         }
         out
+    }
+}
+
+/// One planned probe run: a shape, a budget and a protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeShape {
+    /// How the splits are drawn.
+    pub protocol: Protocol,
+    /// Transformer blocks.
+    pub depth: usize,
+    /// Residual width.
+    pub width: usize,
+    /// Training steps.
+    pub budget: usize,
+}
+
+impl ProbeShape {
+    /// The run's `posgen train` arguments.
+    pub fn args(&self, c: &ProbeConfig) -> Vec<String> {
+        [
+            "posgen",
+            "train",
+            "--task",
+            c.task.name(),
+            "--method",
+            "rope",
+            "--preset",
+            c.preset.name(),
+            "--seed",
+            &c.seed.to_string(),
+            "--protocol",
+            self.protocol.name(),
+            "--layers",
+            &self.depth.to_string(),
+            "--d-model",
+            &self.width.to_string(),
+            "--steps",
+            &self.budget.to_string(),
+            "--eval-every",
+            &(self.budget / 10).max(1).to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     }
 }
 
@@ -216,12 +249,41 @@ impl ProbeResult {
             let _ = writeln!(
                 s,
                 "\nThe highest ID accuracy at advance positions (the far lookup) is {} %: {} \
-                 layers x {} wide, {} steps, protocol {}.",
+                 layers x {} wide, {} steps, protocol {}. Guessing scores 1/m there ({:.1} % for \
+                 m = {}).",
                 pct(b.result.id_advance_accuracy),
                 b.result.layers,
                 b.result.d_model,
                 b.result.steps,
-                b.result.protocol
+                b.result.protocol,
+                100.0 / b.result.modulus as f64,
+                b.result.modulus
+            );
+        }
+        let missing: Vec<String> = self
+            .config
+            .planned()
+            .iter()
+            .filter(|p| {
+                let cmd = command_line(&p.args(&self.config));
+                !self.runs.iter().any(|r| r.command == cmd)
+            })
+            .map(|p| {
+                format!(
+                    "{} layers x {} wide, {} steps, protocol {}",
+                    p.depth,
+                    p.width,
+                    p.budget,
+                    p.protocol.name()
+                )
+            })
+            .collect();
+        if !missing.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nPlanned but not finished (the probe was stopped; the same command resumes \
+                 it): {}.",
+                missing.join("; ")
             );
         }
     }
