@@ -161,6 +161,22 @@ const LLAMA31: &str = include_str!("data/configs/llama-3.1-8b.json");
 
 /// Pasting a config.json and clicking Load makes A the model and B its Resonance twin: the
 /// plots change to the model's schedule and compare mode shows the twin's integer wavelengths.
+/// The PosGen tab shows each committed study's budget check, read from its file: the clean study
+/// has one, the authors' study says it has none.
+#[test]
+fn posgen_reference_results_show_the_budget_check() {
+    let mut h = harness(with_tab(Tab::PosGen));
+    assert!(h.query_by_label_contains("Budget check: seeds").is_some());
+    assert!(h.query_by_label("doubled budget").is_some());
+    h.get_by_label("authors protocol").click();
+    settle(&mut h);
+    assert!(
+        h.query_by_label_contains("No budget check in this study")
+            .is_some()
+    );
+    assert!(h.query_by_label_contains("Budget check: seeds").is_none());
+}
+
 #[test]
 fn pasting_a_model_config_shows_the_model_and_its_twin() {
     let mut h = harness(AppState {

@@ -2,7 +2,8 @@
 //! (`results/posgen_study_clean.json`, `results/posgen_study_authors.json`), embedded at build
 //! time and parsed on first use. Every number shown is read from those files: per schedule the
 //! mean and 95% interval of ID and OOD accuracy, the paired differences with their verdicts, and
-//! the per-position accuracy curves with their bands, next to the user's own finished runs.
+//! the per-position accuracy curves with their bands, next to the user's own finished runs, and
+//! the budget check (the same comparisons with twice the training budget on the check seeds).
 
 use crate::posgen::RunResult;
 use crate::posgen::study::{CellSummary, Comparison, StudyResult, Verdict, fmt_ci, fmt_signed_ci};
@@ -103,6 +104,7 @@ impl StudyView {
         }
         cell_table(ui, task, &cells);
         comparison_table(ui, task, &study.comparisons);
+        budget_check_table(ui, task, study);
         position_plot(ui, task, &cells, live, plot_height);
     }
 }
@@ -169,12 +171,70 @@ fn comparison_table(ui: &mut Ui, task: Task, cmps: &[Comparison]) {
                     fmt_signed_ci(c.mean_diff, c.ci95),
                     c.n
                 ));
-                let color = match c.verdict {
-                    Verdict::AHigher => Color32::DARK_GREEN,
-                    Verdict::BHigher => Color32::DARK_RED,
-                    Verdict::Unclear => Color32::GRAY,
+                ui.colored_label(verdict_color(c.verdict), c.verdict.words(&c.a, &c.b));
+                ui.end_row();
+            }
+        });
+}
+
+fn verdict_color(v: Verdict) -> Color32 {
+    match v {
+        Verdict::AHigher => Color32::DARK_GREEN,
+        Verdict::BHigher => Color32::DARK_RED,
+        Verdict::Unclear => Color32::GRAY,
+    }
+}
+
+/// The budget check's OOD rows for `task`: `a - b` on the check seeds under the main and the
+/// doubled budget, and the shift between them, so a reader sees whether the verdicts above
+/// survive a longer training.
+fn budget_check_table(ui: &mut Ui, task: Task, study: &StudyResult) {
+    let Some(check) = &study.budget_check else {
+        ui.label("No budget check in this study (no runs with a doubled budget).");
+        return;
+    };
+    ui.label(format!(
+        "Budget check: seeds {:?} also trained with twice the cap ({} steps) and twice the \
+         patience; OOD a - b on those seeds, and the shift (doubled - main) paired by seed.",
+        check.seeds,
+        2 * study.config.cap
+    ));
+    let shift_of = |m: &Comparison| {
+        check
+            .shifts
+            .iter()
+            .find(|c| c.task == m.task && c.metric == m.metric && c.a == m.a && c.b == m.b)
+    };
+    egui::Grid::new("study-budget-check")
+        .striped(true)
+        .num_columns(4)
+        .show(ui, |ui| {
+            for h in ["OOD a - b", "main budget", "doubled budget", "shift"] {
+                ui.label(RichText::new(h).strong());
+            }
+            ui.end_row();
+            for m in check
+                .main
+                .iter()
+                .filter(|c| c.task == task.name() && c.metric == "ood")
+            {
+                ui.label(format!("{} - {}", m.a, m.b));
+                ui.colored_label(
+                    verdict_color(m.verdict),
+                    format!("{} (n = {})", fmt_signed_ci(m.mean_diff, m.ci95), m.n),
+                );
+                match check
+                    .double
+                    .iter()
+                    .find(|d| d.task == m.task && d.metric == m.metric && d.a == m.a && d.b == m.b)
+                {
+                    Some(d) => ui.colored_label(
+                        verdict_color(d.verdict),
+                        fmt_signed_ci(d.mean_diff, d.ci95),
+                    ),
+                    None => ui.label("-"),
                 };
-                ui.colored_label(color, c.verdict.words(&c.a, &c.b));
+                ui.label(shift_of(m).map_or("-".into(), |c| fmt_signed_ci(c.mean_diff, c.ci95)));
                 ui.end_row();
             }
         });
@@ -283,6 +343,11 @@ mod tests {
                 let (x, y) = (a.ci95.unwrap_or_default(), b.ci95.unwrap_or_default());
                 assert!(close(x[0], y[0]) && close(x[1], y[1]), "{a:?} vs {b:?}");
             }
+            // the budget check shown is the one its runs give
+            assert_eq!(
+                again.budget_check.as_ref().map(|b| (&b.seeds, &b.changed)),
+                s.budget_check.as_ref().map(|b| (&b.seeds, &b.changed))
+            );
             assert_eq!(again.summary.len(), s.summary.len());
             for (a, b) in again.summary.iter().zip(&s.summary) {
                 assert_eq!(
