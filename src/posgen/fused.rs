@@ -1,8 +1,11 @@
-//! Fused CPU ops of the PosGen transformer, each with its own backward pass: RMSNorm, RoPE and a
-//! causal softmax. candle's built-in fused versions have no backward pass, and the elementary
-//! forms cost 6-16 tensor passes (and allocations) each; these cost one pass forward and one
-//! backward, and the causal softmax skips the masked half of the scores. The tests check values
-//! and gradients against the elementary forms.
+//! Fused CPU ops of the PosGen transformer, each with its own backward pass: RMSNorm, RoPE, a
+//! causal softmax and ReLU. candle's built-in fused versions have no backward pass, and the
+//! elementary forms cost 4-16 tensor passes (and allocations) each; these cost one pass forward
+//! and one backward, and the causal softmax skips the masked half of the scores. Backward passes
+//! read their inputs in place rather than copying them out. Each op does the same float
+//! operations in the same order as the elementary form it replaces where that form is candle's
+//! own (ReLU: bit for bit), so swapping one in does not move a trained model. The tests check
+//! values and gradients against the elementary forms.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use std::sync::Arc;
@@ -14,8 +17,62 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> 
     Ok(&s.as_slice::<f32>()?[a..b])
 }
 
-fn host(t: &Tensor) -> Result<Vec<f32>> {
-    t.flatten_all()?.to_vec1::<f32>()
+/// A tensor's f32 values in row-major order, borrowed from its CPU storage when the tensor is
+/// contiguous (a backward pass reads its inputs once; copying them out cost as much as the
+/// pass), copied otherwise.
+enum HostView<'a> {
+    Borrowed(candle_core::StorageRef<'a>, std::ops::Range<usize>),
+    Owned(Vec<f32>),
+}
+
+impl HostView<'_> {
+    fn values(&self) -> Result<&[f32]> {
+        match self {
+            HostView::Borrowed(storage, range) => match &**storage {
+                candle_core::Storage::Cpu(CpuStorage::F32(v)) => Ok(&v[range.clone()]),
+                _ => candle_core::bail!("fused op: expected f32 values on the CPU"),
+            },
+            HostView::Owned(v) => Ok(v),
+        }
+    }
+}
+
+fn host(t: &Tensor) -> Result<HostView<'_>> {
+    let (storage, layout) = t.storage_and_layout();
+    if let Some((a, b)) = layout.contiguous_offsets() {
+        return Ok(HostView::Borrowed(storage, a..b));
+    }
+    drop(storage);
+    Ok(HostView::Owned(t.flatten_all()?.to_vec1::<f32>()?))
+}
+
+/// `max(x, 0)` (+0 at -0 and NaN), with the gradient `g * (x >= 0)` (1 at 0), as candle's `relu` and its backward
+/// compute them, in one pass each instead of candle's five backward passes (zeros, compare,
+/// convert, multiply).
+pub struct Relu;
+
+impl CustomOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(s, l, self.name())?;
+        // as candle's `v.max(0)` computes it: +0 for both zeros and for NaN
+        let y: Vec<f32> = x.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect();
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        let (xh, gh) = (host(x)?, host(g)?);
+        let dx: Vec<f32> = xh
+            .values()?
+            .iter()
+            .zip(gh.values()?)
+            .map(|(x, g)| g * if *x >= 0.0 { 1.0 } else { 0.0 })
+            .collect();
+        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
+    }
 }
 
 /// Softmax over the last dimension of `(.., T, T)` scores where query row `i` sees keys `0..=i`
@@ -50,7 +107,8 @@ impl CustomOp1 for CausalSoftmax {
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
         // dx = y * (g - sum(g * y)) per row
-        let (yv, gv) = (host(y)?, host(g)?);
+        let (yh, gh) = (host(y)?, host(g)?);
+        let (yv, gv) = (yh.values()?, gh.values()?);
         let t = *y.dims().last().unwrap_or(&1);
         let mut dx = vec![0f32; yv.len()];
         for (r, ((yr, gr), dr)) in yv
@@ -113,7 +171,8 @@ impl CustomOp2 for RmsNorm {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         // r = 1/sqrt(mean(x^2)+eps), y = w x r:
         // dx = r (g w - x r^2 mean(g w x)),  dw = sum over rows of g x r
-        let (xv, wv, gv) = (host(x)?, host(w)?, host(g)?);
+        let (xh, wh, gh) = (host(x)?, host(w)?, host(g)?);
+        let (xv, wv, gv) = (xh.values()?, wh.values()?, gh.values()?);
         let d = wv.len();
         let mut dx = vec![0f32; xv.len()];
         let mut dw = vec![0f32; d];
@@ -127,7 +186,7 @@ impl CustomOp2 for RmsNorm {
             let c = xr
                 .iter()
                 .zip(gr)
-                .zip(&wv)
+                .zip(wv)
                 .map(|((x, g), w)| g * w * x)
                 .sum::<f32>()
                 / d as f32;
@@ -267,6 +326,38 @@ mod tests {
         // row 0 sees only key 0
         let row0: Vec<f32> = y1.flatten_all().unwrap().to_vec1().unwrap()[..7].to_vec();
         assert_eq!(row0, [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    /// Bit for bit, value and gradient, including exact zeros in x (gradient 1 there, as
+    /// candle's `ge(0)` mask gives) and a non-contiguous upstream gradient.
+    #[test]
+    fn relu_matches_candle_relu_bit_for_bit() {
+        let mut v: Vec<f32> = random(&[4, 6], 12)
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        v[3] = 0.0;
+        v[7] = -0.0;
+        let x = Var::from_tensor(&Tensor::from_vec(v, (4, 6), &Device::Cpu).unwrap()).unwrap();
+        let r = random(&[6, 4], 13);
+        let run = |f: &dyn Fn(&Tensor) -> Tensor| {
+            let y = f(x.as_tensor());
+            let loss = (&y * r.t().unwrap()).unwrap().sum_all().unwrap();
+            let g = loss.backward().unwrap().get(&x).unwrap().clone();
+            let bits = |t: &Tensor| -> Vec<u32> {
+                let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+                v.iter().map(|f| f.to_bits()).collect()
+            };
+            (bits(&y), bits(&g))
+        };
+        let (y0, g0) = run(&|t| t.relu().unwrap());
+        let (y1, g1) = run(&|t| t.apply_op1(Relu).unwrap());
+        assert_eq!(y0, y1);
+        assert_eq!(g0, g1);
+        // the zeros pass the gradient through
+        let g: Vec<f32> = g1.iter().map(|b| f32::from_bits(*b)).collect();
+        assert!(g[3] != 0.0 && g[7] != 0.0, "{g:?}");
     }
 
     #[test]

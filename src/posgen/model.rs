@@ -1,9 +1,9 @@
 //! A decoder-only transformer (T5-style blocks: RMSNorm, ReLU FFN, no 1/sqrt(d) logit scale)
 //! whose rotary tables come from a [`Schedule`] via [`rope::cos_sin`]: the angles trained on
-//! are exactly the angles the plots show. RMSNorm, RoPE and the causal softmax are fused ops
+//! are exactly the angles the plots show. RMSNorm, RoPE, the causal softmax and ReLU are fused ops
 //! with their own backward passes ([`super::fused`]); weights come from a seeded generator.
 
-use super::fused::{CausalSoftmax, RmsNorm, Rope};
+use super::fused::{CausalSoftmax, Relu, RmsNorm, Rope};
 use super::rng::SplitMix64;
 use crate::rope::{self, Schedule};
 use candle_core::{D, DType, Device, Result, Tensor, Var};
@@ -190,7 +190,7 @@ impl Model {
             let n = rms_norm(&x, blk.ffn_norm.as_tensor())?;
             let f = n
                 .matmul(blk.w1.as_tensor())?
-                .relu()?
+                .apply_op1(Relu)?
                 .matmul(blk.w2.as_tensor())?;
             x = (x + f)?;
         }
