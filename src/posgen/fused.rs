@@ -1,5 +1,6 @@
 //! Fused CPU ops of the PosGen transformer, each with its own backward pass: RMSNorm, RoPE, a
-//! causal softmax and ReLU. candle's built-in fused versions have no backward pass, and the
+//! causal softmax, ReLU, and the moves of a projection's output into and out of heads (the first
+//! with the rotation). candle's built-in fused versions have no backward pass, and the
 //! elementary forms cost 4-16 tensor passes (and allocations) each; these cost one pass forward
 //! and one backward, and the causal softmax skips the masked half of the scores. Backward passes
 //! read their inputs in place rather than copying them out. Each op does the same float
@@ -219,6 +220,31 @@ pub struct Rope {
     pub inverse: bool,
 }
 
+impl Rope {
+    /// Writes `x` (one head's `Dh` values at position `t`) rotated into `y`.
+    fn rotate(&self, t: usize, x: &[f32], y: &mut [f32]) {
+        let half = self.pairs.len();
+        let sign = if self.inverse { -1.0 } else { 1.0 };
+        let (cos, sin) = (
+            &self.cos[t * half..(t + 1) * half],
+            &self.sin[t * half..(t + 1) * half],
+        );
+        for (i, &(a, b)) in self.pairs.iter().enumerate() {
+            let (c, s) = (cos[i], sign * sin[i]);
+            y[a] = x[a] * c - x[b] * s;
+            y[b] = x[b] * c + x[a] * s;
+        }
+    }
+
+    /// The same tables rotating the other way.
+    fn reversed(&self) -> Rope {
+        Rope {
+            inverse: !self.inverse,
+            ..self.clone()
+        }
+    }
+}
+
 impl CustomOp1 for Rope {
     fn name(&self) -> &'static str {
         "rope"
@@ -233,29 +259,152 @@ impl CustomOp1 for Rope {
             candle_core::bail!("rope: x {dims:?} vs Dh {dh}, {} positions", self.max_len);
         }
         let t_len = dims[dims.len() - 2];
-        let sign = if self.inverse { -1.0 } else { 1.0 };
         let mut y = vec![0f32; x.len()];
         for (r, (xr, yr)) in x.chunks_exact(dh).zip(y.chunks_exact_mut(dh)).enumerate() {
-            let t = r % t_len;
-            let (cos, sin) = (
-                &self.cos[t * half..(t + 1) * half],
-                &self.sin[t * half..(t + 1) * half],
-            );
-            for (i, &(a, b)) in self.pairs.iter().enumerate() {
-                let (c, s) = (cos[i], sign * sin[i]);
-                yr[a] = xr[a] * c - xr[b] * s;
-                yr[b] = xr[b] * c + xr[a] * s;
-            }
+            self.rotate(r % t_len, xr, yr);
         }
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
-        let back = Rope {
-            inverse: !self.inverse,
-            ..self.clone()
+        Ok(Some(g.contiguous()?.apply_op1_no_bwd(&self.reversed())?))
+    }
+}
+
+/// Moves `x (B*T, H*Dh)` (a projection's output, row per token) to `(B, H, T, Dh)` (row per head
+/// and token), rotating each head's values by its position when `rope` is given: what
+/// `reshape, transpose(1, 2), contiguous` and then [`Rope`] compute, in one pass and one
+/// backward pass instead of a copy, a rotation and two strided gradient additions.
+#[derive(Clone)]
+pub struct SplitHeads {
+    /// Rotary tables to apply (`None`: move only).
+    pub rope: Option<Rope>,
+    /// Sequences `B`.
+    pub batch: usize,
+    /// Positions `T`.
+    pub len: usize,
+    /// Heads `H`.
+    pub heads: usize,
+}
+
+impl SplitHeads {
+    /// Head size `Dh` of a `(B*T, H*Dh)` input with `n` values.
+    fn head_dim(&self, n: usize, op: &str) -> Result<usize> {
+        let rows = self.batch * self.len * self.heads;
+        if rows == 0 || !n.is_multiple_of(rows) {
+            candle_core::bail!(
+                "{op}: {n} values for {} x {} x {}",
+                self.batch,
+                self.len,
+                self.heads
+            );
+        }
+        Ok(n / rows)
+    }
+}
+
+/// Index of row `(b, h, t)` of a `(B, H, T, Dh)` tensor and of the token row `(b, t)`'s head
+/// `h` in a `(B*T, H*Dh)` one, both in units of `Dh`.
+fn head_rows(
+    batch: usize,
+    heads: usize,
+    len: usize,
+) -> impl Iterator<Item = (usize, usize, usize)> {
+    (0..batch).flat_map(move |b| {
+        (0..heads).flat_map(move |h| {
+            (0..len).map(move |t| ((b * heads + h) * len + t, (b * len + t) * heads + h, t))
+        })
+    })
+}
+
+impl CustomOp1 for SplitHeads {
+    fn name(&self) -> &'static str {
+        "split-heads"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(s, l, self.name())?;
+        let dh = self.head_dim(x.len(), self.name())?;
+        if self
+            .rope
+            .as_ref()
+            .is_some_and(|r| 2 * r.pairs.len() != dh || self.len > r.max_len)
+        {
+            candle_core::bail!(
+                "split-heads: rotary tables do not fit Dh {dh}, T {}",
+                self.len
+            );
+        }
+        let mut y = vec![0f32; x.len()];
+        for (out, inp, t) in head_rows(self.batch, self.heads, self.len) {
+            let (xr, yr) = (
+                &x[inp * dh..(inp + 1) * dh],
+                &mut y[out * dh..(out + 1) * dh],
+            );
+            match &self.rope {
+                Some(r) => r.rotate(t, xr, yr),
+                None => yr.copy_from_slice(xr),
+            }
+        }
+        Ok((
+            CpuStorage::F32(y),
+            Shape::from((self.batch, self.heads, self.len, dh)),
+        ))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        let gh = host(g)?;
+        let gv = gh.values()?;
+        let dh = self.head_dim(gv.len(), self.name())?;
+        let back = self.rope.as_ref().map(Rope::reversed);
+        let mut dx = vec![0f32; gv.len()];
+        for (out, inp, t) in head_rows(self.batch, self.heads, self.len) {
+            let (gr, dr) = (
+                &gv[out * dh..(out + 1) * dh],
+                &mut dx[inp * dh..(inp + 1) * dh],
+            );
+            match &back {
+                Some(r) => r.rotate(t, gr, dr),
+                None => dr.copy_from_slice(gr),
+            }
+        }
+        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
+    }
+}
+
+/// Moves `(B, H, T, Dh)` back to `(B*T, H*Dh)`: what `transpose(1, 2), contiguous, reshape`
+/// compute, in one pass each way.
+#[derive(Clone, Copy)]
+pub struct MergeHeads;
+
+impl CustomOp1 for MergeHeads {
+    fn name(&self) -> &'static str {
+        "merge-heads"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(s, l, self.name())?;
+        let &[batch, heads, len, dh] = l.dims() else {
+            candle_core::bail!("merge-heads: expected (B, H, T, Dh), got {:?}", l.dims());
         };
-        Ok(Some(g.contiguous()?.apply_op1_no_bwd(&back)?))
+        let mut y = vec![0f32; x.len()];
+        for (inp, out, _) in head_rows(batch, heads, len) {
+            y[out * dh..(out + 1) * dh].copy_from_slice(&x[inp * dh..(inp + 1) * dh]);
+        }
+        Ok((CpuStorage::F32(y), Shape::from((batch * len, heads * dh))))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        let &[batch, heads, len, dh] = x.dims() else {
+            candle_core::bail!("merge-heads: expected (B, H, T, Dh), got {:?}", x.dims());
+        };
+        let gh = host(g)?;
+        let gv = gh.values()?;
+        let mut dx = vec![0f32; gv.len()];
+        for (out, inp, _) in head_rows(batch, heads, len) {
+            dx[out * dh..(out + 1) * dh].copy_from_slice(&gv[inp * dh..(inp + 1) * dh]);
+        }
+        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }
 }
 
@@ -345,10 +494,6 @@ mod tests {
             let y = f(x.as_tensor());
             let loss = (&y * r.t().unwrap()).unwrap().sum_all().unwrap();
             let g = loss.backward().unwrap().get(&x).unwrap().clone();
-            let bits = |t: &Tensor| -> Vec<u32> {
-                let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
-                v.iter().map(|f| f.to_bits()).collect()
-            };
             (bits(&y), bits(&g))
         };
         let (y0, g0) = run(&|t| t.relu().unwrap());
@@ -358,6 +503,91 @@ mod tests {
         // the zeros pass the gradient through
         let g: Vec<f32> = g1.iter().map(|b| f32::from_bits(*b)).collect();
         assert!(g[3] != 0.0 && g[7] != 0.0, "{g:?}");
+    }
+
+    /// Bit patterns of a tensor's values.
+    fn bits(t: &Tensor) -> Vec<u32> {
+        let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+
+    /// Split (with and without rotation) and merge of heads against the reshape / transpose /
+    /// contiguous / [`Rope`] chain they replace: values and gradients bit for bit.
+    #[test]
+    fn split_and_merge_heads_match_the_tensor_chain_bit_for_bit() {
+        let (b, t, h, dh) = (2, 5, 3, 4);
+        let mut rng = SplitMix64::new(21);
+        let angles: Vec<f64> = (0..t * dh / 2).map(|_| rng.normal()).collect();
+        let rope = Rope {
+            cos: Arc::new(angles.iter().map(|a| a.cos() as f32).collect()),
+            sin: Arc::new(angles.iter().map(|a| a.sin() as f32).collect()),
+            pairs: Arc::new(vec![(0, 2), (1, 3)]),
+            max_len: t,
+            inverse: false,
+        };
+        let x = Var::from_tensor(&random(&[b * t, h * dh], 22)).unwrap();
+        let r = random(&[b, h, t, dh], 23);
+        let chain = |v: &Tensor, rotary: bool| {
+            let y = v
+                .reshape((b, t, h, dh))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap();
+            if rotary {
+                y.apply_op1(rope.clone()).unwrap()
+            } else {
+                y
+            }
+        };
+        for rotary in [true, false] {
+            let split = SplitHeads {
+                rope: rotary.then(|| rope.clone()),
+                batch: b,
+                len: t,
+                heads: h,
+            };
+            let run = |f: &dyn Fn(&Tensor) -> Tensor| {
+                let y = f(x.as_tensor());
+                let loss = (&y * &r).unwrap().sum_all().unwrap();
+                (bits(&y), bits(loss.backward().unwrap().get(&x).unwrap()))
+            };
+            let want = run(&|v: &Tensor| chain(v, rotary));
+            let got = run(&|v: &Tensor| v.apply_op1(split.clone()).unwrap());
+            assert_eq!(want, got, "rotary {rotary}");
+        }
+        let y = Var::from_tensor(&random(&[b, h, t, dh], 24)).unwrap();
+        let r = random(&[b * t, h * dh], 25);
+        let run = |f: &dyn Fn(&Tensor) -> Tensor| {
+            let o = f(y.as_tensor());
+            let loss = (&o * &r).unwrap().sum_all().unwrap();
+            (bits(&o), bits(loss.backward().unwrap().get(&y).unwrap()))
+        };
+        let want = run(&|v: &Tensor| {
+            v.transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+                .reshape((b * t, h * dh))
+                .unwrap()
+        });
+        let got = run(&|v: &Tensor| v.apply_op1(MergeHeads).unwrap());
+        assert_eq!(want, got);
+        // merge undoes split
+        let split = SplitHeads {
+            rope: None,
+            batch: b,
+            len: t,
+            heads: h,
+        };
+        let back = x
+            .as_tensor()
+            .apply_op1(split)
+            .unwrap()
+            .apply_op1(MergeHeads)
+            .unwrap();
+        assert_eq!(bits(&back), bits(x.as_tensor()));
     }
 
     #[test]

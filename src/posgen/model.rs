@@ -3,7 +3,7 @@
 //! are exactly the angles the plots show. RMSNorm, RoPE, the causal softmax and ReLU are fused ops
 //! with their own backward passes ([`super::fused`]); weights come from a seeded generator.
 
-use super::fused::{CausalSoftmax, Relu, RmsNorm, Rope};
+use super::fused::{CausalSoftmax, MergeHeads, Relu, RmsNorm, Rope, SplitHeads};
 use super::rng::SplitMix64;
 use crate::rope::{self, Schedule};
 use candle_core::{D, DType, Device, Result, Tensor, Var};
@@ -166,26 +166,25 @@ impl Model {
     pub fn forward(&self, ids: &Tensor, rope: &RopeTables) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let dims = self.dims;
-        let (d, h, dh) = (dims.d_model, dims.n_heads, dims.head_dim);
+        let (d, h) = (dims.d_model, dims.n_heads);
         let mut x = self
             .embed
             .as_tensor()
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b * t, d))?;
-        let heads = |y: Tensor| -> Result<Tensor> {
-            y.reshape((b, t, h, dh))?.transpose(1, 2)?.contiguous()
+        let split = |rotary: bool| SplitHeads {
+            rope: rotary.then(|| rope.op.clone()),
+            batch: b,
+            len: t,
+            heads: h,
         };
         for blk in &self.blocks {
             let n = rms_norm(&x, blk.attn_norm.as_tensor())?;
-            let q = rope.apply(&heads(n.matmul(blk.wq.as_tensor())?)?)?;
-            let k = rope.apply(&heads(n.matmul(blk.wk.as_tensor())?)?)?;
-            let v = heads(n.matmul(blk.wv.as_tensor())?)?;
+            let q = n.matmul(blk.wq.as_tensor())?.apply_op1(split(true))?;
+            let k = n.matmul(blk.wk.as_tensor())?.apply_op1(split(true))?;
+            let v = n.matmul(blk.wv.as_tensor())?.apply_op1(split(false))?;
             let p = q.matmul(&k.t()?.contiguous()?)?.apply_op1(CausalSoftmax)?;
-            let o = p
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((b * t, h * dh))?;
+            let o = p.matmul(&v)?.apply_op1(MergeHeads)?;
             x = (x + o.matmul(blk.wo.as_tensor())?)?;
             let n = rms_norm(&x, blk.ffn_norm.as_tensor())?;
             let f = n
