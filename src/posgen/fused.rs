@@ -285,6 +285,9 @@ pub struct SplitHeads {
     pub len: usize,
     /// Heads `H`.
     pub heads: usize,
+    /// Write each head transposed, `(B, H, Dh, T)`: keys laid out as `q k^T` reads them, which
+    /// `k.t().contiguous()` would otherwise copy (and copy back in the backward pass).
+    pub keys: bool,
 }
 
 impl SplitHeads {
@@ -335,34 +338,52 @@ impl CustomOp1 for SplitHeads {
                 self.len
             );
         }
+        let (b, h, t_len) = (self.batch, self.heads, self.len);
         let mut y = vec![0f32; x.len()];
-        for (out, inp, t) in head_rows(self.batch, self.heads, self.len) {
-            let (xr, yr) = (
-                &x[inp * dh..(inp + 1) * dh],
-                &mut y[out * dh..(out + 1) * dh],
-            );
+        let mut row = vec![0f32; dh];
+        for (out, inp, t) in head_rows(b, h, t_len) {
+            let xr = &x[inp * dh..(inp + 1) * dh];
             match &self.rope {
-                Some(r) => r.rotate(t, xr, yr),
-                None => yr.copy_from_slice(xr),
+                Some(r) => r.rotate(t, xr, &mut row),
+                None => row.copy_from_slice(xr),
+            }
+            if self.keys {
+                // row (b, h, t) of (B, H, T, Dh) is column t of head (b, h) in (B, H, Dh, T)
+                let head = out / t_len * dh * t_len;
+                for (c, v) in row.iter().enumerate() {
+                    y[head + c * t_len + t] = *v;
+                }
+            } else {
+                y[out * dh..(out + 1) * dh].copy_from_slice(&row);
             }
         }
-        Ok((
-            CpuStorage::F32(y),
-            Shape::from((self.batch, self.heads, self.len, dh)),
-        ))
+        let shape = if self.keys {
+            Shape::from((b, h, dh, t_len))
+        } else {
+            Shape::from((b, h, t_len, dh))
+        };
+        Ok((CpuStorage::F32(y), shape))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
         let gh = host(g)?;
         let gv = gh.values()?;
         let dh = self.head_dim(gv.len(), self.name())?;
+        let t_len = self.len;
         let back = self.rope.as_ref().map(Rope::reversed);
         let mut dx = vec![0f32; gv.len()];
-        for (out, inp, t) in head_rows(self.batch, self.heads, self.len) {
-            let (gr, dr) = (
-                &gv[out * dh..(out + 1) * dh],
-                &mut dx[inp * dh..(inp + 1) * dh],
-            );
+        let mut row = vec![0f32; dh];
+        for (out, inp, t) in head_rows(self.batch, self.heads, t_len) {
+            let gr: &[f32] = if self.keys {
+                let head = out / t_len * dh * t_len;
+                for (c, v) in row.iter_mut().enumerate() {
+                    *v = gv[head + c * t_len + t];
+                }
+                &row
+            } else {
+                &gv[out * dh..(out + 1) * dh]
+            };
+            let dr = &mut dx[inp * dh..(inp + 1) * dh];
             match &back {
                 Some(r) => r.rotate(t, gr, dr),
                 None => dr.copy_from_slice(gr),
@@ -541,21 +562,34 @@ mod tests {
                 y
             }
         };
-        for rotary in [true, false] {
+        for (rotary, keys) in [(true, false), (false, false), (true, true)] {
             let split = SplitHeads {
                 rope: rotary.then(|| rope.clone()),
                 batch: b,
                 len: t,
                 heads: h,
+                keys,
+            };
+            let r = if keys {
+                r.t().unwrap().contiguous().unwrap()
+            } else {
+                r.clone()
             };
             let run = |f: &dyn Fn(&Tensor) -> Tensor| {
                 let y = f(x.as_tensor());
                 let loss = (&y * &r).unwrap().sum_all().unwrap();
                 (bits(&y), bits(loss.backward().unwrap().get(&x).unwrap()))
             };
-            let want = run(&|v: &Tensor| chain(v, rotary));
+            let want = run(&|v: &Tensor| {
+                let y = chain(v, rotary);
+                if keys {
+                    y.t().unwrap().contiguous().unwrap()
+                } else {
+                    y
+                }
+            });
             let got = run(&|v: &Tensor| v.apply_op1(split.clone()).unwrap());
-            assert_eq!(want, got, "rotary {rotary}");
+            assert_eq!(want, got, "rotary {rotary}, keys {keys}");
         }
         let y = Var::from_tensor(&random(&[b, h, t, dh], 24)).unwrap();
         let r = random(&[b * t, h * dh], 25);
@@ -580,6 +614,7 @@ mod tests {
             batch: b,
             len: t,
             heads: h,
+            keys: false,
         };
         let back = x
             .as_tensor()

@@ -172,18 +172,23 @@ impl Model {
             .as_tensor()
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b * t, d))?;
-        let split = |rotary: bool| SplitHeads {
+        let split = |rotary: bool, keys: bool| SplitHeads {
             rope: rotary.then(|| rope.op.clone()),
             batch: b,
             len: t,
             heads: h,
+            keys,
         };
         for blk in &self.blocks {
             let n = rms_norm(&x, blk.attn_norm.as_tensor())?;
-            let q = n.matmul(blk.wq.as_tensor())?.apply_op1(split(true))?;
-            let k = n.matmul(blk.wk.as_tensor())?.apply_op1(split(true))?;
-            let v = n.matmul(blk.wv.as_tensor())?.apply_op1(split(false))?;
-            let p = q.matmul(&k.t()?.contiguous()?)?.apply_op1(CausalSoftmax)?;
+            let q = n
+                .matmul(blk.wq.as_tensor())?
+                .apply_op1(split(true, false))?;
+            let k_t = n.matmul(blk.wk.as_tensor())?.apply_op1(split(true, true))?;
+            let v = n
+                .matmul(blk.wv.as_tensor())?
+                .apply_op1(split(false, false))?;
+            let p = q.matmul(&k_t)?.apply_op1(CausalSoftmax)?;
             let o = p.matmul(&v)?.apply_op1(MergeHeads)?;
             x = (x + o.matmul(blk.wo.as_tensor())?)?;
             let n = rms_norm(&x, blk.ffn_norm.as_tensor())?;
