@@ -179,10 +179,12 @@ fn comparison_table(ui: &mut Ui, task: Task, cmps: &[Comparison]) {
         });
 }
 
+/// A verdict's text colour: green when `a` is higher, red when `b` is, grey when unclear (mid
+/// tones, readable on the dark and the light theme).
 fn verdict_color(v: Verdict) -> Color32 {
     match v {
-        Verdict::AHigher => Color32::DARK_GREEN,
-        Verdict::BHigher => Color32::DARK_RED,
+        Verdict::AHigher => Color32::from_rgb(60, 170, 90),
+        Verdict::BHigher => Color32::from_rgb(225, 85, 75),
         Verdict::Unclear => Color32::GRAY,
     }
 }
