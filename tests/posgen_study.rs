@@ -350,6 +350,52 @@ fn budget_check_reports_the_change_per_run_against_the_spread_across_seeds() {
     assert!(budget_check(&runs, &config).is_none());
 }
 
+/// A clear verdict over all seeds (Resonance RoPE - RoPE: +10, +11, +11 points) that the doubled
+/// budget turns clearly the other way on the check seeds (-20, -19) is a reversed conclusion; the
+/// ID comparison, equal everywhere, is not.
+#[test]
+fn budget_check_names_conclusions_the_doubled_budget_reverses() {
+    let mut runs = Vec::new();
+    for (resonance, budget, oods) in [
+        (false, Budget::Main, vec![0.10, 0.20, 0.30]),
+        (true, Budget::Main, vec![0.20, 0.31, 0.41]),
+        (false, Budget::Double, vec![0.50, 0.60]),
+        (true, Budget::Double, vec![0.30, 0.41]),
+    ] {
+        for (seed, ood) in oods.into_iter().enumerate() {
+            let mut r = fake_run(Task::Recursive, Method::Rope, resonance, seed as u64, ood);
+            r.result.id_accuracy = 0.9;
+            r.budget = budget;
+            runs.push(r);
+        }
+    }
+    let config = StudyConfig {
+        preset: PresetName::Tiny,
+        tasks: vec![Task::Recursive],
+        seeds: vec![0, 1, 2],
+        protocol: Protocol::Clean,
+        scaling: Scaling::Train,
+        cap: 10,
+        early_stop: EarlyStop {
+            patience: 2,
+            every: 5,
+        },
+        check_seeds: 2,
+    };
+    let b = budget_check(&runs, &config).unwrap();
+    assert_eq!(b.reversed, ["recursive ood Resonance RoPE - RoPE"]);
+    // on the check seeds the main budget already said "Resonance RoPE higher" (+10, +11)
+    assert!(
+        b.changed
+            .contains(&"recursive ood Resonance RoPE - RoPE".to_string())
+    );
+    let report = StudyResult::new(config, "test".into(), runs).markdown();
+    assert!(
+        report.contains("doubled budget): recursive ood Resonance RoPE - RoPE."),
+        "{report}"
+    );
+}
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_resonance-lab"))
 }

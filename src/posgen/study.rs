@@ -537,6 +537,11 @@ pub struct BudgetCheck {
     pub double: Vec<Comparison>,
     /// Comparisons whose verdict differs between the budgets (`task metric a - b`).
     pub changed: Vec<String>,
+    /// Conclusions the doubled budget reverses: comparisons with a clear verdict over all seeds
+    /// at the main budget whose verdict on the check seeds at the doubled budget is clear the
+    /// other way (`task metric a - b`).
+    #[serde(default)]
+    pub reversed: Vec<String>,
     /// Mean absolute change of OOD accuracy (points) from main to double, per schedule.
     pub mean_abs_ood_change: Vec<(String, f64)>,
     /// For scale: the standard deviation of OOD accuracy across all seeds at the main budget
@@ -578,6 +583,18 @@ pub fn budget_check(runs: &[StudyRun], config: &StudyConfig) -> Option<BudgetChe
             (d.verdict != m.verdict).then(|| format!("{} {} {} - {}", m.task, m.metric, m.a, m.b))
         })
         .collect();
+    let all_seeds = comparisons(runs, Budget::Main, &config.tasks, None);
+    let reversed = all_seeds
+        .iter()
+        .filter_map(|m| {
+            let d = counterpart(&double, m)?;
+            let opposite = matches!(
+                (m.verdict, d.verdict),
+                (Verdict::AHigher, Verdict::BHigher) | (Verdict::BHigher, Verdict::AHigher)
+            );
+            opposite.then(|| format!("{} {} {} - {}", m.task, m.metric, m.a, m.b))
+        })
+        .collect();
     // every run's change between the budgets, over all tasks
     let mean_abs_ood_change = mean_per_schedule(|mr| {
         config
@@ -609,6 +626,7 @@ pub fn budget_check(runs: &[StudyRun], config: &StudyConfig) -> Option<BudgetChe
         main,
         double,
         changed,
+        reversed,
         mean_abs_ood_change,
         ood_seed_sd,
         shifts,
@@ -892,20 +910,30 @@ impl StudyResult {
              patience of {}. Each comparison below is paired by seed on these seeds under both \
              budgets; the shift is (a - b under the doubled budget) - (a - b under the main one), \
              paired by seed, with its 95% Student-t interval.\n\n\
-             - Verdicts that change between the budgets: {}.\n\
+             - Conclusions of the study reversed by the doubled budget (a clear verdict over \
+             all seeds, the opposite clear verdict on the check seeds at the doubled budget): \
+             {}.\n\
+             - Verdicts that change between the budgets on the check seeds: {}.\n\
              - Shifts whose interval excludes 0 (doubling clearly moves the difference): {}.\n\
              - Mean absolute change of a run's OOD accuracy (points): {}. For scale, the \
              standard deviation of OOD accuracy across all seeds at the main budget (points, mean \
              over tasks): {}.\n\n\
-             With about 30 comparisons, a verdict or two can flip by chance at the edge of its \
-             interval; a flip that comes with a clear shift is a real change.\n",
+             Among {} comparisons on fewer seeds than the study, some verdicts flip by chance \
+             at the edge of their intervals, and a verdict clear over all seeds can be unclear \
+             on the check seeds for want of seeds alone; a reversal, or a flip that comes with a \
+             clear shift, is a real change.\n",
             b.seeds,
             b.seeds.len(),
             self.config.seeds.len(),
             2 * self.config.cap,
             2 * self.config.early_stop.patience,
+            if b.reversed.is_empty() {
+                "none".to_string()
+            } else {
+                b.reversed.join("; ")
+            },
             if b.changed.is_empty() {
-                "none: the doubled budget changes no conclusion".to_string()
+                "none".to_string()
             } else {
                 b.changed.join("; ")
             },
@@ -920,6 +948,7 @@ impl StudyResult {
             } else {
                 per_schedule_md(&b.ood_seed_sd)
             },
+            b.main.len(),
         );
         self.budget_table_md(b, s);
     }
