@@ -165,7 +165,8 @@ impl ProbeResult {
             "# PosGen probe: {} by depth x width x budget\n\nCommand:\n\n```\n{}\n```\n\n\
              Plain RoPE, preset `{}` recipe (heads of its head dimension, feed-forward width 2 x \
              d_model, its optimiser and batch), seed {}; validation every budget/10 steps. {} of \
-             {} planned runs finished. Accuracies in %, teacher-forced on the test split. \"Stay\" \
+             {} planned runs finished. Accuracies in %, teacher-forced on the test split; seconds are each \
+             run's wall clock as it ran, so they grow with whatever else shared the CPU. \"Stay\" \
              positions can be predicted from local tokens alone (x_l = 2 x_(l-1) - x_(l-4) mod \
              m); \"advance\" positions need the far token. Only-the-shortcut scores ~100 / ~6 \
              (52.9 overall).\n",
