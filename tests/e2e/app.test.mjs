@@ -337,18 +337,22 @@ test("benchmarks: frame time while changing the scale (gap on the GPU and on the
   }
   console.log(`dragging, median frame interval GPU/CPU = ${(gpu.dragging.interval.median / cpu.dragging.interval.median).toFixed(2)}, median app draw GPU/CPU = ${(gpu.dragging.draw.median / cpu.dragging.draw.median).toFixed(2)}`);
   assert.match(cpu.source, /gap bars and curves on CPU/);
-  const bench = await page.evaluate(() => window.resonanceLab.benchPosgen(10));
+  // training is timed on a fresh page: the gap kernels above keep SwiftShader (a software GPU,
+  // on the same CPUs) busy for seconds after the page stops asking, which would be timed too
+  await page.close();
+  const { page: train } = await open(URL);
+  const bench = await train.evaluate(() => window.resonanceLab.benchPosgen(10));
   console.log(`PosGen tiny preset in the browser: ${JSON.stringify(bench)}`);
   assert.ok(bench.steps === 10 && bench.steps_per_second > 0, JSON.stringify(bench));
-  // the issue's goal: the tiny preset converges in about a minute in the browser (cold start to
-  // validation ID accuracy >= 95% on Recursive; the figure is printed, only convergence asserted)
-  const conv = await page.evaluate(() => window.resonanceLab.benchPosgenConverge("recursive", 0.95));
+  // cold start to validation ID accuracy >= 95% on Recursive (the goal: under 10 s; the figure
+  // is printed, only convergence asserted)
+  const conv = await train.evaluate(() => window.resonanceLab.benchPosgenConverge("recursive", 0.95));
   const { validation, ...summary } = conv;
   console.log(`PosGen tiny preset to 95% validation ID accuracy in the browser: ${JSON.stringify(summary)}`);
   assert.ok(conv.reached, JSON.stringify(conv));
-  const unknown = await page.evaluate(() => window.resonanceLab.benchPosgenConverge("nope", 0.95));
+  const unknown = await train.evaluate(() => window.resonanceLab.benchPosgenConverge("nope", 0.95));
   assert.match(unknown.error, /unknown task 'nope'/);
-  await page.close();
+  await train.close();
 });
 
 test("the PosGen tab trains its four runs in Web Workers while the page keeps drawing", async () => {
