@@ -286,6 +286,24 @@ fn comparisons_pair_by_seed() {
     assert!(!c.iter().any(|c| c.a == "Resonance YaRN"));
 }
 
+/// The budget checks' study: Recursive, seeds 0..2, the first two also trained with the doubled
+/// budget.
+fn recursive_check_config() -> StudyConfig {
+    StudyConfig {
+        preset: PresetName::Tiny,
+        tasks: vec![Task::Recursive],
+        seeds: vec![0, 1, 2],
+        protocol: Protocol::Clean,
+        scaling: Scaling::Train,
+        cap: 10,
+        early_stop: EarlyStop {
+            patience: 2,
+            every: 5,
+        },
+        check_seeds: 2,
+    }
+}
+
 /// The budget check by hand: RoPE on Recursive, OOD 10, 50, 30 % on seeds 0..2 at the main
 /// budget (across-seed sd 20 points) and 20, 40 % on check seeds 0, 1 at the doubled budget (each
 /// run moves 10 points). Resonance RoPE scores 20, 60, 30 % (main) and 40, 45 % (doubled), so
@@ -313,19 +331,7 @@ fn budget_check_reports_the_change_per_run_against_the_spread_across_seeds() {
             runs.push(r);
         }
     }
-    let config = StudyConfig {
-        preset: PresetName::Tiny,
-        tasks: vec![Task::Recursive],
-        seeds: vec![0, 1, 2],
-        protocol: Protocol::Clean,
-        scaling: Scaling::Train,
-        cap: 10,
-        early_stop: EarlyStop {
-            patience: 2,
-            every: 5,
-        },
-        check_seeds: 2,
-    };
+    let config = recursive_check_config();
     let b = budget_check(&runs, &config).unwrap();
     assert_eq!(b.seeds, [0, 1]);
     let rope = |v: &[(String, f64)]| v.iter().find(|(m, _)| m == "RoPE").unwrap().1;
@@ -369,19 +375,7 @@ fn budget_check_names_conclusions_the_doubled_budget_reverses() {
             runs.push(r);
         }
     }
-    let config = StudyConfig {
-        preset: PresetName::Tiny,
-        tasks: vec![Task::Recursive],
-        seeds: vec![0, 1, 2],
-        protocol: Protocol::Clean,
-        scaling: Scaling::Train,
-        cap: 10,
-        early_stop: EarlyStop {
-            patience: 2,
-            every: 5,
-        },
-        check_seeds: 2,
-    };
+    let config = recursive_check_config();
     let b = budget_check(&runs, &config).unwrap();
     assert_eq!(b.reversed, ["recursive ood Resonance RoPE - RoPE"]);
     // on the check seeds the main budget already said "Resonance RoPE higher" (+10, +11)

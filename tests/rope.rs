@@ -57,18 +57,23 @@ fn ulp_distance(a: f32, b: f32) -> u32 {
     (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs() as u32
 }
 
+/// A reference case's `inv_freq` (transformers' f32 values, stored as JSON numbers).
+fn reference_inv_freq(case: &Value) -> Vec<f32> {
+    case["inv_freq"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect()
+}
+
 #[test]
 fn f32_schedules_match_transformers_within_one_ulp() {
     let data = reference_json();
     for case in data["schedules"].as_array().unwrap() {
         let c = config_from_args(case["args"].as_array().unwrap());
         let s = Schedule::new(&c).unwrap();
-        let want: Vec<f32> = case["inv_freq"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
+        let want = reference_inv_freq(case);
         assert_eq!(s.inv_freq.len(), want.len(), "{}", case["name"]);
         for (i, (&got, &w)) in s.inv_freq.iter().zip(&want).enumerate() {
             assert!(
@@ -125,12 +130,7 @@ fn check_transformers_case(name: &str, text: &str, case: &Value) -> (String, usi
         "{name}"
     );
     let s = Schedule::new(&model.config).unwrap();
-    let want: Vec<f32> = case["inv_freq"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap() as f32)
-        .collect();
+    let want = reference_inv_freq(case);
     assert_eq!(s.inv_freq.len(), want.len(), "{name}: feature count");
     let mut off_by_one = 0;
     for (i, (&got, &w)) in s.inv_freq.iter().zip(&want).enumerate() {

@@ -6,7 +6,9 @@
 //! the budget check (the same comparisons with twice the training budget on the check seeds).
 
 use crate::posgen::RunResult;
-use crate::posgen::study::{CellSummary, Comparison, StudyResult, Verdict, fmt_ci, fmt_signed_ci};
+use crate::posgen::study::{
+    CellSummary, Comparison, StudyResult, Verdict, counterpart, fmt_ci, fmt_signed_ci,
+};
 use crate::posgen::{Task, method_label, sweep::POSGEN_METHODS};
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, Polygon, VLine};
@@ -203,12 +205,6 @@ fn budget_check_table(ui: &mut Ui, task: Task, study: &StudyResult) {
         check.seeds,
         2 * study.config.cap
     ));
-    let shift_of = |m: &Comparison| {
-        check
-            .shifts
-            .iter()
-            .find(|c| c.task == m.task && c.metric == m.metric && c.a == m.a && c.b == m.b)
-    };
     egui::Grid::new("study-budget-check")
         .striped(true)
         .num_columns(4)
@@ -227,18 +223,17 @@ fn budget_check_table(ui: &mut Ui, task: Task, study: &StudyResult) {
                     verdict_color(m.verdict),
                     format!("{} (n = {})", fmt_signed_ci(m.mean_diff, m.ci95), m.n),
                 );
-                match check
-                    .double
-                    .iter()
-                    .find(|d| d.task == m.task && d.metric == m.metric && d.a == m.a && d.b == m.b)
-                {
+                match counterpart(&check.double, m) {
                     Some(d) => ui.colored_label(
                         verdict_color(d.verdict),
                         fmt_signed_ci(d.mean_diff, d.ci95),
                     ),
                     None => ui.label("-"),
                 };
-                ui.label(shift_of(m).map_or("-".into(), |c| fmt_signed_ci(c.mean_diff, c.ci95)));
+                ui.label(
+                    counterpart(&check.shifts, m)
+                        .map_or("-".into(), |c| fmt_signed_ci(c.mean_diff, c.ci95)),
+                );
                 ui.end_row();
             }
         });

@@ -47,9 +47,9 @@ fn host(t: &Tensor) -> Result<HostView<'_>> {
     Ok(HostView::Owned(t.flatten_all()?.to_vec1::<f32>()?))
 }
 
-/// `max(x, 0)` (+0 at -0 and NaN), with the gradient `g * (x >= 0)` (1 at 0), as candle's `relu` and its backward
-/// compute them, in one pass each instead of candle's five backward passes (zeros, compare,
-/// convert, multiply).
+/// `max(x, 0)` (+0 at -0 and NaN), with the gradient `g * (x >= 0)` (1 at 0), as candle's `relu`
+/// and its backward compute them, in one pass each instead of candle's five backward passes
+/// (zeros, compare, convert, multiply).
 pub struct Relu;
 
 impl CustomOp1 for Relu {

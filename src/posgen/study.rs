@@ -633,8 +633,9 @@ pub fn budget_check(runs: &[StudyRun], config: &StudyConfig) -> Option<BudgetChe
     })
 }
 
-/// The comparison in `cmps` of the same task, metric and schedules as `m`.
-fn counterpart<'a>(cmps: &'a [Comparison], m: &Comparison) -> Option<&'a Comparison> {
+/// The comparison in `cmps` of the same task, metric and schedules as `m` (e.g. the doubled
+/// budget's counterpart of a main-budget comparison).
+pub fn counterpart<'a>(cmps: &'a [Comparison], m: &Comparison) -> Option<&'a Comparison> {
     cmps.iter()
         .find(|d| d.task == m.task && d.metric == m.metric && d.a == m.a && d.b == m.b)
 }
