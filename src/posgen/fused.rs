@@ -1,14 +1,15 @@
-//! Fused CPU ops of the PosGen transformer, each with its own backward pass: RMSNorm, RoPE, a
-//! causal softmax, ReLU, and the moves of a projection's output into and out of heads (the first
-//! with the rotation). candle's built-in fused versions have no backward pass, and the
-//! elementary forms cost 4-16 tensor passes (and allocations) each; these cost one pass forward
-//! and one backward, and the causal softmax skips the masked half of the scores. Backward passes
-//! read their inputs in place rather than copying them out. Each op does the same float
-//! operations in the same order as the elementary form it replaces where that form is candle's
-//! own (ReLU: bit for bit), so swapping one in does not move a trained model. The tests check
-//! values and gradients against the elementary forms.
+//! Fused CPU ops of the PosGen transformer, each with its own backward pass: RMSNorm, RoPE,
+//! causal attention (scores, causal softmax and the weighted sum of values in one op), ReLU, and
+//! the moves of a projection's output into and out of heads (the first with the rotation).
+//! candle's built-in fused versions have no backward pass, and the elementary forms cost 4-16
+//! tensor passes (and allocations) each; these cost one pass forward and one backward, and the
+//! softmax skips the masked half of the scores. Backward passes read their inputs in place
+//! rather than copying them out. Each op does the same float operations in the same order as the
+//! elementary form it replaces where that form is candle's own (ReLU, the head moves, the
+//! attention's matrix products: bit for bit), so swapping one in does not move a trained model.
+//! The tests check values and gradients against the elementary forms.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::Arc;
 
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
@@ -78,6 +79,7 @@ impl CustomOp1 for Relu {
 
 /// Softmax over the last dimension of `(.., T, T)` scores where query row `i` sees keys `0..=i`
 /// (the causal mask folded in: masked entries are exactly 0, as with a -inf mask).
+/// The model runs it inside [`Attention`]; this op is the form that one is tested against.
 pub struct CausalSoftmax;
 
 impl CustomOp1 for CausalSoftmax {
@@ -429,6 +431,273 @@ impl CustomOp1 for MergeHeads {
     }
 }
 
+/// One `(m, n)` product `lhs (m, k) * rhs (k, n)` into the contiguous `dst`, with the
+/// operands read through their strides: the call candle's CPU matmul makes for each matrix of a
+/// batch (`read_dst` false, the same strides), so the result is candle's bit for bit. Strides
+/// are `(row, column)`; the extents are checked against the slices before the kernel runs.
+#[allow(clippy::too_many_arguments)]
+fn matmul_like_candle(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    let reach = |rows: usize, cols: usize, rs: usize, cs: usize| {
+        (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs + 1
+    };
+    assert!(
+        dst.len() >= m * n,
+        "matmul: dst holds {} < {m} x {n}",
+        dst.len()
+    );
+    assert!(
+        lhs.len() >= reach(m, k, lhs_rs, lhs_cs),
+        "matmul: lhs too short"
+    );
+    assert!(
+        rhs.len() >= reach(k, n, rhs_rs, rhs_cs),
+        "matmul: rhs too short"
+    );
+    // SAFETY: every index the kernel touches is inside the slices (checked above), `dst` is
+    // borrowed mutably and the operands immutably, so nothing else writes them meanwhile.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Runs `f(i, chunks)` for every head `i`, where `chunks[j]` is the `i`-th run of `sizes[j]`
+/// values of `bufs[j]`, on `threads` threads. Heads are independent and each is computed the
+/// same way whatever the split, so results do not depend on the thread count.
+fn for_each_head<const N: usize, F>(
+    threads: usize,
+    heads: usize,
+    bufs: [&mut [f32]; N],
+    sizes: [usize; N],
+    f: F,
+) where
+    F: Fn(usize, [&mut [f32]; N]) + Sync + Send,
+{
+    let mut rest = bufs;
+    let work: Vec<[&mut [f32]; N]> = (0..heads)
+        .map(|_| {
+            std::array::from_fn(|j| {
+                let (head, tail) = std::mem::take(&mut rest[j]).split_at_mut(sizes[j]);
+                rest[j] = tail;
+                head
+            })
+        })
+        .collect();
+    #[cfg(not(target_arch = "wasm32"))]
+    if threads > 1 {
+        use rayon::prelude::*;
+        work.into_par_iter()
+            .enumerate()
+            .for_each(|(i, chunks)| f(i, chunks));
+        return;
+    }
+    let _ = threads;
+    for (i, chunks) in work.into_iter().enumerate() {
+        f(i, chunks);
+    }
+}
+
+/// Causal attention of one batch of heads: `softmax(q k^T + causal mask) v` for `q (B, H, T, Dh)`,
+/// keys transposed `k^T (B, H, Dh, T)` and `v (B, H, T, Dh)`, with no logit scale (T5-style).
+/// It computes what `q.matmul(k_t)`, [`CausalSoftmax`] and `.matmul(v)` compute, bit for bit,
+/// values and gradients (the same matrix kernel calls, the same softmax arithmetic, and the
+/// `0 + g` candle's gradient store adds, which only turns -0 into +0), but the `(B, H, T, T)`
+/// scores and probabilities never become tensors of the graph: candle's backward pass would zero,
+/// add and keep each of them, the largest tensors of the model. The probabilities are kept in
+/// the op for its backward pass. Heads run in parallel.
+pub struct Attention {
+    threads: usize,
+    probs: std::sync::OnceLock<Vec<f32>>,
+}
+
+impl Default for Attention {
+    /// The op on candle's thread count (`RAYON_NUM_THREADS`, else every core).
+    fn default() -> Attention {
+        Attention::with_threads(candle_core::utils::get_num_threads())
+    }
+}
+
+impl Attention {
+    /// The op on `threads` threads (1: in the calling thread).
+    pub fn with_threads(threads: usize) -> Attention {
+        Attention {
+            threads: threads.max(1),
+            probs: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Shape `(B*H, T, Dh)` of `q`, `k^T` and `v`, checked against each other.
+    fn dims(q: &Layout, kt: &Layout, v: &Layout) -> Result<(usize, usize, usize)> {
+        let (&[b, h, t, dh], &[kb, kh, kdh, kt_len], &[vb, vh, vt, vdh]) =
+            (q.dims(), kt.dims(), v.dims())
+        else {
+            candle_core::bail!(
+                "attention: expected q (B, H, T, Dh), k^T (B, H, Dh, T), v (B, H, T, Dh), got \
+                 {:?}, {:?}, {:?}",
+                q.dims(),
+                kt.dims(),
+                v.dims()
+            );
+        };
+        if (kb, kh, kdh, kt_len) != (b, h, dh, t) || (vb, vh, vt, vdh) != (b, h, t, dh) {
+            candle_core::bail!(
+                "attention: q {:?}, k^T {:?}, v {:?} do not match",
+                q.dims(),
+                kt.dims(),
+                v.dims()
+            );
+        }
+        Ok((b * h, t, dh))
+    }
+}
+
+/// `x + 0.0`: what adding a gradient to candle's zero-initialised store does to it (-0 becomes
+/// +0, every other value is unchanged).
+fn stored(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v += 0.0);
+}
+
+impl CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "causal-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (heads, t, dh) = Self::dims(l1, l2, l3)?;
+        let (q, kt, v) = (
+            contiguous(s1, l1, self.name())?,
+            contiguous(s2, l2, self.name())?,
+            contiguous(s3, l3, self.name())?,
+        );
+        let (tt, td) = (t * t, t * dh);
+        let mut p = vec![0f32; heads * tt];
+        let mut o = vec![0f32; heads * td];
+        for_each_head(
+            self.threads,
+            heads,
+            [&mut p, &mut o],
+            [tt, td],
+            |i, [p, o]| {
+                let (q, kt, v) = (&q[i * td..][..td], &kt[i * td..][..td], &v[i * td..][..td]);
+                matmul_like_candle(p, (t, t, dh), q, (dh, 1), kt, (t, 1));
+                for (r, row) in p.chunks_exact_mut(t).enumerate() {
+                    let seen = r + 1;
+                    let m = row[..seen]
+                        .iter()
+                        .copied()
+                        .fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f32;
+                    for x in &mut row[..seen] {
+                        *x = (*x - m).exp();
+                        sum += *x;
+                    }
+                    row[..seen].iter_mut().for_each(|x| *x /= sum);
+                    row[seen..].fill(0.0);
+                }
+                matmul_like_candle(o, (t, dh, t), p, (t, 1), v, (dh, 1));
+            },
+        );
+        self.probs
+            .set(p)
+            .map_err(|_| candle_core::Error::Msg("attention: op applied twice".into()))?;
+        Ok((CpuStorage::F32(o), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        kt: &Tensor,
+        v: &Tensor,
+        _o: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (heads, t, dh) = Self::dims(q.layout(), kt.layout(), v.layout())?;
+        let probs = self
+            .probs
+            .get()
+            .ok_or_else(|| candle_core::Error::Msg("attention: backward before forward".into()))?;
+        let (qh, kth, vh, gh) = (host(q)?, host(kt)?, host(v)?, host(g)?);
+        let (qv, ktv, vv, gv) = (qh.values()?, kth.values()?, vh.values()?, gh.values()?);
+        let (tt, td) = (t * t, t * dh);
+        let mut dq = vec![0f32; heads * td];
+        let mut dkt = vec![0f32; heads * td];
+        let mut dv = vec![0f32; heads * td];
+        let mut scratch = vec![0f32; heads * tt];
+        let bufs = [&mut dq[..], &mut dkt[..], &mut dv[..], &mut scratch[..]];
+        for_each_head(
+            self.threads,
+            heads,
+            bufs,
+            [td, td, td, tt],
+            |i, [dq, dkt, dv, dp]| {
+                let (q, kt, v) = (
+                    &qv[i * td..][..td],
+                    &ktv[i * td..][..td],
+                    &vv[i * td..][..td],
+                );
+                let (p, go) = (&probs[i * tt..][..tt], &gv[i * td..][..td]);
+                // O = P v: dP = dO v^T, dv = P^T dO
+                matmul_like_candle(dp, (t, t, dh), go, (dh, 1), v, (1, dh));
+                matmul_like_candle(dv, (t, dh, t), p, (1, t), go, (dh, 1));
+                stored(dp);
+                // softmax: dS = P (dP - sum(P dP)) per row, 0 where masked
+                for (r, (pr, gr)) in p.chunks_exact(t).zip(dp.chunks_exact_mut(t)).enumerate() {
+                    let seen = r + 1;
+                    let dot: f32 = pr[..seen].iter().zip(&gr[..seen]).map(|(a, b)| a * b).sum();
+                    for j in 0..seen {
+                        gr[j] = pr[j] * (gr[j] - dot);
+                    }
+                    gr[seen..].fill(0.0);
+                }
+                stored(dp);
+                // S = q k^T: dq = dS (k^T)^T, dk^T = q^T dS
+                matmul_like_candle(dq, (t, dh, t), dp, (t, 1), kt, (1, t));
+                matmul_like_candle(dkt, (dh, t, t), q, (1, dh), dp, (t, 1));
+            },
+        );
+        let dev = q.device();
+        Ok((
+            Some(Tensor::from_vec(dq, q.shape(), dev)?),
+            Some(Tensor::from_vec(dkt, kt.shape(), dev)?),
+            Some(Tensor::from_vec(dv, v.shape(), dev)?),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,6 +765,68 @@ mod tests {
         // row 0 sees only key 0
         let row0: Vec<f32> = y1.flatten_all().unwrap().to_vec1().unwrap()[..7].to_vec();
         assert_eq!(row0, [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    /// The fused attention op against the chain it replaces (`q k^T`, [`CausalSoftmax`], `P v`):
+    /// output and all three gradients bit for bit, in one thread and split across three.
+    #[test]
+    fn attention_matches_the_matmul_softmax_chain_bit_for_bit() {
+        let (b, h, t, dh) = (2, 3, 7, 4);
+        let vars: Vec<Var> = [
+            (&[b, h, t, dh], 31),
+            (&[b, h, dh, t], 32),
+            (&[b, h, t, dh], 33),
+        ]
+        .into_iter()
+        .map(|(s, seed)| Var::from_tensor(&random(s, seed)).unwrap())
+        .collect();
+        let r = random(&[b, h, t, dh], 34);
+        let run = |f: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Tensor| {
+            let (q, kt, v) = (
+                vars[0].as_tensor(),
+                vars[1].as_tensor(),
+                vars[2].as_tensor(),
+            );
+            let o = f(q, kt, v);
+            let grads = (&o * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut out = vec![bits(&o)];
+            out.extend(vars.iter().map(|v| bits(grads.get(v).unwrap())));
+            out
+        };
+        let chain = run(&|q, kt, v| {
+            q.matmul(kt)
+                .unwrap()
+                .apply_op1(CausalSoftmax)
+                .unwrap()
+                .matmul(v)
+                .unwrap()
+        });
+        for threads in [1, 3] {
+            let fused = run(&|q, kt, v| {
+                q.apply_op3(kt, v, Attention::with_threads(threads))
+                    .unwrap()
+            });
+            assert_eq!(fused, chain, "{threads} threads");
+        }
+        // query 0 sees only key 0: its output is v's row 0
+        let o = vars[0]
+            .as_tensor()
+            .apply_op3(
+                vars[1].as_tensor(),
+                vars[2].as_tensor(),
+                Attention::default(),
+            )
+            .unwrap();
+        let first = |x: &Tensor| {
+            x.get(1)
+                .unwrap()
+                .get(2)
+                .unwrap()
+                .get(0)
+                .unwrap()
+                .to_vec1::<f32>()
+        };
+        assert_eq!(first(&o).unwrap(), first(vars[2].as_tensor()).unwrap());
     }
 
     /// Bit for bit, value and gradient, including exact zeros in x (gradient 1 there, as

@@ -1,9 +1,9 @@
 //! A decoder-only transformer (T5-style blocks: RMSNorm, ReLU FFN, no 1/sqrt(d) logit scale)
 //! whose rotary tables come from a [`Schedule`] via [`rope::cos_sin`]: the angles trained on
-//! are exactly the angles the plots show. RMSNorm, RoPE, the causal softmax and ReLU are fused ops
+//! are exactly the angles the plots show. RMSNorm, RoPE, causal attention and ReLU are fused ops
 //! with their own backward passes ([`super::fused`]); weights come from a seeded generator.
 
-use super::fused::{CausalSoftmax, MergeHeads, Relu, RmsNorm, Rope, SplitHeads};
+use super::fused::{Attention, MergeHeads, Relu, RmsNorm, Rope, SplitHeads};
 use super::rng::SplitMix64;
 use crate::rope::{self, Schedule};
 use candle_core::{D, DType, Device, Result, Tensor, Var};
@@ -188,8 +188,9 @@ impl Model {
             let v = n
                 .matmul(blk.wv.as_tensor())?
                 .apply_op1(split(false, false))?;
-            let p = q.matmul(&k_t)?.apply_op1(CausalSoftmax)?;
-            let o = p.matmul(&v)?.apply_op1(MergeHeads)?;
+            let o = q
+                .apply_op3(&k_t, &v, Attention::default())?
+                .apply_op1(MergeHeads)?;
             x = (x + o.matmul(blk.wo.as_tensor())?)?;
             let n = rms_norm(&x, blk.ffn_norm.as_tensor())?;
             let f = n
