@@ -22,13 +22,14 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> 
 /// A tensor's f32 values in row-major order, borrowed from its CPU storage when the tensor is
 /// contiguous (a backward pass reads its inputs once; copying them out cost as much as the
 /// pass), copied otherwise.
-enum HostView<'a> {
+pub(crate) enum HostView<'a> {
     Borrowed(candle_core::StorageRef<'a>, std::ops::Range<usize>),
     Owned(Vec<f32>),
 }
 
 impl HostView<'_> {
-    fn values(&self) -> Result<&[f32]> {
+    /// The values.
+    pub(crate) fn values(&self) -> Result<&[f32]> {
         match self {
             HostView::Borrowed(storage, range) => match &**storage {
                 candle_core::Storage::Cpu(CpuStorage::F32(v)) => Ok(&v[range.clone()]),
@@ -39,7 +40,7 @@ impl HostView<'_> {
     }
 }
 
-fn host(t: &Tensor) -> Result<HostView<'_>> {
+pub(crate) fn host(t: &Tensor) -> Result<HostView<'_>> {
     let (storage, layout) = t.storage_and_layout();
     if let Some((a, b)) = layout.contiguous_offsets() {
         return Ok(HostView::Borrowed(storage, a..b));

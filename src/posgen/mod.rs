@@ -6,6 +6,7 @@ pub mod data;
 pub mod error;
 pub mod fused;
 pub mod model;
+pub mod optim;
 pub mod probe;
 pub mod rng;
 pub mod study;

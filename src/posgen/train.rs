@@ -5,11 +5,11 @@
 use super::data::{Batch, Dataset, Protocol, Split, SplitSizes};
 use super::error::PosgenError;
 use super::model::{Model, ModelDims, RopeTables, masked_cross_entropy};
+use super::optim::{AdamW, ParamsAdamW};
 use super::rng::SplitMix64;
 use super::tasks::TaskSpec;
 use crate::rope::{ConfigError, Method, PairLayout, Schedule, ScheduleConfig};
 use candle_core::{D, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
@@ -733,7 +733,7 @@ impl Trainer {
                     weight_decay: p.weight_decay,
                     ..ParamsAdamW::default()
                 },
-            )?;
+            );
             Ok((model, opt))
         };
         let (model, opt) = build()?;
