@@ -1,13 +1,15 @@
 //! Fused CPU ops of the PosGen transformer, each with its own backward pass: RMSNorm, RoPE,
-//! causal attention (scores, causal softmax and the weighted sum of values in one op), ReLU, and
-//! the moves of a projection's output into and out of heads (the first with the rotation).
-//! candle's built-in fused versions have no backward pass, and the elementary forms cost 4-16
-//! tensor passes (and allocations) each; these cost one pass forward and one backward, and the
-//! softmax skips the masked half of the scores. Backward passes read their inputs in place
-//! rather than copying them out. Each op does the same float operations in the same order as the
-//! elementary form it replaces where that form is candle's own (ReLU, the head moves, the
-//! attention's matrix products: bit for bit), so swapping one in does not move a trained model.
-//! The tests check values and gradients against the elementary forms.
+//! causal attention (scores, causal softmax and the weighted sum of values in one op), the
+//! projections into heads (matrix product, move into heads and rotation), the ReLU feed-forward
+//! block, and the move out of heads. candle's built-in fused versions have no backward pass, and
+//! the elementary forms cost 4-16 tensor passes (and allocations) each, plus, in candle's
+//! backward pass, a zeroed gradient buffer and an addition for every intermediate tensor; these
+//! keep the intermediates out of the graph, and the softmax skips the masked half of the scores.
+//! Backward passes read their inputs in place rather than copying them out. Matrix products make
+//! the very calls candle's matmul makes. Each op does the same float operations in the same order
+//! as the elementary form it replaces where that form is candle's own (everything but RMSNorm and
+//! RoPE: bit for bit), so swapping one in does not move a trained model. The tests check values
+//! and gradients against the elementary forms.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::Arc;
@@ -49,6 +51,7 @@ pub(crate) fn host(t: &Tensor) -> Result<HostView<'_>> {
     Ok(HostView::Owned(t.flatten_all()?.to_vec1::<f32>()?))
 }
 
+/// The model runs it inside [`FeedForward`]; this op is the form that one is tested against.
 /// `max(x, 0)` (+0 at -0 and NaN), with the gradient `g * (x >= 0)` (1 at 0), as candle's `relu`
 /// and its backward compute them, in one pass each instead of candle's five backward passes
 /// (zeros, compare, convert, multiply).
@@ -323,14 +326,10 @@ fn head_rows(
     })
 }
 
-impl CustomOp1 for SplitHeads {
-    fn name(&self) -> &'static str {
-        "split-heads"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(s, l, self.name())?;
-        let dh = self.head_dim(x.len(), self.name())?;
+impl SplitHeads {
+    /// The forward move of the `(B*T, H*Dh)` values `x`: the moved values and their shape.
+    fn split(&self, x: &[f32]) -> Result<(Vec<f32>, Shape)> {
+        let dh = self.head_dim(x.len(), "split-heads")?;
         if self
             .rope
             .as_ref()
@@ -365,13 +364,12 @@ impl CustomOp1 for SplitHeads {
         } else {
             Shape::from((b, h, t_len, dh))
         };
-        Ok((CpuStorage::F32(y), shape))
+        Ok((y, shape))
     }
 
-    fn bwd(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
-        let gh = host(g)?;
-        let gv = gh.values()?;
-        let dh = self.head_dim(gv.len(), self.name())?;
+    /// The backward move: the gradient of the `(B*T, H*Dh)` input for the output gradient `gv`.
+    fn unsplit(&self, gv: &[f32]) -> Result<Vec<f32>> {
+        let dh = self.head_dim(gv.len(), "split-heads")?;
         let t_len = self.len;
         let back = self.rope.as_ref().map(Rope::reversed);
         let mut dx = vec![0f32; gv.len()];
@@ -392,6 +390,22 @@ impl CustomOp1 for SplitHeads {
                 None => dr.copy_from_slice(gr),
             }
         }
+        Ok(dx)
+    }
+}
+
+impl CustomOp1 for SplitHeads {
+    fn name(&self) -> &'static str {
+        "split-heads"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (y, shape) = self.split(contiguous(s, l, self.name())?)?;
+        Ok((CpuStorage::F32(y), shape))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        let dx = self.unsplit(host(g)?.values()?)?;
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }
 }
@@ -432,6 +446,20 @@ impl CustomOp1 for MergeHeads {
     }
 }
 
+/// Multiply-adds below which a matrix product runs in one thread: splitting a small product
+/// costs more in synchronisation than it saves.
+const PARALLEL_MIN_FLOPS: usize = 1 << 22;
+
+/// How a product of `flops` multiply-adds runs on `threads` threads. The kernel's results do
+/// not depend on it (it splits output blocks, not sums).
+fn parallelism(threads: usize, flops: usize) -> gemm::Parallelism {
+    if threads > 1 && flops >= PARALLEL_MIN_FLOPS {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
 /// One `(m, n)` product `lhs (m, k) * rhs (k, n)` into the contiguous `dst`, with the
 /// operands read through their strides: the call candle's CPU matmul makes for each matrix of a
 /// batch (`read_dst` false, the same strides), so the result is candle's bit for bit. Strides
@@ -444,6 +472,7 @@ fn matmul_like_candle(
     (lhs_rs, lhs_cs): (usize, usize),
     rhs: &[f32],
     (rhs_rs, rhs_cs): (usize, usize),
+    threads: usize,
 ) {
     let reach = |rows: usize, cols: usize, rs: usize, cs: usize| {
         (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs + 1
@@ -483,7 +512,7 @@ fn matmul_like_candle(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism(threads, m * n * k),
         );
     }
 }
@@ -614,7 +643,7 @@ impl CustomOp3 for Attention {
             [tt, td],
             |i, [p, o]| {
                 let (q, kt, v) = (&q[i * td..][..td], &kt[i * td..][..td], &v[i * td..][..td]);
-                matmul_like_candle(p, (t, t, dh), q, (dh, 1), kt, (t, 1));
+                matmul_like_candle(p, (t, t, dh), q, (dh, 1), kt, (t, 1), 1);
                 for (r, row) in p.chunks_exact_mut(t).enumerate() {
                     let seen = r + 1;
                     let m = row[..seen]
@@ -629,7 +658,7 @@ impl CustomOp3 for Attention {
                     row[..seen].iter_mut().for_each(|x| *x /= sum);
                     row[seen..].fill(0.0);
                 }
-                matmul_like_candle(o, (t, dh, t), p, (t, 1), v, (dh, 1));
+                matmul_like_candle(o, (t, dh, t), p, (t, 1), v, (dh, 1), 1);
             },
         );
         self.probs
@@ -672,8 +701,8 @@ impl CustomOp3 for Attention {
                 );
                 let (p, go) = (&probs[i * tt..][..tt], &gv[i * td..][..td]);
                 // O = P v: dP = dO v^T, dv = P^T dO
-                matmul_like_candle(dp, (t, t, dh), go, (dh, 1), v, (1, dh));
-                matmul_like_candle(dv, (t, dh, t), p, (1, t), go, (dh, 1));
+                matmul_like_candle(dp, (t, t, dh), go, (dh, 1), v, (1, dh), 1);
+                matmul_like_candle(dv, (t, dh, t), p, (1, t), go, (dh, 1), 1);
                 stored(dp);
                 // softmax: dS = P (dP - sum(P dP)) per row, 0 where masked
                 for (r, (pr, gr)) in p.chunks_exact(t).zip(dp.chunks_exact_mut(t)).enumerate() {
@@ -686,8 +715,8 @@ impl CustomOp3 for Attention {
                 }
                 stored(dp);
                 // S = q k^T: dq = dS (k^T)^T, dk^T = q^T dS
-                matmul_like_candle(dq, (t, dh, t), dp, (t, 1), kt, (1, t));
-                matmul_like_candle(dkt, (dh, t, t), q, (1, dh), dp, (t, 1));
+                matmul_like_candle(dq, (t, dh, t), dp, (t, 1), kt, (1, t), 1);
+                matmul_like_candle(dkt, (dh, t, t), q, (1, dh), dp, (t, 1), 1);
             },
         );
         let dev = q.device();
@@ -695,6 +724,200 @@ impl CustomOp3 for Attention {
             Some(Tensor::from_vec(dq, q.shape(), dev)?),
             Some(Tensor::from_vec(dkt, kt.shape(), dev)?),
             Some(Tensor::from_vec(dv, v.shape(), dev)?),
+        ))
+    }
+}
+
+/// `x (r, k) * w (k, n)` as candle's matmul computes it for two contiguous matrices.
+fn linear(x: &[f32], w: &[f32], (r, k, n): (usize, usize, usize), threads: usize) -> Vec<f32> {
+    let mut y = vec![0f32; r * n];
+    matmul_like_candle(&mut y, (r, n, k), x, (k, 1), w, (n, 1), threads);
+    y
+}
+
+/// The gradients `(dx, dw)` of `y = x (r, k) * w (k, n)` for the stored upstream gradient
+/// `g (r, n)`, as candle's matmul backward computes them: `g w^T` and `x^T g`, the transposes
+/// read through their strides.
+fn linear_grads(
+    x: &[f32],
+    w: &[f32],
+    g: &[f32],
+    (r, k, n): (usize, usize, usize),
+    threads: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut dx = vec![0f32; r * k];
+    matmul_like_candle(&mut dx, (r, k, n), g, (n, 1), w, (1, n), threads);
+    let mut dw = vec![0f32; k * n];
+    matmul_like_candle(&mut dw, (k, n, r), x, (1, k), g, (n, 1), threads);
+    (dx, dw)
+}
+
+/// Rows `r` and the inner and outer widths `(k, n)` of `x (r, k) * w (k, n)`.
+fn linear_dims(x: &Layout, w: &Layout, op: &str) -> Result<(usize, usize, usize)> {
+    let (&[r, k], &[wk, n]) = (x.dims(), w.dims()) else {
+        candle_core::bail!(
+            "{op}: expected x (R, K) and w (K, N), got {:?} and {:?}",
+            x.dims(),
+            w.dims()
+        );
+    };
+    if wk != k {
+        candle_core::bail!("{op}: x {:?} does not match w {:?}", x.dims(), w.dims());
+    }
+    Ok((r, k, n))
+}
+
+/// A projection `x (B*T, D) * w (D, H*Dh)` moved into heads by a [`SplitHeads`]: what
+/// `x.matmul(w)` followed by the split computes, bit for bit, values and gradients (candle's
+/// matrix kernel calls, and the `0 + g` of its gradient store between the two), without the
+/// projection's output becoming a graph tensor that the backward pass zeroes, adds and keeps.
+pub struct Project {
+    /// The move into heads (with its rotation, if any).
+    pub split: SplitHeads,
+    /// Threads of the matrix products.
+    pub threads: usize,
+}
+
+impl CustomOp2 for Project {
+    fn name(&self) -> &'static str {
+        "project-split"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dims = linear_dims(l1, l2, self.name())?;
+        let (x, w) = (
+            contiguous(s1, l1, self.name())?,
+            contiguous(s2, l2, self.name())?,
+        );
+        let (y, shape) = self.split.split(&linear(x, w, dims, self.threads))?;
+        Ok((CpuStorage::F32(y), shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dims = linear_dims(x.layout(), w.layout(), self.name())?;
+        let mut dproj = self.split.unsplit(host(g)?.values()?)?;
+        stored(&mut dproj);
+        let (xh, wh) = (host(x)?, host(w)?);
+        let (dx, dw) = linear_grads(xh.values()?, wh.values()?, &dproj, dims, self.threads);
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?),
+            Some(Tensor::from_vec(dw, w.shape(), w.device())?),
+        ))
+    }
+}
+
+/// The ReLU feed-forward block `relu(x w1) w2` of `x (R, D)`, `w1 (D, F)`, `w2 (F, D)`: what
+/// `x.matmul(w1)`, [`Relu`] and `.matmul(w2)` compute, bit for bit, values and gradients, while
+/// the two `(R, F)` hidden tensors, the widest of the block, stay out of candle's graph. The
+/// pre-activation is kept in the op for its backward pass.
+pub struct FeedForward {
+    threads: usize,
+    hidden: std::sync::OnceLock<Vec<f32>>,
+}
+
+impl FeedForward {
+    /// The block on `threads` threads.
+    pub fn with_threads(threads: usize) -> FeedForward {
+        FeedForward {
+            threads: threads.max(1),
+            hidden: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Rows and widths `(R, D, F)`, checked across the three inputs.
+    fn dims(x: &Layout, w1: &Layout, w2: &Layout) -> Result<(usize, usize, usize)> {
+        let (r, d, f) = linear_dims(x, w1, "feed-forward")?;
+        if w2.dims() != [f, d] {
+            candle_core::bail!(
+                "feed-forward: w1 {:?} does not match w2 {:?}",
+                w1.dims(),
+                w2.dims()
+            );
+        }
+        Ok((r, d, f))
+    }
+}
+
+impl Default for FeedForward {
+    /// The block on candle's thread count.
+    fn default() -> FeedForward {
+        FeedForward::with_threads(candle_core::utils::get_num_threads())
+    }
+}
+
+/// [`Relu`]'s forward value.
+fn relu(v: f32) -> f32 {
+    if v > 0.0 { v } else { 0.0 }
+}
+
+impl CustomOp3 for FeedForward {
+    fn name(&self) -> &'static str {
+        "feed-forward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (r, d, f) = Self::dims(l1, l2, l3)?;
+        let (x, w1, w2) = (
+            contiguous(s1, l1, self.name())?,
+            contiguous(s2, l2, self.name())?,
+            contiguous(s3, l3, self.name())?,
+        );
+        let h = linear(x, w1, (r, d, f), self.threads);
+        let a: Vec<f32> = h.iter().map(|&v| relu(v)).collect();
+        let y = linear(&a, w2, (r, f, d), self.threads);
+        self.hidden
+            .set(h)
+            .map_err(|_| candle_core::Error::Msg("feed-forward: op applied twice".into()))?;
+        Ok((CpuStorage::F32(y), Shape::from((r, d))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w1: &Tensor,
+        w2: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (r, d, f) = Self::dims(x.layout(), w1.layout(), w2.layout())?;
+        let h = self.hidden.get().ok_or_else(|| {
+            candle_core::Error::Msg("feed-forward: backward before forward".into())
+        })?;
+        let (xh, w1h, w2h, gh) = (host(x)?, host(w1)?, host(w2)?, host(g)?);
+        let a: Vec<f32> = h.iter().map(|&v| relu(v)).collect();
+        let (mut da, dw2) = linear_grads(&a, w2h.values()?, gh.values()?, (r, f, d), self.threads);
+        stored(&mut da);
+        // ReLU's backward as [`Relu`] computes it: g * (h >= 0)
+        for (g, &v) in da.iter_mut().zip(h) {
+            *g *= if v >= 0.0 { 1.0 } else { 0.0 };
+        }
+        stored(&mut da);
+        let (dx, dw1) = linear_grads(xh.values()?, w1h.values()?, &da, (r, d, f), self.threads);
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(dw1, w1.shape(), dev)?),
+            Some(Tensor::from_vec(dw2, w2.shape(), dev)?),
         ))
     }
 }
@@ -828,6 +1051,95 @@ mod tests {
                 .to_vec1::<f32>()
         };
         assert_eq!(first(&o).unwrap(), first(vars[2].as_tensor()).unwrap());
+    }
+
+    /// Values and gradients of `sum(f(vars) * r)` as bit patterns, `r` random of `out` shape.
+    fn bit_grads(vars: &[Var], out: &[usize], f: &dyn Fn(&[&Tensor]) -> Tensor) -> Vec<Vec<u32>> {
+        let r = random(out, 99);
+        let ts: Vec<&Tensor> = vars.iter().map(|v| v.as_tensor()).collect();
+        let y = f(&ts);
+        let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut res = vec![bits(&y)];
+        res.extend(vars.iter().map(|v| bits(grads.get(v).unwrap())));
+        res
+    }
+
+    fn vars(shapes: &[&[usize]], seed: u64) -> Vec<Var> {
+        shapes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Var::from_tensor(&random(s, seed + i as u64)).unwrap())
+            .collect()
+    }
+
+    /// The fused projection against `x.matmul(w)` and [`SplitHeads`], for queries (rotated),
+    /// keys (rotated, transposed) and values: bit for bit in one thread and in three, with a
+    /// product large enough to be split.
+    #[test]
+    fn project_matches_matmul_then_split_bit_for_bit() {
+        let (b, t, h, dh, d) = (4, 64, 2, 8, 64);
+        let mut rng = SplitMix64::new(41);
+        let angles: Vec<f64> = (0..t * dh / 2).map(|_| rng.normal()).collect();
+        let rope = Rope {
+            cos: Arc::new(angles.iter().map(|a| a.cos() as f32).collect()),
+            sin: Arc::new(angles.iter().map(|a| a.sin() as f32).collect()),
+            pairs: Arc::new((0..dh / 2).map(|i| (i, i + dh / 2)).collect()),
+            max_len: t,
+            inverse: false,
+        };
+        let vs = vars(&[&[b * t, d], &[d, h * dh]], 40);
+        for (rotary, keys) in [(true, false), (true, true), (false, false)] {
+            let split = SplitHeads {
+                rope: rotary.then(|| rope.clone()),
+                batch: b,
+                len: t,
+                heads: h,
+                keys,
+            };
+            let out: &[usize] = if keys { &[b, h, dh, t] } else { &[b, h, t, dh] };
+            let chain = bit_grads(&vs, out, &|x| {
+                x[0].matmul(x[1]).unwrap().apply_op1(split.clone()).unwrap()
+            });
+            for threads in [1, 3] {
+                let op = || Project {
+                    split: split.clone(),
+                    threads,
+                };
+                let fused = bit_grads(&vs, out, &|x| x[0].apply_op2(x[1], op()).unwrap());
+                assert_eq!(
+                    fused, chain,
+                    "rotary {rotary}, keys {keys}, {threads} threads"
+                );
+            }
+        }
+    }
+
+    /// The fused feed-forward block against `x.matmul(w1)`, [`Relu`] and `.matmul(w2)`, with
+    /// exact zeros in the pre-activation (ReLU's gradient is 1 there): bit for bit in one thread
+    /// and in three, with products large enough to be split.
+    #[test]
+    fn feed_forward_matches_the_matmul_relu_chain_bit_for_bit() {
+        let (r, d, f) = (256, 64, 256);
+        let mut vs = vars(&[&[r, d], &[d, f], &[f, d]], 50);
+        // a zero row of x gives exact zeros in the pre-activation
+        let mut x: Vec<f32> = vs[0].as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        x[..d].fill(0.0);
+        vs[0] = Var::from_tensor(&Tensor::from_vec(x, (r, d), &Device::Cpu).unwrap()).unwrap();
+        let chain = bit_grads(&vs, &[r, d], &|x| {
+            x[0].matmul(x[1])
+                .unwrap()
+                .apply_op1(Relu)
+                .unwrap()
+                .matmul(x[2])
+                .unwrap()
+        });
+        for threads in [1, 3] {
+            let fused = bit_grads(&vs, &[r, d], &|x| {
+                x[0].apply_op3(x[1], x[2], FeedForward::with_threads(threads))
+                    .unwrap()
+            });
+            assert_eq!(fused, chain, "{threads} threads");
+        }
     }
 
     /// Bit for bit, value and gradient, including exact zeros in x (gradient 1 there, as

@@ -3,7 +3,7 @@
 //! are exactly the angles the plots show. RMSNorm, RoPE, causal attention and ReLU are fused ops
 //! with their own backward passes ([`super::fused`]); weights come from a seeded generator.
 
-use super::fused::{Attention, MergeHeads, Relu, RmsNorm, Rope, SplitHeads};
+use super::fused::{Attention, FeedForward, MergeHeads, Project, RmsNorm, Rope, SplitHeads};
 use super::rng::SplitMix64;
 use crate::rope::{self, Schedule};
 use candle_core::{D, DType, Device, Result, Tensor, Var};
@@ -172,31 +172,32 @@ impl Model {
             .as_tensor()
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b * t, d))?;
-        let split = |rotary: bool, keys: bool| SplitHeads {
-            rope: rotary.then(|| rope.op.clone()),
-            batch: b,
-            len: t,
-            heads: h,
-            keys,
+        let threads = candle_core::utils::get_num_threads();
+        let project = |n: &Tensor, w: &Var, rotary: bool, keys: bool| {
+            let split = SplitHeads {
+                rope: rotary.then(|| rope.op.clone()),
+                batch: b,
+                len: t,
+                heads: h,
+                keys,
+            };
+            n.apply_op2(w.as_tensor(), Project { split, threads })
         };
         for blk in &self.blocks {
             let n = rms_norm(&x, blk.attn_norm.as_tensor())?;
-            let q = n
-                .matmul(blk.wq.as_tensor())?
-                .apply_op1(split(true, false))?;
-            let k_t = n.matmul(blk.wk.as_tensor())?.apply_op1(split(true, true))?;
-            let v = n
-                .matmul(blk.wv.as_tensor())?
-                .apply_op1(split(false, false))?;
+            let q = project(&n, &blk.wq, true, false)?;
+            let k_t = project(&n, &blk.wk, true, true)?;
+            let v = project(&n, &blk.wv, false, false)?;
             let o = q
-                .apply_op3(&k_t, &v, Attention::default())?
+                .apply_op3(&k_t, &v, Attention::with_threads(threads))?
                 .apply_op1(MergeHeads)?;
             x = (x + o.matmul(blk.wo.as_tensor())?)?;
             let n = rms_norm(&x, blk.ffn_norm.as_tensor())?;
-            let f = n
-                .matmul(blk.w1.as_tensor())?
-                .apply_op1(Relu)?
-                .matmul(blk.w2.as_tensor())?;
+            let f = n.apply_op3(
+                blk.w1.as_tensor(),
+                blk.w2.as_tensor(),
+                FeedForward::with_threads(threads),
+            )?;
             x = (x + f)?;
         }
         rms_norm(&x, self.final_norm.as_tensor())?.matmul(self.head.as_tensor())
