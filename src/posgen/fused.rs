@@ -450,10 +450,11 @@ impl CustomOp1 for MergeHeads {
 /// costs more in synchronisation than it saves.
 const PARALLEL_MIN_FLOPS: usize = 1 << 22;
 
-/// How a product of `flops` multiply-adds runs on `threads` threads. The kernel's results do
-/// not depend on it (it splits output blocks, not sums).
+/// How a product of `flops` multiply-adds runs on `threads` threads (one in the browser, which
+/// has no thread pool). The kernel's results do not depend on it (it splits output blocks, not
+/// sums).
 fn parallelism(threads: usize, flops: usize) -> gemm::Parallelism {
-    if threads > 1 && flops >= PARALLEL_MIN_FLOPS {
+    if !cfg!(target_arch = "wasm32") && threads > 1 && flops >= PARALLEL_MIN_FLOPS {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
