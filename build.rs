@@ -8,7 +8,11 @@
 use std::path::Path;
 
 /// The studies the app embeds (file stems under `results/`).
-const STUDIES: [&str; 2] = ["posgen_study_clean", "posgen_study_authors"];
+const STUDIES: [&str; 3] = [
+    "posgen_study_clean",
+    "posgen_study_clean_2000",
+    "posgen_study_authors",
+];
 
 /// Per-run fields the app does not read.
 const HEAVY_RUN_FIELDS: [&str; 4] = [

@@ -179,12 +179,17 @@ fn posgen_reference_results_show_the_budget_check() {
         h.query_by_label_contains(&check_label("posgen_study_clean"))
             .is_some()
     );
-    h.get_by_label("authors protocol").click();
-    settle(&mut h);
-    assert!(
-        h.query_by_label_contains(&check_label("posgen_study_authors"))
-            .is_some()
-    );
+    for (button, stem) in [
+        ("clean, 2000 steps", "posgen_study_clean_2000"),
+        ("authors' protocol", "posgen_study_authors"),
+    ] {
+        h.get_by_label(button).click();
+        settle(&mut h);
+        assert!(
+            h.query_by_label_contains(&check_label(stem)).is_some(),
+            "{button}"
+        );
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Reference results in the PosGen tab: the committed paired studies
-//! (`results/posgen_study_clean.json`, `results/posgen_study_authors.json`), embedded at build
+//! (`results/posgen_study_clean.json`, its follow-up at twice the budget
+//! `results/posgen_study_clean_2000.json`, `results/posgen_study_authors.json`), embedded at build
 //! time and parsed on first use. Every number shown is read from those files: per schedule the
 //! mean and 95% interval of ID and OOD accuracy, the paired differences with their verdicts, and
 //! the per-position accuracy curves with their bands, next to the user's own finished runs, and
@@ -13,17 +14,22 @@ use crate::posgen::{Task, method_label, sweep::POSGEN_METHODS};
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, Polygon, VLine};
 
-/// The committed studies: (protocol name, report path, JSON text). The text is the committed
+/// The committed studies: (selector label, report path, JSON text). The text is the committed
 /// file with the runs' per-position curves and validation losses emptied by `build.rs` (the
 /// app reads only the statistics derived from them, which the file also holds).
-const STUDIES: [(&str, &str, &str); 2] = [
+const STUDIES: [(&str, &str, &str); 3] = [
     (
-        "clean",
+        "clean protocol",
         "results/posgen_study_clean.md",
         include_str!(concat!(env!("OUT_DIR"), "/posgen_study_clean.json")),
     ),
     (
-        "authors",
+        "clean, 2000 steps",
+        "results/posgen_study_clean_2000.md",
+        include_str!(concat!(env!("OUT_DIR"), "/posgen_study_clean_2000.json")),
+    ),
+    (
+        "authors' protocol",
         "results/posgen_study_authors.md",
         include_str!(concat!(env!("OUT_DIR"), "/posgen_study_authors.json")),
     ),
@@ -75,7 +81,7 @@ impl StudyView {
         ui.horizontal(|ui| {
             ui.label(RichText::new("Reference results").strong());
             for (i, (name, path, _)) in STUDIES.iter().enumerate() {
-                ui.selectable_value(&mut self.selected, i, format!("{name} protocol"))
+                ui.selectable_value(&mut self.selected, i, *name)
                     .on_hover_text(format!("read from {path} and its .json"));
             }
         });
@@ -89,13 +95,18 @@ impl StudyView {
             }
             None => return,
         };
+        let c = &study.config;
         ui.label(format!(
-            "{} of {} runs, seeds {:?}, {} protocol, {} scaling ({path}). Mean [95% CI] over seeds.",
+            "{} of {} runs, seeds {:?}, {} protocol, {} scaling, up to {} steps (stop after {} \
+             checks every {} steps without improvement) ({path}). Mean [95% CI] over seeds.",
             study.runs.len(),
             study.planned_runs,
-            study.config.seeds,
-            study.config.protocol.name(),
-            study.config.scaling.name(),
+            c.seeds,
+            c.protocol.name(),
+            c.scaling.name(),
+            c.cap,
+            c.early_stop.patience,
+            c.early_stop.every,
         ));
         let cells: Vec<&CellSummary> = study
             .summary
