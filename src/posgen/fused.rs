@@ -52,6 +52,42 @@ pub(crate) fn host(t: &Tensor) -> Result<HostView<'_>> {
 }
 
 /// The model runs it inside [`FeedForward`]; this op is the form that one is tested against.
+/// ReLU's value as candle's `v.max(0)` computes it: +0 for both zeros and for NaN.
+fn relu(v: f32) -> f32 {
+    if v > 0.0 { v } else { 0.0 }
+}
+
+/// ReLU's slope as candle's backward takes it, `x >= 0`: 1 at both zeros.
+fn relu_slope(x: f32) -> f32 {
+    if x >= 0.0 { 1.0 } else { 0.0 }
+}
+
+/// Causal softmax of score row `r` (which sees keys `0..=r`, `seen = r + 1` of them) in place:
+/// the first `seen` entries become their softmax, the rest exact zeros, as with a -inf mask.
+fn softmax_row(row: &mut [f32], seen: usize) {
+    let m = row[..seen]
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for x in &mut row[..seen] {
+        *x = (*x - m).exp();
+        sum += *x;
+    }
+    row[..seen].iter_mut().for_each(|x| *x /= sum);
+    row[seen..].fill(0.0);
+}
+
+/// The softmax backward of one row in place: `g` (the gradient of probabilities `p`) becomes
+/// the scores' gradient `p (g - sum(p g))` over the first `seen` entries, exact zeros after.
+fn softmax_row_grad(p: &[f32], g: &mut [f32], seen: usize) {
+    let dot: f32 = p[..seen].iter().zip(&g[..seen]).map(|(a, b)| a * b).sum();
+    for j in 0..seen {
+        g[j] = p[j] * (g[j] - dot);
+    }
+    g[seen..].fill(0.0);
+}
+
 /// `max(x, 0)` (+0 at -0 and NaN), with the gradient `g * (x >= 0)` (1 at 0), as candle's `relu`
 /// and its backward compute them, in one pass each instead of candle's five backward passes
 /// (zeros, compare, convert, multiply).
@@ -64,8 +100,7 @@ impl CustomOp1 for Relu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous(s, l, self.name())?;
-        // as candle's `v.max(0)` computes it: +0 for both zeros and for NaN
-        let y: Vec<f32> = x.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect();
+        let y: Vec<f32> = x.iter().map(|&v| relu(v)).collect();
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -75,7 +110,7 @@ impl CustomOp1 for Relu {
             .values()?
             .iter()
             .zip(gh.values()?)
-            .map(|(x, g)| g * if *x >= 0.0 { 1.0 } else { 0.0 })
+            .map(|(&x, g)| g * relu_slope(x))
             .collect();
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }
@@ -98,16 +133,9 @@ impl CustomOp1 for CausalSoftmax {
         if dims.len() < 2 || dims[dims.len() - 2] != t {
             candle_core::bail!("causal-softmax: scores must be (.., T, T), got {dims:?}");
         }
-        let mut y = vec![0f32; x.len()];
-        for (r, (xr, yr)) in x.chunks_exact(t).zip(y.chunks_exact_mut(t)).enumerate() {
-            let seen = r % t + 1;
-            let m = xr[..seen].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for (yv, xv) in yr[..seen].iter_mut().zip(&xr[..seen]) {
-                *yv = (xv - m).exp();
-                sum += *yv;
-            }
-            yr[..seen].iter_mut().for_each(|v| *v /= sum);
+        let mut y = x.to_vec();
+        for (r, row) in y.chunks_exact_mut(t).enumerate() {
+            softmax_row(row, r % t + 1);
         }
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
@@ -117,18 +145,9 @@ impl CustomOp1 for CausalSoftmax {
         let (yh, gh) = (host(y)?, host(g)?);
         let (yv, gv) = (yh.values()?, gh.values()?);
         let t = *y.dims().last().unwrap_or(&1);
-        let mut dx = vec![0f32; yv.len()];
-        for (r, ((yr, gr), dr)) in yv
-            .chunks_exact(t)
-            .zip(gv.chunks_exact(t))
-            .zip(dx.chunks_exact_mut(t))
-            .enumerate()
-        {
-            let seen = r % t + 1;
-            let dot: f32 = yr[..seen].iter().zip(&gr[..seen]).map(|(a, b)| a * b).sum();
-            for j in 0..seen {
-                dr[j] = yr[j] * (gr[j] - dot);
-            }
+        let mut dx = gv.to_vec();
+        for (r, (yr, dr)) in yv.chunks_exact(t).zip(dx.chunks_exact_mut(t)).enumerate() {
+            softmax_row_grad(yr, dr, r % t + 1);
         }
         Ok(Some(Tensor::from_vec(dx, y.shape(), y.device())?))
     }
@@ -646,18 +665,7 @@ impl CustomOp3 for Attention {
                 let (q, kt, v) = (&q[i * td..][..td], &kt[i * td..][..td], &v[i * td..][..td]);
                 matmul_like_candle(p, (t, t, dh), q, (dh, 1), kt, (t, 1), 1);
                 for (r, row) in p.chunks_exact_mut(t).enumerate() {
-                    let seen = r + 1;
-                    let m = row[..seen]
-                        .iter()
-                        .copied()
-                        .fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for x in &mut row[..seen] {
-                        *x = (*x - m).exp();
-                        sum += *x;
-                    }
-                    row[..seen].iter_mut().for_each(|x| *x /= sum);
-                    row[seen..].fill(0.0);
+                    softmax_row(row, r + 1);
                 }
                 matmul_like_candle(o, (t, dh, t), p, (t, 1), v, (dh, 1), 1);
             },
@@ -707,12 +715,7 @@ impl CustomOp3 for Attention {
                 stored(dp);
                 // softmax: dS = P (dP - sum(P dP)) per row, 0 where masked
                 for (r, (pr, gr)) in p.chunks_exact(t).zip(dp.chunks_exact_mut(t)).enumerate() {
-                    let seen = r + 1;
-                    let dot: f32 = pr[..seen].iter().zip(&gr[..seen]).map(|(a, b)| a * b).sum();
-                    for j in 0..seen {
-                        gr[j] = pr[j] * (gr[j] - dot);
-                    }
-                    gr[seen..].fill(0.0);
+                    softmax_row_grad(pr, gr, r + 1);
                 }
                 stored(dp);
                 // S = q k^T: dq = dS (k^T)^T, dk^T = q^T dS
@@ -858,11 +861,6 @@ impl Default for FeedForward {
     }
 }
 
-/// [`Relu`]'s forward value.
-fn relu(v: f32) -> f32 {
-    if v > 0.0 { v } else { 0.0 }
-}
-
 impl CustomOp3 for FeedForward {
     fn name(&self) -> &'static str {
         "feed-forward"
@@ -910,7 +908,7 @@ impl CustomOp3 for FeedForward {
         stored(&mut da);
         // ReLU's backward as [`Relu`] computes it: g * (h >= 0)
         for (g, &v) in da.iter_mut().zip(h) {
-            *g *= if v >= 0.0 { 1.0 } else { 0.0 };
+            *g *= relu_slope(v);
         }
         stored(&mut da);
         let (dx, dw1) = linear_grads(xh.values()?, w1h.values()?, &da, (r, d, f), self.threads);
