@@ -157,6 +157,8 @@ impl CustomOp1 for CausalSoftmax {
 pub struct RmsNorm {
     /// Added to the mean square.
     pub eps: f32,
+    /// Threads its row passes may use.
+    pub threads: usize,
 }
 
 impl CustomOp2 for RmsNorm {
@@ -178,13 +180,14 @@ impl CustomOp2 for RmsNorm {
             candle_core::bail!("rms-norm: x {:?} vs weight {:?}", l1.dims(), l2.dims());
         }
         let mut y = vec![0f32; x.len()];
-        for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+        for_each_chunk(self.threads, x.len(), &mut y, d, |i, yr| {
+            let xr = &x[i * d..(i + 1) * d];
             let ms = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
             let s = (ms + self.eps).sqrt();
             for ((yv, xv), wv) in yr.iter_mut().zip(xr).zip(w) {
                 *yv = xv / s * wv;
             }
-        }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -200,15 +203,16 @@ impl CustomOp2 for RmsNorm {
         let (xh, wh, gh) = (host(x)?, host(w)?, host(g)?);
         let (xv, wv, gv) = (xh.values()?, wh.values()?, gh.values()?);
         let d = wv.len();
-        let mut dx = vec![0f32; xv.len()];
-        let mut dw = vec![0f32; d];
-        for ((xr, gr), dr) in xv
-            .chunks_exact(d)
-            .zip(gv.chunks_exact(d))
-            .zip(dx.chunks_exact_mut(d))
-        {
+        let n = xv.len();
+        let mut rs = vec![0f32; n / d];
+        for_each_chunk(self.threads, n, &mut rs, 1, |i, r| {
+            let xr = &xv[i * d..(i + 1) * d];
             let ms = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
-            let r = 1.0 / (ms + self.eps).sqrt();
+            r[0] = 1.0 / (ms + self.eps).sqrt();
+        });
+        let mut dx = vec![0f32; n];
+        for_each_chunk(self.threads, n, &mut dx, d, |i, dr| {
+            let (xr, gr, r) = (&xv[i * d..(i + 1) * d], &gv[i * d..(i + 1) * d], rs[i]);
             let c = xr
                 .iter()
                 .zip(gr)
@@ -218,9 +222,19 @@ impl CustomOp2 for RmsNorm {
                 / d as f32;
             for j in 0..d {
                 dr[j] = r * (gr[j] * wv[j] - xr[j] * r * r * c);
-                dw[j] += gr[j] * xr[j] * r;
             }
-        }
+        });
+        // Each column sums its rows in row order, whichever thread owns the column.
+        let mut dw = vec![0f32; d];
+        for_each_chunk(self.threads, n, &mut dw, DW_COLUMNS, |blk, dwc| {
+            let j0 = blk * DW_COLUMNS;
+            for (i, &r) in rs.iter().enumerate() {
+                let (xr, gr) = (&xv[i * d + j0..], &gv[i * d + j0..]);
+                for (j, v) in dwc.iter_mut().enumerate() {
+                    *v += gr[j] * xr[j] * r;
+                }
+            }
+        });
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), x.device())?),
             Some(Tensor::from_vec(dw, w.shape(), w.device())?),
@@ -347,7 +361,8 @@ fn head_rows(
 
 impl SplitHeads {
     /// The forward move of the `(B*T, H*Dh)` values `x`: the moved values and their shape.
-    fn split(&self, x: &[f32]) -> Result<(Vec<f32>, Shape)> {
+    /// Sequences are moved independently, on up to `threads` threads.
+    fn split(&self, x: &[f32], threads: usize) -> Result<(Vec<f32>, Shape)> {
         let dh = self.head_dim(x.len(), "split-heads")?;
         if self
             .rope
@@ -360,24 +375,28 @@ impl SplitHeads {
             );
         }
         let (b, h, t_len) = (self.batch, self.heads, self.len);
+        let per_seq = h * t_len * dh;
         let mut y = vec![0f32; x.len()];
-        let mut row = vec![0f32; dh];
-        for (out, inp, t) in head_rows(b, h, t_len) {
-            let xr = &x[inp * dh..(inp + 1) * dh];
-            match &self.rope {
-                Some(r) => r.rotate(t, xr, &mut row),
-                None => row.copy_from_slice(xr),
-            }
-            if self.keys {
-                // row (b, h, t) of (B, H, T, Dh) is column t of head (b, h) in (B, H, Dh, T)
-                let head = out / t_len * dh * t_len;
-                for (c, v) in row.iter().enumerate() {
-                    y[head + c * t_len + t] = *v;
+        for_each_chunk(threads, x.len(), &mut y, per_seq, |seq, y| {
+            let x = &x[seq * per_seq..(seq + 1) * per_seq];
+            let mut row = vec![0f32; dh];
+            for (out, inp, t) in head_rows(1, h, t_len) {
+                let xr = &x[inp * dh..(inp + 1) * dh];
+                match &self.rope {
+                    Some(r) => r.rotate(t, xr, &mut row),
+                    None => row.copy_from_slice(xr),
                 }
-            } else {
-                y[out * dh..(out + 1) * dh].copy_from_slice(&row);
+                if self.keys {
+                    // row (h, t) of (H, T, Dh) is column t of head h in (H, Dh, T)
+                    let head = out / t_len * dh * t_len;
+                    for (c, v) in row.iter().enumerate() {
+                        y[head + c * t_len + t] = *v;
+                    }
+                } else {
+                    y[out * dh..(out + 1) * dh].copy_from_slice(&row);
+                }
             }
-        }
+        });
         let shape = if self.keys {
             Shape::from((b, h, dh, t_len))
         } else {
@@ -386,29 +405,34 @@ impl SplitHeads {
         Ok((y, shape))
     }
 
-    /// The backward move: the gradient of the `(B*T, H*Dh)` input for the output gradient `gv`.
-    fn unsplit(&self, gv: &[f32]) -> Result<Vec<f32>> {
+    /// The backward move: the gradient of the `(B*T, H*Dh)` input for the output gradient `gv`,
+    /// sequence by sequence on up to `threads` threads.
+    fn unsplit(&self, gv: &[f32], threads: usize) -> Result<Vec<f32>> {
         let dh = self.head_dim(gv.len(), "split-heads")?;
         let t_len = self.len;
+        let per_seq = self.heads * t_len * dh;
         let back = self.rope.as_ref().map(Rope::reversed);
         let mut dx = vec![0f32; gv.len()];
-        let mut row = vec![0f32; dh];
-        for (out, inp, t) in head_rows(self.batch, self.heads, t_len) {
-            let gr: &[f32] = if self.keys {
-                let head = out / t_len * dh * t_len;
-                for (c, v) in row.iter_mut().enumerate() {
-                    *v = gv[head + c * t_len + t];
+        for_each_chunk(threads, gv.len(), &mut dx, per_seq, |seq, dx| {
+            let gv = &gv[seq * per_seq..(seq + 1) * per_seq];
+            let mut row = vec![0f32; dh];
+            for (out, inp, t) in head_rows(1, self.heads, t_len) {
+                let gr: &[f32] = if self.keys {
+                    let head = out / t_len * dh * t_len;
+                    for (c, v) in row.iter_mut().enumerate() {
+                        *v = gv[head + c * t_len + t];
+                    }
+                    &row
+                } else {
+                    &gv[out * dh..(out + 1) * dh]
+                };
+                let dr = &mut dx[inp * dh..(inp + 1) * dh];
+                match &back {
+                    Some(r) => r.rotate(t, gr, dr),
+                    None => dr.copy_from_slice(gr),
                 }
-                &row
-            } else {
-                &gv[out * dh..(out + 1) * dh]
-            };
-            let dr = &mut dx[inp * dh..(inp + 1) * dh];
-            match &back {
-                Some(r) => r.rotate(t, gr, dr),
-                None => dr.copy_from_slice(gr),
             }
-        }
+        });
         Ok(dx)
     }
 }
@@ -419,12 +443,12 @@ impl CustomOp1 for SplitHeads {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (y, shape) = self.split(contiguous(s, l, self.name())?)?;
+        let (y, shape) = self.split(contiguous(s, l, self.name())?, 1)?;
         Ok((CpuStorage::F32(y), shape))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
-        let dx = self.unsplit(host(g)?.values()?)?;
+        let dx = self.unsplit(host(g)?.values()?, 1)?;
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }
 }
@@ -633,6 +657,33 @@ fn stored(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v += 0.0);
 }
 
+/// Values a row pass must touch (`work`) before it is split across threads: below this, the
+/// hand-off costs more than the pass.
+#[cfg(not(target_arch = "wasm32"))]
+const PARALLEL_MIN_VALUES: usize = 1 << 19;
+
+/// Columns of a weight gradient summed by one task.
+const DW_COLUMNS: usize = 64;
+
+/// Calls `f(i, chunk)` for every `size`-value chunk `i` of `y` (the last may be shorter), on
+/// `threads` threads when the pass touches at least [`PARALLEL_MIN_VALUES`] values. Each chunk
+/// is computed by one call whatever the split, so results do not depend on the thread count.
+fn for_each_chunk<F>(threads: usize, work: usize, y: &mut [f32], size: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync + Send,
+{
+    #[cfg(not(target_arch = "wasm32"))]
+    if threads > 1 && work >= PARALLEL_MIN_VALUES {
+        use rayon::prelude::*;
+        y.par_chunks_mut(size)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+        return;
+    }
+    let _ = (threads, work);
+    y.chunks_mut(size).enumerate().for_each(|(i, c)| f(i, c));
+}
+
 impl CustomOp3 for Attention {
     fn name(&self) -> &'static str {
         "causal-attention"
@@ -749,11 +800,36 @@ fn linear_grads(
     (r, k, n): (usize, usize, usize),
     threads: usize,
 ) -> (Vec<f32>, Vec<f32>) {
-    let mut dx = vec![0f32; r * k];
-    matmul_like_candle(&mut dx, (r, k, n), g, (n, 1), w, (1, n), threads);
-    let mut dw = vec![0f32; k * n];
-    matmul_like_candle(&mut dw, (k, n, r), x, (1, k), g, (n, 1), threads);
-    (dx, dw)
+    let dx = |t| {
+        let mut dx = vec![0f32; r * k];
+        matmul_like_candle(&mut dx, (r, k, n), g, (n, 1), w, (1, n), t);
+        dx
+    };
+    let dw = |t| {
+        let mut dw = vec![0f32; k * n];
+        matmul_like_candle(&mut dw, (k, n, r), x, (1, k), g, (n, 1), t);
+        dw
+    };
+    join(threads, r * k * n, dx, dw)
+}
+
+/// `(a(t), b(t))`, the two run side by side, each on its share `t` of the `threads`, when
+/// `threads > 1` and each is worth a thread (`flops` multiply-adds). Two independent products
+/// split this way need one hand-off, where splitting each product needs one per product and
+/// packs its shared operand twice.
+fn join<A: Send, B: Send>(
+    threads: usize,
+    flops: usize,
+    a: impl FnOnce(usize) -> A + Send,
+    b: impl FnOnce(usize) -> B + Send,
+) -> (A, B) {
+    #[cfg(not(target_arch = "wasm32"))]
+    if threads > 1 && flops >= PARALLEL_MIN_FLOPS {
+        let half = threads / 2;
+        return rayon::join(|| a(threads - half), || b(half));
+    }
+    let _ = flops;
+    (a(threads), b(threads))
 }
 
 /// Rows `r` and the inner and outer widths `(k, n)` of `x (r, k) * w (k, n)`.
@@ -799,7 +875,9 @@ impl CustomOp2 for Project {
             contiguous(s1, l1, self.name())?,
             contiguous(s2, l2, self.name())?,
         );
-        let (y, shape) = self.split.split(&linear(x, w, dims, self.threads))?;
+        let (y, shape) = self
+            .split
+            .split(&linear(x, w, dims, self.threads), self.threads)?;
         Ok((CpuStorage::F32(y), shape))
     }
 
@@ -811,7 +889,7 @@ impl CustomOp2 for Project {
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let dims = linear_dims(x.layout(), w.layout(), self.name())?;
-        let mut dproj = self.split.unsplit(host(g)?.values()?)?;
+        let mut dproj = self.split.unsplit(host(g)?.values()?, self.threads)?;
         stored(&mut dproj);
         let (xh, wh) = (host(x)?, host(w)?);
         let (dx, dw) = linear_grads(xh.values()?, wh.values()?, &dproj, dims, self.threads);
@@ -854,6 +932,17 @@ impl FeedForward {
     }
 }
 
+/// `relu(h)` of a hidden tensor, one row pass per chunk.
+fn activations(h: &[f32], threads: usize) -> Vec<f32> {
+    let mut a = vec![0f32; h.len()];
+    for_each_chunk(threads, h.len(), &mut a, 1 << 12, |i, c| {
+        for (av, &hv) in c.iter_mut().zip(&h[i << 12..]) {
+            *av = relu(hv);
+        }
+    });
+    a
+}
+
 impl Default for FeedForward {
     /// The block on candle's thread count.
     fn default() -> FeedForward {
@@ -882,7 +971,7 @@ impl CustomOp3 for FeedForward {
             contiguous(s3, l3, self.name())?,
         );
         let h = linear(x, w1, (r, d, f), self.threads);
-        let a: Vec<f32> = h.iter().map(|&v| relu(v)).collect();
+        let a = activations(&h, self.threads);
         let y = linear(&a, w2, (r, f, d), self.threads);
         self.hidden
             .set(h)
@@ -903,14 +992,14 @@ impl CustomOp3 for FeedForward {
             candle_core::Error::Msg("feed-forward: backward before forward".into())
         })?;
         let (xh, w1h, w2h, gh) = (host(x)?, host(w1)?, host(w2)?, host(g)?);
-        let a: Vec<f32> = h.iter().map(|&v| relu(v)).collect();
+        let a = activations(h, self.threads);
         let (mut da, dw2) = linear_grads(&a, w2h.values()?, gh.values()?, (r, f, d), self.threads);
-        stored(&mut da);
-        // ReLU's backward as [`Relu`] computes it: g * (h >= 0)
-        for (g, &v) in da.iter_mut().zip(h) {
-            *g *= relu_slope(v);
-        }
-        stored(&mut da);
+        // Stored, through ReLU's backward as [`Relu`] computes it (g * (h >= 0)), stored again.
+        for_each_chunk(self.threads, da.len(), &mut da, f, |i, row| {
+            for (g, &v) in row.iter_mut().zip(&h[i * f..]) {
+                *g = (*g + 0.0) * relu_slope(v) + 0.0;
+            }
+        });
         let (dx, dw1) = linear_grads(xh.values()?, w1h.values()?, &da, (r, d, f), self.threads);
         let dev = x.device();
         Ok((
@@ -1076,7 +1165,7 @@ mod tests {
     /// product large enough to be split.
     #[test]
     fn project_matches_matmul_then_split_bit_for_bit() {
-        let (b, t, h, dh, d) = (4, 64, 2, 8, 64);
+        let (b, t, h, dh, d) = (16, 64, 8, 64, 64);
         let mut rng = SplitMix64::new(41);
         let angles: Vec<f64> = (0..t * dh / 2).map(|_| rng.normal()).collect();
         let rope = Rope {
@@ -1118,7 +1207,7 @@ mod tests {
     /// and in three, with products large enough to be split.
     #[test]
     fn feed_forward_matches_the_matmul_relu_chain_bit_for_bit() {
-        let (r, d, f) = (256, 64, 256);
+        let (r, d, f) = (2048, 64, 256);
         let mut vs = vars(&[&[r, d], &[d, f], &[f, d]], 50);
         // a zero row of x gives exact zeros in the pre-activation
         let mut x: Vec<f32> = vs[0].as_tensor().flatten_all().unwrap().to_vec1().unwrap();
@@ -1288,13 +1377,38 @@ mod tests {
         );
         let (y1, g1) = value_and_grads(
             &vars,
-            |t| t[0].apply_op2(&t[1], RmsNorm { eps: 1e-6 }).unwrap(),
+            |t| {
+                t[0].apply_op2(
+                    &t[1],
+                    RmsNorm {
+                        eps: 1e-6,
+                        threads: 1,
+                    },
+                )
+                .unwrap()
+            },
             5,
         );
         assert!(max_diff(&y0, &y1) < 1e-5);
         for (a, b) in g0.iter().zip(&g1) {
             assert!(max_diff(a, b) < 1e-4, "{}", max_diff(a, b));
         }
+    }
+
+    /// Rows split across threads, and weight-gradient columns summed in row order by whichever
+    /// thread owns them: the same bits as one thread, for a pass large enough to be split.
+    #[test]
+    fn rms_norm_gives_the_same_bits_on_any_thread_count() {
+        let vs = vars(&[&[4096, 160], &[160]], 60);
+        let run = |threads| {
+            bit_grads(&vs, &[4096, 160], &|t| {
+                t[0].apply_op2(t[1], RmsNorm { eps: 1e-6, threads })
+                    .unwrap()
+            })
+        };
+        let one = run(1);
+        assert_eq!(run(3), one);
+        assert_eq!(run(2), one);
     }
 
     #[test]

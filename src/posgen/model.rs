@@ -107,9 +107,9 @@ fn ones_var(n: usize, dev: &Device) -> Result<Var> {
     Var::from_tensor(&Tensor::ones(n, DType::F32, dev)?)
 }
 
-/// RMSNorm (fused, with its backward pass).
-fn rms_norm(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op2(w, RmsNorm { eps: 1e-6 })
+/// RMSNorm (fused, with its backward pass) on `threads` threads.
+fn rms_norm(x: &Tensor, w: &Tensor, threads: usize) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(w, RmsNorm { eps: 1e-6, threads })
 }
 
 impl Model {
@@ -184,7 +184,7 @@ impl Model {
             n.apply_op2(w.as_tensor(), Project { split, threads })
         };
         for blk in &self.blocks {
-            let n = rms_norm(&x, blk.attn_norm.as_tensor())?;
+            let n = rms_norm(&x, blk.attn_norm.as_tensor(), threads)?;
             let q = project(&n, &blk.wq, true, false)?;
             let k_t = project(&n, &blk.wk, true, true)?;
             let v = project(&n, &blk.wv, false, false)?;
@@ -192,7 +192,7 @@ impl Model {
                 .apply_op3(&k_t, &v, Attention::with_threads(threads))?
                 .apply_op1(MergeHeads)?;
             x = (x + o.matmul(blk.wo.as_tensor())?)?;
-            let n = rms_norm(&x, blk.ffn_norm.as_tensor())?;
+            let n = rms_norm(&x, blk.ffn_norm.as_tensor(), threads)?;
             let f = n.apply_op3(
                 blk.w1.as_tensor(),
                 blk.w2.as_tensor(),
@@ -200,7 +200,7 @@ impl Model {
             )?;
             x = (x + f)?;
         }
-        rms_norm(&x, self.final_norm.as_tensor())?.matmul(self.head.as_tensor())
+        rms_norm(&x, self.final_norm.as_tensor(), threads)?.matmul(self.head.as_tensor())
     }
 }
 

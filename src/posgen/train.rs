@@ -876,6 +876,13 @@ impl Trainer {
     }
 
     fn train_step(&mut self) -> candle_core::Result<()> {
+        // With several threads, the step runs on one of the pool's own threads: its parallel
+        // parts then start on the thread that is already running, and only the other threads
+        // are woken, where a caller outside the pool wakes them all and sleeps until they finish.
+        #[cfg(not(target_arch = "wasm32"))]
+        if rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1 {
+            return rayon::scope(|_| self.train_step());
+        }
         let lr = one_cycle_lr(self.step, self.config.steps, self.config.preset.lr);
         self.opt.set_learning_rate(lr);
         let loss = self.train_loss()?;
