@@ -932,11 +932,12 @@ impl FeedForward {
     }
 }
 
-/// `relu(h)` of a hidden tensor, one row pass per chunk.
+/// `relu(h)` of a hidden tensor, in chunks of `ACTIVATION_CHUNK` values.
 fn activations(h: &[f32], threads: usize) -> Vec<f32> {
+    const ACTIVATION_CHUNK: usize = 1 << 12;
     let mut a = vec![0f32; h.len()];
-    for_each_chunk(threads, h.len(), &mut a, 1 << 12, |i, c| {
-        for (av, &hv) in c.iter_mut().zip(&h[i << 12..]) {
+    for_each_chunk(threads, h.len(), &mut a, ACTIVATION_CHUNK, |i, c| {
+        for (av, &hv) in c.iter_mut().zip(&h[i * ACTIVATION_CHUNK..]) {
             *av = relu(hv);
         }
     });
