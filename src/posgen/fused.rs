@@ -51,7 +51,6 @@ pub(crate) fn host(t: &Tensor) -> Result<HostView<'_>> {
     Ok(HostView::Owned(t.flatten_all()?.to_vec1::<f32>()?))
 }
 
-/// The model runs it inside [`FeedForward`]; this op is the form that one is tested against.
 /// ReLU's value as candle's `v.max(0)` computes it: +0 for both zeros and for NaN.
 fn relu(v: f32) -> f32 {
     if v > 0.0 { v } else { 0.0 }
@@ -88,6 +87,7 @@ fn softmax_row_grad(p: &[f32], g: &mut [f32], seen: usize) {
     g[seen..].fill(0.0);
 }
 
+/// The model runs it inside [`FeedForward`]; this op is the form that one is tested against.
 /// `max(x, 0)` (+0 at -0 and NaN), with the gradient `g * (x >= 0)` (1 at 0), as candle's `relu`
 /// and its backward compute them, in one pass each instead of candle's five backward passes
 /// (zeros, compare, convert, multiply).
