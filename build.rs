@@ -8,9 +8,10 @@
 use std::path::Path;
 
 /// The studies the app embeds (file stems under `results/`).
-const STUDIES: [&str; 3] = [
+const STUDIES: [&str; 4] = [
     "posgen_study_clean",
     "posgen_study_clean_2000",
+    "posgen_study_clean_4000",
     "posgen_study_authors",
 ];
 

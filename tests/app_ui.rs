@@ -181,6 +181,7 @@ fn posgen_reference_results_show_the_budget_check() {
     );
     for (button, stem) in [
         ("clean, 2000 steps", "posgen_study_clean_2000"),
+        ("clean, 4000 steps", "posgen_study_clean_4000"),
         ("authors' protocol", "posgen_study_authors"),
     ] {
         h.get_by_label(button).click();

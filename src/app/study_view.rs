@@ -1,10 +1,11 @@
 //! Reference results in the PosGen tab: the committed paired studies
-//! (`results/posgen_study_clean.json`, its follow-up at twice the budget
-//! `results/posgen_study_clean_2000.json`, `results/posgen_study_authors.json`), embedded at build
-//! time and parsed on first use. Every number shown is read from those files: per schedule the
-//! mean and 95% interval of ID and OOD accuracy, the paired differences with their verdicts, and
-//! the per-position accuracy curves with their bands, next to the user's own finished runs, and
-//! the budget check (the same comparisons with twice the training budget on the check seeds).
+//! (`results/posgen_study_clean.json`, its follow-ups at twice and four times the budget,
+//! `results/posgen_study_clean_2000.json` and `results/posgen_study_clean_4000.json`, and
+//! `results/posgen_study_authors.json`), embedded at build time and parsed on first use. Every
+//! number shown is read from those files: per schedule the mean and 95% interval of ID and OOD
+//! accuracy, the paired differences with their verdicts, and the per-position accuracy curves
+//! with their bands, next to the user's own finished runs, and the budget check (the same
+//! comparisons with twice the training budget on the check seeds).
 
 use crate::posgen::RunResult;
 use crate::posgen::study::{
@@ -17,7 +18,7 @@ use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, Polygon, VLine};
 /// The committed studies: (selector label, report path, JSON text). The text is the committed
 /// file with the runs' per-position curves and validation losses emptied by `build.rs` (the
 /// app reads only the statistics derived from them, which the file also holds).
-const STUDIES: [(&str, &str, &str); 3] = [
+const STUDIES: [(&str, &str, &str); 4] = [
     (
         "clean protocol",
         "results/posgen_study_clean.md",
@@ -27,6 +28,11 @@ const STUDIES: [(&str, &str, &str); 3] = [
         "clean, 2000 steps",
         "results/posgen_study_clean_2000.md",
         include_str!(concat!(env!("OUT_DIR"), "/posgen_study_clean_2000.json")),
+    ),
+    (
+        "clean, 4000 steps",
+        "results/posgen_study_clean_4000.md",
+        include_str!(concat!(env!("OUT_DIR"), "/posgen_study_clean_4000.json")),
     ),
     (
         "authors' protocol",
@@ -78,7 +84,7 @@ impl StudyView {
 
     /// Draws the section for `task`, with `live` runs overlaid on the per-position plot.
     pub fn ui(&mut self, ui: &mut Ui, task: Task, live: &[LiveRun<'_>], plot_height: f32) {
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.label(RichText::new("Reference results").strong());
             for (i, (name, path, _)) in STUDIES.iter().enumerate() {
                 ui.selectable_value(&mut self.selected, i, *name)
