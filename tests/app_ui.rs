@@ -159,10 +159,9 @@ fn queued_commands_apply_at_the_next_frame() {
 
 const LLAMA31: &str = include_str!("data/configs/llama-3.1-8b.json");
 
-/// Pasting a config.json and clicking Load makes A the model and B its Resonance twin: the
-/// plots change to the model's schedule and compare mode shows the twin's integer wavelengths.
-/// The PosGen tab shows each committed study's budget check, read from its file: the seeds it
-/// names are the file's check seeds (or it says the study has none).
+/// The PosGen tab opens on the study README's answer rests on (the 4000-step clean one) and
+/// shows each committed study's budget check, read from its file: the seeds it names are the
+/// file's check seeds (or it says the study has none).
 #[test]
 fn posgen_reference_results_show_the_budget_check() {
     let check_label = |stem: &str| {
@@ -176,13 +175,14 @@ fn posgen_reference_results_show_the_budget_check() {
     };
     let mut h = harness(with_tab(Tab::PosGen));
     assert!(
-        h.query_by_label_contains(&check_label("posgen_study_clean"))
+        h.query_by_label_contains(&check_label("posgen_study_clean_4000"))
             .is_some()
     );
     for (button, stem) in [
+        ("clean protocol", "posgen_study_clean"),
         ("clean, 2000 steps", "posgen_study_clean_2000"),
-        ("clean, 4000 steps", "posgen_study_clean_4000"),
         ("authors' protocol", "posgen_study_authors"),
+        ("clean, 4000 steps", "posgen_study_clean_4000"),
     ] {
         h.get_by_label(button).click();
         settle(&mut h);
@@ -193,6 +193,8 @@ fn posgen_reference_results_show_the_budget_check() {
     }
 }
 
+/// Pasting a config.json and clicking Load makes A the model and B its Resonance twin: the
+/// plots change to the model's schedule and compare mode shows the twin's integer wavelengths.
 #[test]
 fn pasting_a_model_config_shows_the_model_and_its_twin() {
     let mut h = harness(AppState {

@@ -59,12 +59,24 @@ pub struct LiveRun<'a> {
     pub result: &'a RunResult,
 }
 
+/// The study shown first: the clean protocol at the budget whose doubling moves no conclusion
+/// (README's answer rests on it).
+const ANSWER_STUDY: usize = 2;
+
 /// The reference-results section: which study is shown, and the parsed files.
-#[derive(Default)]
 pub struct StudyView {
     /// Index into the committed studies.
     pub selected: usize,
     parsed: Vec<Result<StudyResult, String>>,
+}
+
+impl Default for StudyView {
+    fn default() -> Self {
+        Self {
+            selected: ANSWER_STUDY,
+            parsed: Vec::new(),
+        }
+    }
 }
 
 impl StudyView {
