@@ -8,11 +8,12 @@
 use std::path::Path;
 
 /// The studies the app embeds (file stems under `results/`).
-const STUDIES: [&str; 4] = [
+const STUDIES: [&str; 5] = [
     "posgen_study_clean",
     "posgen_study_clean_2000",
     "posgen_study_clean_4000",
     "posgen_study_authors",
+    "posgen_study_authors_2000",
 ];
 
 /// Per-run fields the app does not read.

@@ -1,10 +1,11 @@
 //! Reference results in the PosGen tab: the committed paired studies
 //! (`results/posgen_study_clean.json`, its follow-ups at twice and four times the budget,
 //! `results/posgen_study_clean_2000.json` and `results/posgen_study_clean_4000.json`, and
-//! `results/posgen_study_authors.json`), embedded at build time and parsed on first use. Every
-//! number shown is read from those files: per schedule the mean and 95% interval of ID and OOD
-//! accuracy, the paired differences with their verdicts, and the per-position accuracy curves
-//! with their bands, next to the user's own finished runs, and the budget check (the same
+//! `results/posgen_study_authors.json` with its follow-up at twice the budget,
+//! `results/posgen_study_authors_2000.json`), embedded at build time and parsed on first use.
+//! Every number shown is read from those files: per schedule the mean and 95% interval of ID and
+//! OOD accuracy, the paired differences with their verdicts, and the per-position accuracy
+//! curves with their bands, next to the user's own finished runs, and the budget check (the same
 //! comparisons with twice the training budget on the check seeds).
 
 use crate::posgen::RunResult;
@@ -18,7 +19,7 @@ use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, Polygon, VLine};
 /// The committed studies: (selector label, report path, JSON text). The text is the committed
 /// file with the runs' per-position curves and validation losses emptied by `build.rs` (the
 /// app reads only the statistics derived from them, which the file also holds).
-const STUDIES: [(&str, &str, &str); 4] = [
+const STUDIES: [(&str, &str, &str); 5] = [
     (
         "clean protocol",
         "results/posgen_study_clean.md",
@@ -38,6 +39,11 @@ const STUDIES: [(&str, &str, &str); 4] = [
         "authors' protocol",
         "results/posgen_study_authors.md",
         include_str!(concat!(env!("OUT_DIR"), "/posgen_study_authors.json")),
+    ),
+    (
+        "authors', 2000 steps",
+        "results/posgen_study_authors_2000.md",
+        include_str!(concat!(env!("OUT_DIR"), "/posgen_study_authors_2000.json")),
     ),
 ];
 
