@@ -727,3 +727,40 @@ fn a_probe_report_lists_planned_runs_that_did_not_finish() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The probe report's finding names, per protocol, the run with the highest ID accuracy at
+/// advance positions (found here by a plain scan of the committed probe's runs), and warns that
+/// the authors' protocol tests on trained sequences.
+#[test]
+fn a_probe_report_names_each_protocols_best_far_lookup() {
+    use resonance_lab::posgen::probe::ProbeResult;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/results/posgen_probe.json");
+    let probe: ProbeResult = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let md = probe.markdown();
+    let finding = &md[md.find("## What it shows").unwrap()..];
+    for protocol in ["clean", "authors"] {
+        let mut best = (f64::MIN, String::new());
+        for r in probe.runs.iter().filter(|r| r.result.protocol == protocol) {
+            let v = r.result.id_advance_accuracy.unwrap();
+            if v > best.0 {
+                best = (
+                    v,
+                    format!(
+                        "protocol {protocol}: {:.1} % ({} layers x {} wide, {} steps)",
+                        100.0 * v,
+                        r.result.layers,
+                        r.result.d_model,
+                        r.result.steps
+                    ),
+                );
+            }
+        }
+        assert!(finding.contains(&best.1), "{} not in {finding}", best.1);
+    }
+    assert!(finding.contains("memorised tokens"), "{finding}");
+    // a clean-only probe has no such warning
+    let mut clean = probe.clone();
+    clean.runs.retain(|r| r.result.protocol == "clean");
+    clean.config.protocols.retain(|p| p.name() == "clean");
+    assert!(!clean.markdown().contains("memorised"));
+}
