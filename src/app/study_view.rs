@@ -65,9 +65,9 @@ pub struct LiveRun<'a> {
     pub result: &'a RunResult,
 }
 
-/// The study shown first: the clean protocol at the budget whose doubling moves no conclusion
-/// (README's answer rests on it).
-const ANSWER_STUDY: usize = 2;
+/// The report of the study shown first: the clean protocol at the budget whose doubling moves no
+/// conclusion (README's answer rests on it). Named by path, so reordering [`STUDIES`] keeps it.
+const ANSWER_STUDY: &str = "results/posgen_study_clean_4000.md";
 
 /// The reference-results section: which study is shown, and the parsed files.
 pub struct StudyView {
@@ -79,7 +79,10 @@ pub struct StudyView {
 impl Default for StudyView {
     fn default() -> Self {
         Self {
-            selected: ANSWER_STUDY,
+            selected: STUDIES
+                .iter()
+                .position(|(_, path, _)| *path == ANSWER_STUDY)
+                .unwrap_or(0),
             parsed: Vec::new(),
         }
     }
