@@ -179,9 +179,9 @@ fn posgen_reference_results_show_the_budget_check() {
             .is_some()
     );
     for (button, stem) in [
-        ("clean protocol", "posgen_study_clean"),
+        ("clean, 1000 steps", "posgen_study_clean"),
         ("clean, 2000 steps", "posgen_study_clean_2000"),
-        ("authors' protocol", "posgen_study_authors"),
+        ("authors', 1000 steps", "posgen_study_authors"),
         ("authors', 2000 steps", "posgen_study_authors_2000"),
         ("clean, 4000 steps", "posgen_study_clean_4000"),
     ] {

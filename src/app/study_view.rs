@@ -1,8 +1,6 @@
-//! Reference results in the PosGen tab: the committed paired studies
-//! (`results/posgen_study_clean.json`, its follow-ups at twice and four times the budget,
-//! `results/posgen_study_clean_2000.json` and `results/posgen_study_clean_4000.json`, and
-//! `results/posgen_study_authors.json` with its follow-up at twice the budget,
-//! `results/posgen_study_authors_2000.json`), embedded at build time and parsed on first use.
+//! Reference results in the PosGen tab: the committed paired studies (every
+//! `results/posgen_study_*.json`, one per protocol and budget, listed by `build.rs`), embedded
+//! at build time and parsed on first use.
 //! Every number shown is read from those files: per schedule the mean and 95% interval of ID and
 //! OOD accuracy, the paired differences with their verdicts, and the per-position accuracy
 //! curves with their bands, next to the user's own finished runs, and the budget check (the same
@@ -16,36 +14,10 @@ use crate::posgen::{Task, method_label, sweep::POSGEN_METHODS};
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, Polygon, VLine};
 
-/// The committed studies: (selector label, report path, JSON text). The text is the committed
-/// file with the runs' per-position curves and validation losses emptied by `build.rs` (the
-/// app reads only the statistics derived from them, which the file also holds).
-const STUDIES: [(&str, &str, &str); 5] = [
-    (
-        "clean protocol",
-        "results/posgen_study_clean.md",
-        include_str!(concat!(env!("OUT_DIR"), "/posgen_study_clean.json")),
-    ),
-    (
-        "clean, 2000 steps",
-        "results/posgen_study_clean_2000.md",
-        include_str!(concat!(env!("OUT_DIR"), "/posgen_study_clean_2000.json")),
-    ),
-    (
-        "clean, 4000 steps",
-        "results/posgen_study_clean_4000.md",
-        include_str!(concat!(env!("OUT_DIR"), "/posgen_study_clean_4000.json")),
-    ),
-    (
-        "authors' protocol",
-        "results/posgen_study_authors.md",
-        include_str!(concat!(env!("OUT_DIR"), "/posgen_study_authors.json")),
-    ),
-    (
-        "authors', 2000 steps",
-        "results/posgen_study_authors_2000.md",
-        include_str!(concat!(env!("OUT_DIR"), "/posgen_study_authors_2000.json")),
-    ),
-];
+// `STUDIES`: every committed `results/posgen_study_*.json` as (selector label, report path,
+// JSON text), the text with the runs' per-position curves and validation losses emptied (the
+// app reads only the statistics derived from them, which the file also holds).
+include!(concat!(env!("OUT_DIR"), "/studies.rs"));
 
 /// Colours of the four schedules, in [`POSGEN_METHODS`] order.
 const SCHEDULE_COLORS: [Color32; 4] = [
