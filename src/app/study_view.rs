@@ -327,6 +327,41 @@ fn position_plot(ui: &mut Ui, task: Task, cells: &[&CellSummary], live: &[LiveRu
 mod tests {
     use super::*;
 
+    /// `build.rs` lists every committed study exactly once, clean protocol first and budgets
+    /// ascending, and each label names its file's own protocol and step cap.
+    #[test]
+    fn every_committed_study_is_listed_once_in_protocol_then_budget_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/results");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().into_string().ok())
+            .filter(|n| n.starts_with("posgen_study_") && n.ends_with(".json"))
+            .map(|n| format!("results/{}", n.replace(".json", ".md")))
+            .collect();
+        let mut listed: Vec<String> = STUDIES.iter().map(|(_, p, _)| p.to_string()).collect();
+        let order: Vec<(bool, usize)> = STUDIES
+            .iter()
+            .map(|(label, path, _)| {
+                let json = format!(
+                    "{}/{}",
+                    env!("CARGO_MANIFEST_DIR"),
+                    path.replace(".md", ".json")
+                );
+                let s: StudyResult =
+                    serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+                let c = &s.config;
+                let authors = c.protocol == crate::posgen::data::Protocol::Authors;
+                let name = if authors { "authors'" } else { "clean" };
+                assert_eq!(*label, format!("{name}, {} steps", c.cap), "{path}");
+                (authors, c.cap)
+            })
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+        on_disk.sort();
+        listed.sort();
+        assert_eq!(listed, on_disk);
+    }
+
     #[test]
     fn committed_studies_parse_and_agree_with_their_runs() {
         let mut v = StudyView::default();
