@@ -62,6 +62,10 @@ fn main() {
                 let _ = writeln!(std::io::stdout().lock(), "{doc:#}");
             }
             Err(e) => {
+                if let resonance_lab::cli::CliError::Checked(doc, _) = &e {
+                    use std::io::Write;
+                    let _ = writeln!(std::io::stdout().lock(), "{doc:#}");
+                }
                 eprintln!("error: {}", e.message());
                 std::process::exit(e.exit_code());
             }

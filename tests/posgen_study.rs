@@ -1,7 +1,7 @@
 //! The PosGen study: the authors' protocol against hand-derived tuples and split indices,
 //! evaluation-only scaling constants, pairing of runs by seed, early stopping, Semi-recursive
 //! stay/advance positions, the confidence-interval arithmetic, resume after a kill, bad input,
-//! and the probe's plan order and its report of a probe stopped part-way.
+//! the probe's plan order and its report of a probe stopped part-way, and `posgen reproduce`.
 // Test helpers unwrap freely: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 #![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary
@@ -763,4 +763,141 @@ fn a_probe_report_names_each_protocols_best_far_lookup() {
     clean.runs.retain(|r| r.result.protocol == "clean");
     clean.config.protocols.retain(|p| p.name() == "clean");
     assert!(!clean.markdown().contains("memorised"));
+}
+
+/// Runs `posgen reproduce FILE EXTRA...`: exit code, the printed document (null when none),
+/// stderr.
+fn reproduce(file: &std::path::Path, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let o = bin()
+        .args(["posgen", "reproduce"])
+        .arg(file)
+        .args(extra)
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    (
+        o.status.code(),
+        doc,
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
+/// A finished 4-run Semi-recursive study of 3-step runs in `dir`; returns its JSON path.
+fn tiny_semi_recursive_study(dir: &std::path::Path) -> std::path::PathBuf {
+    let out = dir.join("s");
+    let _ = std::fs::remove_file(out.with_extension("json"));
+    let o = bin()
+        .args([
+            "posgen",
+            "study",
+            "--tasks",
+            "semi-recursive",
+            "--seeds",
+            "1",
+            "--steps",
+            "3",
+            "--patience",
+            "1",
+            "--stop-every",
+            "1",
+            "--check-seeds",
+            "0",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out.with_extension("json")
+}
+
+/// `posgen reproduce` reruns a results file's recorded commands: an untouched file reproduces
+/// exactly (same binary, one thread), and an edited accuracy is caught with its size and exit 1
+/// (the document still printed).
+#[test]
+fn reproduce_reruns_recorded_commands_and_catches_an_edited_result() {
+    let dir = std::env::temp_dir().join(format!("posgen-reproduce-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = tiny_semi_recursive_study(&dir);
+    let (code, doc, err) = reproduce(&json, &["--all"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(doc["reproduced"], true);
+    assert_eq!(doc["rerun"], 4);
+    assert_eq!(doc["max_abs_diff"].as_f64(), Some(0.0));
+    let first = &doc["runs"][0];
+    // Semi-recursive runs are compared on the stay/advance split too.
+    assert_eq!(first["accuracies"].as_object().unwrap().len(), 6);
+    assert!(
+        first["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("RAYON_NUM_THREADS=1 resonance-lab posgen train")
+    );
+    let (code, doc, _) = reproduce(&json, &["--runs", "1", "--jobs", "1"]);
+    assert_eq!((code, doc["rerun"].as_u64()), (Some(0), Some(1)));
+
+    // Edit one recorded accuracy by 5 points.
+    let mut edited: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let run = &mut edited["runs"][2];
+    let was = run["ood_accuracy"].as_f64().unwrap();
+    let now = if was > 0.5 { was - 0.05 } else { was + 0.05 };
+    run["ood_accuracy"] = serde_json::json!(now);
+    let command = run["command"].as_str().unwrap().to_string();
+    let edited_path = dir.join("edited.json");
+    std::fs::write(&edited_path, edited.to_string()).unwrap();
+    let (code, doc, err) = reproduce(&edited_path, &["--all"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(doc["reproduced"], false);
+    assert!(err.contains("1 of 4 rerun runs differ"), "{err}");
+    let off: Vec<&serde_json::Value> = doc["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["within_tolerance"] == false)
+        .collect();
+    assert_eq!(off.len(), 1);
+    assert_eq!(off[0]["command"].as_str(), Some(command.as_str()));
+    let diff = off[0]["accuracies"]["ood_accuracy"]["abs_diff"]
+        .as_f64()
+        .unwrap();
+    assert!((diff - 0.05).abs() < 1e-9, "{diff}");
+    // A tolerance above the edit accepts it.
+    let (code, _, err) = reproduce(&edited_path, &["--all", "--tolerance", "0.06"]);
+    assert_eq!(code, Some(0), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bad input to `posgen reproduce` exits 2 with one line, prints nothing and runs nothing: a
+/// missing or empty file, a recorded command other than `posgen train`, `--runs` out of range,
+/// a tolerance outside 0..=1.
+#[test]
+fn reproduce_rejects_bad_input_with_exit_2() {
+    let dir = std::env::temp_dir().join(format!("posgen-reproduce-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = tiny_semi_recursive_study(&dir);
+    let mut foreign: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    foreign["runs"][0]["command"] =
+        serde_json::json!("RAYON_NUM_THREADS=1 resonance-lab posgen study --out /tmp/x");
+    let foreign_path = dir.join("foreign.json");
+    std::fs::write(&foreign_path, foreign.to_string()).unwrap();
+    let no_runs_path = dir.join("no-runs.json");
+    std::fs::write(&no_runs_path, r#"{"runs": []}"#).unwrap();
+    let missing = dir.join("missing.json");
+    for (file, extra, needle) in [
+        (&missing, &[][..], "FILE"),
+        (&no_runs_path, &[][..], "FILE"),
+        (&foreign_path, &["--all"][..], "posgen train"),
+        (&json, &["--runs", "0"][..], "--runs"),
+        (&json, &["--runs", "5"][..], "--runs"),
+        (&json, &["--tolerance", "2"][..], "--tolerance"),
+    ] {
+        let (code, doc, err) = reproduce(file, extra);
+        assert_eq!(code, Some(2), "{extra:?}: {err}");
+        assert!(doc.is_null(), "{extra:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

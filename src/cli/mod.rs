@@ -4,6 +4,7 @@
 
 mod config_cmd;
 mod posgen_cmds;
+mod reproduce_cmd;
 mod runner;
 mod schedule_cmds;
 mod study_cmd;
@@ -214,6 +215,9 @@ pub enum CliError {
     Usage(String),
     /// Something failed while running: exit code 1.
     Runtime(String),
+    /// The command ran and its check failed: the document is still printed, then the message,
+    /// and the exit code is 1 (e.g. `posgen reproduce` when a rerun differs).
+    Checked(serde_json::Value, String),
 }
 
 impl From<ConfigError> for CliError {
@@ -236,14 +240,14 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Usage(_) => 2,
-            CliError::Runtime(_) => 1,
+            CliError::Runtime(_) | CliError::Checked(..) => 1,
         }
     }
 
     /// The one-line message.
     pub fn message(&self) -> &str {
         match self {
-            CliError::Usage(m) | CliError::Runtime(m) => m,
+            CliError::Usage(m) | CliError::Runtime(m) | CliError::Checked(_, m) => m,
         }
     }
 }

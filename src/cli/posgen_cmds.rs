@@ -28,6 +28,8 @@ pub enum PosgenCommand {
     Study(super::study_cmd::StudyArgs),
     /// Semi-recursive probe: depth x width x budget under each protocol (plain RoPE).
     Probe(super::study_cmd::ProbeArgs),
+    /// Rerun recorded runs of a study or probe file from their commands and compare accuracies.
+    Reproduce(super::reproduce_cmd::ReproduceArgs),
 }
 
 /// Options of `posgen`.
@@ -196,6 +198,7 @@ pub fn run(args: &PosgenArgs) -> Result<Value, CliError> {
         PosgenCommand::Bench(a) => bench(a),
         PosgenCommand::Study(a) => super::study_cmd::study(a),
         PosgenCommand::Probe(a) => super::study_cmd::probe(a),
+        PosgenCommand::Reproduce(a) => super::reproduce_cmd::reproduce(a),
     }
 }
 
