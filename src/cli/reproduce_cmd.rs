@@ -131,10 +131,7 @@ pub fn reproduce(a: &ReproduceArgs) -> Result<Value, CliError> {
     } else {
         in_range("runs", a.runs, 1, recorded.len() as i64)? as usize
     };
-    let jobs = match a.jobs {
-        Some(j) => in_range("jobs", j, 1, 256)? as usize,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    let jobs = super::study_cmd::jobs(a.jobs)?;
     let mut order: Vec<usize> = (0..recorded.len()).collect();
     order.sort_by_key(|&i| recorded[i].result.steps);
     order.truncate(count);

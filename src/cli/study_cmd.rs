@@ -203,7 +203,8 @@ pub struct ProbeArgs {
     pub report_only: bool,
 }
 
-fn jobs(j: Option<i64>) -> Result<usize, CliError> {
+/// The `--jobs` value: 1..=256, or the number of cores when not given.
+pub(super) fn jobs(j: Option<i64>) -> Result<usize, CliError> {
     match j {
         Some(j) => Ok(in_range("jobs", j, 1, 256)? as usize),
         None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
