@@ -183,6 +183,7 @@ fn posgen_reference_results_show_the_budget_check() {
         ("clean, 2000 steps", "posgen_study_clean_2000"),
         ("authors', 1000 steps", "posgen_study_authors"),
         ("authors', 2000 steps", "posgen_study_authors_2000"),
+        ("authors', 4000 steps", "posgen_study_authors_4000"),
         ("clean, 4000 steps", "posgen_study_clean_4000"),
     ] {
         h.get_by_label(button).click();
