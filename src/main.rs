@@ -55,21 +55,23 @@ fn main() {
         }
     };
     match &cli.command {
-        Some(command) => match run(command) {
-            Ok(doc) => {
+        Some(command) => {
+            let result = run(command);
+            // A failed check (`CliError::Checked`) still prints its document.
+            let doc = match &result {
+                Ok(doc) | Err(resonance_lab::cli::CliError::Checked(doc, _)) => Some(doc),
+                Err(_) => None,
+            };
+            if let Some(doc) = doc {
                 // a closed pipe (`| head`) ends the output quietly, never with a panic
                 use std::io::Write;
                 let _ = writeln!(std::io::stdout().lock(), "{doc:#}");
             }
-            Err(e) => {
-                if let resonance_lab::cli::CliError::Checked(doc, _) = &e {
-                    use std::io::Write;
-                    let _ = writeln!(std::io::stdout().lock(), "{doc:#}");
-                }
+            if let Err(e) = result {
                 eprintln!("error: {}", e.message());
                 std::process::exit(e.exit_code());
             }
-        },
+        }
         None => {
             let result = match &cli.screenshot {
                 Some(path) => resonance_lab::app::native::screenshot(path),
