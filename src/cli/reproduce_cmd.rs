@@ -8,6 +8,7 @@ use super::posgen_cmds::in_range;
 use super::runner::run_children;
 use crate::posgen::RunResult;
 use crate::posgen::probe::ProbeRun;
+use crate::posgen::study::command_line;
 use clap::Args;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
@@ -51,20 +52,16 @@ fn accuracies(r: &RunResult) -> Vec<(&'static str, f64)> {
     v
 }
 
-/// The `posgen train` arguments of a recorded command
-/// (`RAYON_NUM_THREADS=1 resonance-lab posgen train ...`); any other command is refused, so a
+/// The `posgen train` arguments of a recorded command (as [`command_line`] writes it:
+/// `RAYON_NUM_THREADS=1 resonance-lab posgen train ...`); any other command is refused, so a
 /// results file can only make this program train.
 fn train_args(command: &str) -> Option<Vec<String>> {
-    let mut words = command.split_whitespace();
-    let env = words.next()?;
-    let program = words.next()?;
-    let args: Vec<String> = words.map(str::to_string).collect();
-    let ok = env == "RAYON_NUM_THREADS=1"
-        && program == "resonance-lab"
-        && args.len() >= 2
-        && args[0] == "posgen"
-        && args[1] == "train";
-    ok.then_some(args)
+    let args: Vec<String> = command
+        .strip_prefix(&command_line(&[]))?
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    (args.len() >= 2 && args[0] == "posgen" && args[1] == "train").then_some(args)
 }
 
 /// The runs recorded in a study or probe file.
