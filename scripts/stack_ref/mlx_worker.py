@@ -452,25 +452,40 @@ def run_context(base_entry, cfg, t, model_module, model_cls, attn, attn_path, ro
     # other module sees one token at offset p (its output does not depend on T).
     length_dependent = "x.shape" in inspect.getsource(type(rope).__call__)
     cos_rows, sin_rows, calls, groups = {}, {}, [], {}
-    for p in pos:
-        T = max(ctx - p, 1) if length_dependent else 1
-        x = unit_input(dims, dims, traditional, T)
+    state = None  # the mx.fast.rope arguments of a length-ctx call (length-dependent modules)
+    if length_dependent:
         with RopeRecorder() as rec:
-            out = call_rope(rope, x, p)[0, 0, 0:1]
-            mx.eval(out)
+            mx.eval(call_rope(rope, unit_input(dims, dims, traditional, 1), ctx - 1))
+        state = rec.calls[0]
+    for p in pos:
+        if length_dependent and p >= ctx:
+            # A length-ctx sequence has no position p; as for transformers' fixture, the module's
+            # state at length ctx (the recorded mx.fast.rope arguments) is applied at offset p.
+            x = unit_input(dims, dims, traditional, 1)
+            fr = None if state["freqs"] is None else mx.array(state["freqs"])
+            with RopeRecorder() as rec:
+                out = mx.fast.rope(x, dims, traditional=traditional, base=state["base"], scale=state["scale"],
+                                   offset=p, freqs=fr)[0, 0, 0:1]
+                mx.eval(out)
+        else:
+            T = max(ctx - p, 1) if length_dependent else 1
+            x = unit_input(dims, dims, traditional, T)
+            with RopeRecorder() as rec:
+                out = call_rope(rope, x, p)[0, 0, 0:1]
+                mx.eval(out)
         calls.append((p, rec.calls[0]))
         c, s = read_cos_sin(np.array(out), dims, traditional)
         cos_rows[p], sin_rows[p] = c[0], s[0]
         groups[p] = [p]
 
-    call = calls[0][1]
+    call = state if state is not None else calls[0][1]
     if length_dependent:
-        notes.append(f"{rope_cls.__name__}.__call__ reads the call's length: position p is read from a "
-                     f"prefill of max(context, p+1) tokens (offset p, T = max(context - p, 1))")
+        notes.append(f"{rope_cls.__name__}.__call__ reads the call's length (T + offset): position p < context is "
+                     f"read from the tail of a {ctx}-token prefill (offset p, T = context - p); positions at or "
+                     f"past the context get the mx.fast.rope arguments of that length-{ctx} call at offset p")
     if any(cl["base"] != call["base"] or cl["scale"] != call["scale"] for _, cl in calls):
         bases = sorted({cl["base"] for _, cl in calls})
-        notes.append(f"the base passed to mx.fast.rope differs between positions (past the context the "
-                     f"length is p+1): {bases}; inv_freq is that of position {calls[0][0]}")
+        notes.append(f"the base passed to mx.fast.rope differs between positions: {bases}")
     inv = mlx_inv_freqs(call)
     angle_per_token = (f32(call["scale"]) * inv).astype(np.float32)
 
@@ -726,6 +741,9 @@ def type_notes(rope, rope_cls, scaling, call, cfg, t, ctx, args, model_module):
                  "passed to mx.fast.rope as an f32 base; recomputed on every call")
         n.append(f"max_position_embeddings from the top level ({getattr(rope, 'max_position_embeddings', None)}); "
                  "rope_scaling.original_max_position_embeddings is not read")
+        if "alpha" in sc:
+            n.append(f"rope_scaling.alpha = {sc['alpha']!r} is not read by initialize_rope's dynamic branch "
+                     f"({ref(ru, 'return DynamicNTKScalingRoPE(')}); only `factor` is")
     elif name == "RoPE":
         if call["base"] is not None:
             n.append(f"nn.RoPE passes base={call['base']!r} to mx.fast.rope: inv_freq = exp(-i * logf(base)/(dims/2)) in f32 "
@@ -848,8 +866,8 @@ def main(argv=None):
             L, max_pos = _orig_len(cfg), int(t.get("max_position_embeddings") or 131072)
         case = {"id": Path(a.config).stem, "config": str(Path(a.config).resolve()), "layer_type": a.layer_type}
         entry = run_case(case, default_positions, a.context or max_pos, positions or default_positions(L, max_pos))[0]
-        json.dump(dict(header(), **entry), sys.stdout, indent=1)
-        print()
+        json.dump(dict(header(), **entry), sys.__stdout__, indent=1)
+        print(file=sys.__stdout__)
         return 0
 
     reqs = requests_from_cases()
