@@ -112,6 +112,10 @@ CASES = [
     case("deepseek-v2-lite", S + "deepseek-v2-lite.json", contexts=[4096, 32768, 163840], shows=["mscale"]),
     case("deepseek-v3-mscale-unequal", S + "deepseek-v3-mscale-unequal.json", contexts=[4096, 163840],
          shows=["mscale"]),
+    case("deepseek-v3-mscale-only", S + "deepseek-v3-mscale-only.json", contexts=[163840], shows=["mscale"]),
+    case("deepseek-v3-attention-factor", S + "deepseek-v3-attention-factor.json", contexts=[163840],
+         shows=["yarn-attention-factor", "mscale"]),
+    case("deepseek-v3-truncate-false", S + "deepseek-v3-truncate-false.json", contexts=[163840], shows=["truncate"]),
     case("llama-2-7b-dynamic", S + "llama-2-7b-dynamic.json", contexts=[2048, 4096, 8192, 16384],
          shows=["dynamic-static"], extra_positions=[8191, 16383]),
     case("qwen2-7b-dynamic-rope-parameters", S + "qwen2-7b-dynamic-rope-parameters.json",
@@ -135,12 +139,9 @@ CASES = [
     case("gemma-4-proportional/sliding_attention", S + "gemma-4-proportional.json", "sliding_attention"),
     case("llama-1m-d256", S + "llama-1m-d256.json", contexts=[131072, 1048576]),
     case("qwen3-next-1m", S + "qwen3-next-1m.json", contexts=[262144, 1048576]),
+    case("llama-2-7b-dynamic-alpha", S + "llama-2-7b-dynamic-alpha.json", contexts=[4096, 8192],
+         extra_positions=[8191]),
     case("hunyuan-dense-dynamic-alpha", S + "hunyuan-dense-dynamic-alpha.json", contexts=[4096, 32768]),
     case("llama-2-7b-ntk", S + "llama-2-7b-ntk.json"),
     case("llama-2-7b-ntk-mixed-b", S + "llama-2-7b-ntk-mixed-b.json"),
 ]
-
-
-def by_id(case_id):
-    """The case with this id."""
-    return next(c for c in CASES if c["id"] == case_id)

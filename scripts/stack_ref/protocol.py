@@ -10,8 +10,13 @@ stdout,
 
     {"stack", "version", "python", "torch", "packages": {name: version}, "entries": [...]}
 
-with one entry per request, in order (the fields are listed in docs/stack-notes/README.md).
-Logs go to stderr. A worker module also declares `REQUIREMENTS`, the pip requirements of its
+with one entry per request, in order. An entry repeats `id`, `config`, `layer_type`, `context`
+and has `supported` (false with `reason`, and `runs_instead` when the stack runs something else),
+`rope_class`, `inv_freq` (the angle per token of each pair, float32 values), `attention_factor`,
+`attention_factor_applied_to` ("cos_sin" | "softmax_scale" | "none"), `cos_sin_scale`,
+`softmax_scale_factor`, `is_neox_style`, `pair_layout`, `rotary_dim`, `positions`, `cos` and
+`sin` (per position, per pair, as the stack multiplies q and k; null where the stack has no value)
+and `notes` (with file:line in the installed package). Logs go to stderr. A worker module also declares `REQUIREMENTS`, the pip requirements of its
 virtual environment, and may declare `EXCLUDED_DEPENDENCIES` ({name: reason}): dependencies of a
 requirement that cannot be installed here and that the stack does not need on a CPU; the
 orchestrator then installs that requirement with `--no-deps` and the rest of its dependencies.
@@ -24,6 +29,10 @@ import platform
 import sys
 
 from cases import ROOT
+
+# Stacks log to stdout; only `serve` writes there, everything else printed goes to stderr.
+STDOUT = sys.stdout
+sys.stdout = sys.stderr
 
 
 def f32_list(values):
@@ -86,5 +95,5 @@ def serve(header, evaluate):
         print(f"case {request['id']} context {request['context']}", file=sys.stderr)
         entries.append(evaluate(request))
     doc = dict(header(), python=platform.python_version(), entries=entries)
-    json.dump(doc, sys.stdout)
-    sys.stdout.write("\n")
+    json.dump(doc, STDOUT)
+    STDOUT.write("\n")
