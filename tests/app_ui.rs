@@ -68,7 +68,7 @@ fn presets_tabs_and_compare_mode_follow_clicks() {
     let a = h.state().state.a.clone();
     assert_eq!(
         (a.method, a.dim, a.base, a.train_len, a.eval_len),
-        (Method::Llama3, 128, 500000.0, 8192, 131072)
+        (Method::LLAMA3, 128, 500000.0, 8192, 131072)
     );
     let r = h.state().results(false).unwrap();
     assert_eq!(r.schedule.num_features(), 64);
@@ -428,7 +428,7 @@ fn snapshot_builtin_model_and_its_twin() {
     assert_eq!(st.model, "microsoft/Phi-3.5-mini-instruct");
     assert_eq!(
         (st.a.method, st.a.dim, st.a.long_factor.len()),
-        (Method::Longrope, 96, 48)
+        (Method::LONGROPE, 96, 48)
     );
     // the plots' automatic bounds follow the new data within a few frames
     h.run_steps(5);

@@ -47,7 +47,7 @@ fn feature_tables_match_f64_reference_for_every_schedule() {
         .map(|k| k * 2_147_483 + 12_345 * (k % 7))
         .collect();
     sampled.extend([u32::MAX as u64, u32::MAX as u64 - 1, 1 << 31, 1_000_000]);
-    for m in Method::ALL {
+    for &m in Method::ALL {
         for res in [false, true] {
             let s = Schedule::new(&cfg(m, res, 64, 64, 256)).unwrap();
             let t = g
@@ -94,7 +94,7 @@ fn full_range_to_2_pow_20_is_exact_with_chunking() {
     let Some(mut g) = gpu() else { return };
     // small bindings force many chunks and a 2-D workgroup grid
     g = limited(&g, 1 << 20, 64);
-    let s = Schedule::new(&cfg(Method::Yarn, false, 64, 64, 256)).unwrap();
+    let s = Schedule::new(&cfg(Method::YARN, false, 64, 64, 256)).unwrap();
     let t = g
         .features_blocking(
             &s,
@@ -114,7 +114,7 @@ fn full_range_to_2_pow_20_is_exact_with_chunking() {
 #[test]
 fn expanded_layouts_place_each_feature_on_its_pair() {
     let Some(mut g) = gpu() else { return };
-    let s = Schedule::new(&cfg(Method::Rope, false, 16, 64, 256)).unwrap();
+    let s = Schedule::new(&cfg(Method::ROPE, false, 16, 64, 256)).unwrap();
     let pos = Positions::from_u64(&[0, 7, 100_000]).unwrap();
     let flat = g
         .features_blocking(&s, pos.clone(), TableLayout::PerFeature)
@@ -138,7 +138,7 @@ fn expanded_layouts_place_each_feature_on_its_pair() {
 #[test]
 fn naive_f32_is_wrong_at_a_million_but_the_kernel_is_not() {
     let Some(mut g) = gpu() else { return };
-    let s = Schedule::new(&cfg(Method::Rope, false, 64, 64, 256)).unwrap();
+    let s = Schedule::new(&cfg(Method::ROPE, false, 64, 64, 256)).unwrap();
     let p = 1_000_000;
     let (nc, _) = common::naive_f32_cos_sin(&s, p);
     let (rc, _) = reference::cos_sin(&s, p);
@@ -158,7 +158,7 @@ fn naive_f32_is_wrong_at_a_million_but_the_kernel_is_not() {
 #[test]
 fn gap_matches_cpu_for_every_schedule() {
     let Some(mut g) = gpu() else { return };
-    for m in Method::ALL {
+    for &m in Method::ALL {
         for res in [false, true] {
             for (l, lp) in [(64, 256), (100, 1000), (300, 301), (8, 8)] {
                 let s = Schedule::new(&cfg(m, res, 64, l, lp)).unwrap();
@@ -198,7 +198,7 @@ fn gap_matches_cpu_for_every_schedule() {
 #[test]
 fn gap_with_tiny_limits_is_chunked_not_a_panic() {
     let Some(mut g) = gpu() else { return };
-    let s = Schedule::new(&cfg(Method::Rope, false, 128, 4096, 16384)).unwrap();
+    let s = Schedule::new(&cfg(Method::ROPE, false, 128, 4096, 16384)).unwrap();
     let cpu = rope::gap_analysis(&s);
     g = limited(&g, 1 << 18, 16);
     let r = g.gap_blocking(&s, GapRequest::default()).unwrap();

@@ -85,7 +85,7 @@ fn small_run(task: Task, method: Method, resonance: bool, steps: usize) -> RunCo
 
 #[test]
 fn short_training_learns_deterministically() {
-    let rc = small_run(Task::Recursive, Method::Rope, false, 60);
+    let rc = small_run(Task::Recursive, Method::ROPE, false, 60);
     let mut a = Trainer::new(rc.clone()).unwrap();
     let ra = a.run().unwrap();
     let first: f32 = ra.loss_curve[..5].iter().sum::<f32>() / 5.0;
@@ -106,19 +106,19 @@ fn short_training_learns_deterministically() {
 #[test]
 fn time_to_converge_stops_at_the_first_validation_that_reaches_the_target() {
     // Any accuracy reaches 0: the run stops at the first validation pass.
-    let c = time_to_converge(small_run(Task::Recursive, Method::Rope, false, 20), 0.0, 4).unwrap();
+    let c = time_to_converge(small_run(Task::Recursive, Method::ROPE, false, 20), 0.0, 4).unwrap();
     assert!(c.reached);
     assert_eq!((c.steps, c.validation.len()), (4, 1));
     assert!(c.seconds > 0.0 && c.steps_per_second > 0.0);
     // Accuracy 1 is out of reach of 6 steps: all steps run, one pass every 4 plus the last.
-    let c = time_to_converge(small_run(Task::Recursive, Method::Rope, false, 6), 1.0, 4).unwrap();
+    let c = time_to_converge(small_run(Task::Recursive, Method::ROPE, false, 6), 1.0, 4).unwrap();
     assert!(!c.reached);
     assert_eq!(c.steps, 6);
     let steps: Vec<usize> = c.validation.iter().map(|v| v.step).collect();
     assert_eq!(steps, [4, 6]);
     // The learning run of the test above: stops at the first pass at or above the target.
     let a = time_to_converge(
-        small_run(Task::Recursive, Method::Rope, false, 60),
+        small_run(Task::Recursive, Method::ROPE, false, 60),
         0.35,
         10,
     )
@@ -128,7 +128,7 @@ fn time_to_converge_stops_at_the_first_validation_that_reaches_the_target() {
     assert_eq!(last.step, a.steps);
     assert!(last.id_accuracy >= 0.35 && before.iter().all(|v| v.id_accuracy < 0.35));
     assert!(a.steps < 60, "{:?}", a.validation);
-    assert!(time_to_converge(small_run(Task::Cot, Method::Rope, false, 2), 1.5, 1).is_err());
+    assert!(time_to_converge(small_run(Task::Cot, Method::ROPE, false, 2), 1.5, 1).is_err());
 }
 
 fn cli(args: &[&str]) -> (i32, String, String) {

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 #![cfg(not(target_arch = "wasm32"))] // native-only: runs the binary
 
+use resonance_lab::cli::train_command::{command, train_args};
 use resonance_lab::posgen::data::authors_seed_tuples;
 use resonance_lab::posgen::study::{
     Budget, StudyConfig, StudyResult, StudyRun, Verdict, batches, budget_check, comparisons,
@@ -84,13 +85,13 @@ fn authors_splits_overlap_training_and_ignore_the_seed() {
 
 #[test]
 fn eval_only_scaling_uses_the_authors_constants() {
-    let mut rc = RunConfig::new(PresetName::Tiny, Task::Cot, Method::Yarn, true, 0);
+    let mut rc = RunConfig::new(PresetName::Tiny, Task::Cot, Method::YARN, true, 0);
     rc.scaling = Scaling::EvalOnly;
     let train = rc.schedule_config(false);
-    assert_eq!(train.method, Method::Rope);
+    assert_eq!(train.method, Method::ROPE);
     assert!(train.resonance, "training keeps the Resonance flag");
     let eval = rc.schedule_config(true);
-    assert_eq!(eval.method, Method::Yarn);
+    assert_eq!(eval.method, Method::YARN);
     assert!(eval.resonance);
     assert_eq!(eval.scale, 257.0 / 65.0);
     assert_eq!((eval.beta_fast, eval.beta_slow), (2.0, 1.0));
@@ -102,7 +103,7 @@ fn eval_only_scaling_uses_the_authors_constants() {
     // Training-time scaling: the paper's text, s = 4 and the default betas.
     rc.scaling = Scaling::Train;
     let t = rc.schedule_config(false);
-    assert_eq!((t.method, t.scale, t.beta_fast), (Method::Yarn, 4.0, 32.0));
+    assert_eq!((t.method, t.scale, t.beta_fast), (Method::YARN, 4.0, 32.0));
 }
 
 fn small(task: Task, method: Method, resonance: bool, seed: u64, steps: usize) -> RunConfig {
@@ -125,11 +126,11 @@ fn weights(t: &Trainer) -> Vec<Vec<f32>> {
 
 #[test]
 fn paired_runs_of_one_seed_share_data_and_initial_weights() {
-    let a = Trainer::new(small(Task::Recursive, Method::Rope, false, 4, 5)).unwrap();
-    let b = Trainer::new(small(Task::Recursive, Method::Yarn, true, 4, 5)).unwrap();
+    let a = Trainer::new(small(Task::Recursive, Method::ROPE, false, 4, 5)).unwrap();
+    let b = Trainer::new(small(Task::Recursive, Method::YARN, true, 4, 5)).unwrap();
     assert_eq!(a.data(), b.data());
     assert_eq!(weights(&a), weights(&b));
-    let c = Trainer::new(small(Task::Recursive, Method::Rope, false, 5, 5)).unwrap();
+    let c = Trainer::new(small(Task::Recursive, Method::ROPE, false, 5, 5)).unwrap();
     assert_ne!(a.data(), c.data());
     assert_ne!(weights(&a), weights(&c));
     // Evaluation-only scaling: RoPE and YaRN train the very same model (same batches too).
@@ -138,7 +139,7 @@ fn paired_runs_of_one_seed_share_data_and_initial_weights() {
         rc.scaling = Scaling::EvalOnly;
         Trainer::new(rc).unwrap().run().unwrap()
     };
-    let (rope, yarn) = (run(Method::Rope), run(Method::Yarn));
+    let (rope, yarn) = (run(Method::ROPE), run(Method::YARN));
     assert_eq!(rope.loss_curve, yarn.loss_curve);
 }
 
@@ -146,7 +147,7 @@ fn paired_runs_of_one_seed_share_data_and_initial_weights() {
 fn early_stopping_stops_on_a_plateau_and_tests_the_best_weights() {
     // A learning rate of 0 never improves the loss: the first check is the best, then
     // `patience` checks without improvement end the run.
-    let mut rc = small(Task::Recursive, Method::Rope, false, 1, 1000);
+    let mut rc = small(Task::Recursive, Method::ROPE, false, 1, 1000);
     rc.preset.lr = 0.0;
     rc.early_stop = Some(EarlyStop {
         patience: 3,
@@ -217,7 +218,7 @@ fn semi_recursive_stay_positions_follow_the_local_shortcut() {
     // At advance positions the shortcut is right only by chance (~1/17).
     assert!((advance_holds as f64) < 0.15 * advance as f64);
     // Runs on Semi-recursive report the split; other tasks do not.
-    let r = Trainer::new(small(Task::SemiRecursive, Method::Rope, false, 0, 2))
+    let r = Trainer::new(small(Task::SemiRecursive, Method::ROPE, false, 0, 2))
         .unwrap()
         .run()
         .unwrap();
@@ -225,7 +226,7 @@ fn semi_recursive_stay_positions_follow_the_local_shortcut() {
     // ID positions 4..64: 30 stay and 30 advance, so the ID accuracy is their mean.
     assert!((r.id_accuracy - (s + a) / 2.0).abs() < 1e-12);
     assert!(r.ood_stay_accuracy.is_some() && r.ood_advance_accuracy.is_some());
-    let r = Trainer::new(small(Task::Cot, Method::Rope, false, 0, 1))
+    let r = Trainer::new(small(Task::Cot, Method::ROPE, false, 0, 1))
         .unwrap()
         .run()
         .unwrap();
@@ -268,9 +269,9 @@ fn comparisons_pair_by_seed() {
     let mut runs = Vec::new();
     for (seed, &r) in rope.iter().enumerate() {
         let seed = seed as u64;
-        runs.push(fake_run(Task::Recursive, Method::Rope, false, seed, r));
+        runs.push(fake_run(Task::Recursive, Method::ROPE, false, seed, r));
         let d = 0.1 * (seed as f64 + 1.0);
-        runs.push(fake_run(Task::Recursive, Method::Rope, true, seed, r + d));
+        runs.push(fake_run(Task::Recursive, Method::ROPE, true, seed, r + d));
     }
     let c = comparisons(&runs, Budget::Main, &[Task::Recursive], None);
     let ood = c
@@ -317,7 +318,7 @@ fn budget_check_reports_the_change_per_run_against_the_spread_across_seeds() {
         for (seed, ood) in oods.into_iter().enumerate() {
             runs.push(fake_run(
                 Task::Recursive,
-                Method::Rope,
+                Method::ROPE,
                 resonance,
                 seed as u64,
                 ood,
@@ -326,7 +327,7 @@ fn budget_check_reports_the_change_per_run_against_the_spread_across_seeds() {
     }
     for (resonance, oods) in [(false, [0.20, 0.40]), (true, [0.40, 0.45])] {
         for (seed, ood) in oods.into_iter().enumerate() {
-            let mut r = fake_run(Task::Recursive, Method::Rope, resonance, seed as u64, ood);
+            let mut r = fake_run(Task::Recursive, Method::ROPE, resonance, seed as u64, ood);
             r.budget = Budget::Double;
             runs.push(r);
         }
@@ -369,7 +370,7 @@ fn budget_check_names_conclusions_the_doubled_budget_reverses() {
         (true, Budget::Double, vec![0.30, 0.41]),
     ] {
         for (seed, ood) in oods.into_iter().enumerate() {
-            let mut r = fake_run(Task::Recursive, Method::Rope, resonance, seed as u64, ood);
+            let mut r = fake_run(Task::Recursive, Method::ROPE, resonance, seed as u64, ood);
             r.result.id_accuracy = 0.9;
             r.budget = budget;
             runs.push(r);
@@ -519,9 +520,9 @@ fn study_config_plans_paired_runs_with_reproducing_commands() {
     assert_eq!(plan.len(), 3 * 4 + 4);
     let double: Vec<_> = plan.iter().filter(|p| p.budget == Budget::Double).collect();
     assert!(double.iter().all(|p| p.seed == 0));
-    assert!(double[0].command().contains("--steps 200 --patience 8"));
+    assert!(command(&double[0].spec).contains("--steps 200 --patience 8"));
     assert_eq!(
-        plan[3].command(),
+        command(&plan[3].spec),
         "RAYON_NUM_THREADS=1 resonance-lab posgen train --task cot --method yarn --resonance \
          --preset tiny --seed 0 --protocol authors --scaling eval-only --steps 100 \
          --patience 4 --stop-every 10"
@@ -546,18 +547,19 @@ fn evaluation_only_runs_share_one_training_per_rope_yarn_pair() {
     let plan = c.plan();
     let b = batches(c.scaling, &plan);
     assert_eq!(b.len(), plan.len() / 2);
-    for (args, runs) in &b {
+    for (spec, runs) in &b {
+        let args = train_args(spec);
         // YaRN trains and is tested first, RoPE (same task, seed, flag) is the second test.
         assert_eq!(runs.len(), 2);
         assert_eq!(
             (runs[0].method, runs[1].method),
-            (Method::Yarn, Method::Rope)
+            (Method::YARN, Method::ROPE)
         );
         assert_eq!(
             (runs[0].task, runs[0].seed, runs[0].resonance),
             (runs[1].task, runs[1].seed, runs[1].resonance)
         );
-        assert_eq!(&args[..args.len() - 2], &runs[0].args[..]);
+        assert_eq!(&args[..args.len() - 2], &train_args(&runs[0].spec)[..]);
         assert_eq!(&args[args.len() - 2..], ["--also-eval-method", "rope"]);
     }
     // Whatever is already done stays done: a lone YaRN run is a batch of its own.
@@ -584,10 +586,13 @@ fn evaluation_only_runs_share_one_training_per_rope_yarn_pair() {
         }
         a
     };
-    let o = bin().args(short(&b[0].0)).output().unwrap();
+    let o = bin().args(short(&train_args(&b[0].0))).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let both: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
-    let o = bin().args(short(&b[0].1[1].args)).output().unwrap();
+    let o = bin()
+        .args(short(&train_args(&b[0].1[1].spec)))
+        .output()
+        .unwrap();
     let alone: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for k in [
         "method",
@@ -657,8 +662,8 @@ fn probe_plans_cheapest_shapes_first_under_every_protocol() {
     };
     // cost steps x width^2 x depth: 2x64 (81920) < 4x64 < 2x128 < 4x128; each shape under
     // both protocols before the next
-    let got: Vec<(String, String, String)> = c
-        .plan()
+    let plan: Vec<Vec<String>> = c.plan().iter().map(train_args).collect();
+    let got: Vec<(String, String, String)> = plan
         .iter()
         .map(|a| {
             (
@@ -677,7 +682,7 @@ fn probe_plans_cheapest_shapes_first_under_every_protocol() {
             .collect();
     assert_eq!(got, want);
     // validation every budget / 10 steps
-    assert!(c.plan().iter().all(|a| flag(a, "--eval-every") == "1"));
+    assert!(plan.iter().all(|a| flag(a, "--eval-every") == "1"));
 }
 
 #[test]

@@ -24,33 +24,19 @@ fn reference_json() -> Value {
     serde_json::from_str(include_str!("data/hf_reference.json")).unwrap()
 }
 
-/// Applies the CLI-style arguments of a reference case to a default config.
+/// The config of a reference case's command-line arguments, parsed by the CLI's own schedule
+/// options (derived from the method registry).
 fn config_from_args(args: &[Value]) -> ScheduleConfig {
-    let args: Vec<&str> = args.iter().map(|a| a.as_str().unwrap()).collect();
-    let mut c = ScheduleConfig::default();
-    let mut scale = None;
-    let mut it = args.into_iter();
-    while let Some(flag) = it.next() {
-        match flag {
-            "--resonance" => c.resonance = true,
-            "--no-truncate" => c.truncate = false,
-            _ => {
-                let v = it.next().unwrap();
-                match flag {
-                    "--method" => c.method = Method::from_name(v).unwrap(),
-                    "--dim" => c.dim = v.parse().unwrap(),
-                    "--base" => c.base = v.parse().unwrap(),
-                    "--train-len" => c.train_len = v.parse().unwrap(),
-                    "--scale" => scale = Some(v.parse().unwrap()),
-                    "--seq-len" => c.seq_len = v.parse().unwrap(),
-                    other => panic!("unknown arg {other}"),
-                }
-            }
-        }
-    }
-    c.eval_len = c.train_len * 4;
-    c.scale = scale.unwrap_or(4.0);
-    c
+    use clap::{Args, FromArgMatches};
+    let args = args.iter().map(|a| a.as_str().unwrap());
+    let cmd = resonance_lab::cli::ScheduleArgs::augment_args(clap::Command::new("case"));
+    let m = cmd
+        .try_get_matches_from(std::iter::once("case").chain(args))
+        .unwrap();
+    resonance_lab::cli::ScheduleArgs::from_arg_matches(&m)
+        .unwrap()
+        .to_config()
+        .unwrap()
 }
 
 fn ulp_distance(a: f32, b: f32) -> u32 {
@@ -204,7 +190,7 @@ fn builtin_model_configs_match_transformers() {
 /// attention factor `sqrt(1 + ln 4 / ln 256) = sqrt(1.25)`.
 #[test]
 fn longrope_hand_worked_both_branches() {
-    let mut c = cfg(Method::Longrope, 8, 1e4, 256, 1024);
+    let mut c = cfg(Method::LONGROPE, 8, 1e4, 256, 1024);
     c.short_factor = vec![1.0, 1.0, 1.5, 2.0];
     c.long_factor = vec![1.0, 2.0, 4.0, 8.0];
     c.scale = 4.0;
@@ -219,9 +205,9 @@ fn longrope_hand_worked_both_branches() {
     assert_eq!(Schedule::new(&c).unwrap().attention_factor, 1.5);
     // wrong list length and non-positive entries name the field
     c.long_factor = vec![1.0; 3];
-    assert_eq!(Schedule::new(&c).unwrap_err().field, "long-factor");
+    assert_eq!(Schedule::new(&c).unwrap_err().field, "long_factor");
     c.long_factor = vec![1.0, 0.0, 1.0, 1.0];
-    assert_eq!(Schedule::new(&c).unwrap_err().field, "long-factor");
+    assert_eq!(Schedule::new(&c).unwrap_err().field, "long_factor");
 }
 
 /// YaRN attention factor with DeepSeek's mscale: `get_mscale(8, 1) / get_mscale(8, 0.5)` =
@@ -229,7 +215,7 @@ fn longrope_hand_worked_both_branches() {
 /// to `0.1 ln s + 1` (transformers tests `mscale and mscale_all_dim` for truth).
 #[test]
 fn yarn_mscale_and_explicit_attention_factor() {
-    let mut c = cfg(Method::Yarn, 128, 1e4, 4096, 32768);
+    let mut c = cfg(Method::YARN, 128, 1e4, 4096, 32768);
     c.scale = 8.0;
     c.mscale = Some(1.0);
     c.mscale_all_dim = Some(0.5);
@@ -247,13 +233,13 @@ fn yarn_mscale_and_explicit_attention_factor() {
 /// x 0.3 keeps 10 features of which `int(0.3 * 20 // 2)` = 3 rotate with `b^(-2i/20)`.
 #[test]
 fn partial_rotary_and_proportional_feature_counts() {
-    let mut c = cfg(Method::Rope, 80, 1e4, 2048, 8192);
+    let mut c = cfg(Method::ROPE, 80, 1e4, 2048, 8192);
     c.partial_rotary_factor = 0.4;
     assert_eq!(c.rotary_dim(), 32);
     let s = Schedule::new(&c).unwrap();
     assert_eq!(s.num_features(), 16);
     assert_eq!(s.inv_freq[8], 0.01f32); // 1e4^(-16/32)
-    let mut c = cfg(Method::Proportional, 20, 1e4, 2048, 8192);
+    let mut c = cfg(Method::PROPORTIONAL, 20, 1e4, 2048, 8192);
     c.partial_rotary_factor = 0.3;
     c.scale = 2.0;
     let s = Schedule::new(&c).unwrap();
@@ -262,11 +248,11 @@ fn partial_rotary_and_proportional_feature_counts() {
     assert_eq!(s.inv_freq[1], (1e4f64.powf(-0.1) / 2.0) as f32);
     assert_eq!(s.zero_frequency_features(), (3..10).collect::<Vec<_>>());
     // an odd rotary dimension is rejected, naming the factor
-    let mut c = cfg(Method::Rope, 64, 1e4, 64, 256);
+    let mut c = cfg(Method::ROPE, 64, 1e4, 64, 256);
     c.partial_rotary_factor = 0.5 + 1.0 / 64.0;
     assert_eq!(
         Schedule::new(&c).unwrap_err().field,
-        "partial-rotary-factor"
+        "partial_rotary_factor"
     );
 }
 
@@ -274,7 +260,7 @@ fn partial_rotary_and_proportional_feature_counts() {
 /// "duplicates" of each other, have gap 0 and feature value (cos, sin) = (1, 0) everywhere.
 #[test]
 fn zero_frequency_features_survive_resonance() {
-    let mut c = cfg(Method::Proportional, 64, 1e4, 64, 256);
+    let mut c = cfg(Method::PROPORTIONAL, 64, 1e4, 64, 256);
     c.partial_rotary_factor = 0.25;
     c.scale = 1.0; // proportional divides every frequency by its factor
     c.resonance = true;
@@ -306,14 +292,14 @@ fn zero_frequency_features_survive_resonance() {
 // 6.28 is docs/rope.md#worked-example's printed wavelength for feature 0, compared to 2 decimals, not a stand-in for TAU
 #[allow(clippy::approx_constant)]
 fn wavelengths_and_critical_features_from_spec() {
-    let s = Schedule::new(&cfg(Method::Rope, 64, 1e4, 64, 256)).unwrap();
+    let s = Schedule::new(&cfg(Method::ROPE, 64, 1e4, 64, 256)).unwrap();
     for (got, want) in s.wavelength.iter().zip([6.28, 8.38, 11.17, 14.90]) {
         assert!((got - want).abs() < 0.005, "{got} vs {want}");
     }
     assert_eq!(s.critical_feature, 9);
-    let s = Schedule::new(&cfg(Method::Rope, 128, 1e4, 4096, 16384)).unwrap();
+    let s = Schedule::new(&cfg(Method::ROPE, 128, 1e4, 4096, 16384)).unwrap();
     assert_eq!(s.critical_feature, 46);
-    let mut c = cfg(Method::Rope, 64, 1e4, 64, 256);
+    let mut c = cfg(Method::ROPE, 64, 1e4, 64, 256);
     c.resonance = true;
     let r = Schedule::new(&c).unwrap();
     assert_eq!(
@@ -326,13 +312,13 @@ fn wavelengths_and_critical_features_from_spec() {
 
 #[test]
 fn yarn_llama2_correction_range_and_attention_factor() {
-    let mut c = cfg(Method::Yarn, 128, 1e4, 4096, 32768);
+    let mut c = cfg(Method::YARN, 128, 1e4, 4096, 32768);
     c.scale = 8.0;
     assert_eq!(rope::schedule::yarn_correction_range(&c), (20.0, 46.0));
     let s = Schedule::new(&c).unwrap();
     assert!((s.attention_factor - 1.2079).abs() < 5e-5);
     // features at or below low keep theta, at or above high get theta / s
-    let plain = Schedule::new(&cfg(Method::Rope, 128, 1e4, 4096, 32768)).unwrap();
+    let plain = Schedule::new(&cfg(Method::ROPE, 128, 1e4, 4096, 32768)).unwrap();
     for i in 0..=20 {
         assert_eq!(s.inv_freq[i], plain.inv_freq[i]);
     }
@@ -345,7 +331,7 @@ fn yarn_llama2_correction_range_and_attention_factor() {
 #[test]
 fn interpolation_gap_matches_spec_worked_numbers() {
     let rope_gap =
-        rope::gap_analysis(&Schedule::new(&cfg(Method::Rope, 64, 1e4, 64, 256)).unwrap()).gap;
+        rope::gap_analysis(&Schedule::new(&cfg(Method::ROPE, 64, 1e4, 64, 256)).unwrap()).gap;
     let want = [
         0.071, 0.080, 0.075, 0.128, 0.109, 0.008, 0.060, 0.063, 0.050,
     ];
@@ -363,7 +349,7 @@ fn interpolation_gap_matches_spec_worked_numbers() {
             rope_gap[i]
         );
     }
-    let mut c = cfg(Method::Rope, 64, 1e4, 64, 256);
+    let mut c = cfg(Method::ROPE, 64, 1e4, 64, 256);
     c.resonance = true;
     let res_gap = rope::gap_analysis(&Schedule::new(&c).unwrap()).gap;
     for (i, g) in res_gap.iter().enumerate().take(9) {
@@ -395,7 +381,7 @@ fn gap_curve_hand_derived_case() {
 #[test]
 fn mpmath_phases_at_long_positions() {
     let data = reference_json();
-    let s = Schedule::new(&cfg(Method::Rope, 64, 1e4, 64, 256)).unwrap();
+    let s = Schedule::new(&cfg(Method::ROPE, 64, 1e4, 64, 256)).unwrap();
     for ph in data["phases_rope_d64"].as_array().unwrap() {
         let (i, p) = (
             ph["feature"].as_u64().unwrap() as usize,
@@ -418,7 +404,7 @@ fn mpmath_phases_at_long_positions() {
 
 #[test]
 fn naive_f32_is_wrong_at_a_million_but_exact_phases_are_not() {
-    let s = Schedule::new(&cfg(Method::Rope, 64, 1e4, 64, 256)).unwrap();
+    let s = Schedule::new(&cfg(Method::ROPE, 64, 1e4, 64, 256)).unwrap();
     let p = 1_000_000;
     let (nc, _) = common::naive_f32_cos_sin(&s, p);
     let (ec, _) = rope::cos_sin(&s, p);
@@ -439,22 +425,22 @@ fn naive_f32_is_wrong_at_a_million_but_exact_phases_are_not() {
 
 #[test]
 fn scale_one_and_short_sequences_reduce_to_rope() {
-    let plain = Schedule::new(&cfg(Method::Rope, 64, 1e4, 64, 64)).unwrap();
-    for m in Method::ALL {
+    let plain = Schedule::new(&cfg(Method::ROPE, 64, 1e4, 64, 64)).unwrap();
+    for &m in Method::ALL {
         let mut c = cfg(m, 64, 1e4, 64, 64);
         c.scale = 1.0;
         let s = Schedule::new(&c).unwrap();
         // llama3 blends (1-k) theta/1 + k theta in f32 like transformers: equal within 1 ulp
         for (a, b) in s.inv_freq.iter().zip(&plain.inv_freq) {
             assert!(
-                ulp_distance(*a, *b) <= u32::from(m == Method::Llama3),
+                ulp_distance(*a, *b) <= u32::from(m == Method::LLAMA3),
                 "{m}"
             );
         }
         assert_eq!(s.attention_factor, 1.0, "{m}");
     }
     // dynamic NTK with the current length inside the trained range is plain RoPE at any scale
-    let mut c = cfg(Method::DynamicNtk, 64, 1e4, 64, 256);
+    let mut c = cfg(Method::DYNAMIC_NTK, 64, 1e4, 64, 256);
     c.seq_len = 10;
     assert_eq!(Schedule::new(&c).unwrap().inv_freq, plain.inv_freq);
 }
@@ -472,32 +458,36 @@ fn invalid_configs_name_the_field() {
         ("base", Box::new(|c| c.base = f64::INFINITY)),
         ("scale", Box::new(|c| c.scale = 0.5)),
         ("scale", Box::new(|c| c.scale = f64::NAN)),
-        ("train-len", Box::new(|c| c.train_len = 0)),
-        ("eval-len", Box::new(|c| c.eval_len = 10)),
-        ("beta-fast", Box::new(|c| c.beta_fast = -1.0)),
-        ("high-freq-factor", Box::new(|c| c.high_freq_factor = 1.0)),
-        ("seq-len", Box::new(|c| c.seq_len = 0)),
+        ("train_len", Box::new(|c| c.train_len = 0)),
+        ("eval_len", Box::new(|c| c.eval_len = 10)),
+        ("beta_fast", Box::new(|c| c.beta_fast = -1.0)),
+        ("high_freq_factor", Box::new(|c| c.high_freq_factor = 1.0)),
+        ("seq_len", Box::new(|c| c.seq_len = 0)),
     ];
     for (field, f) in cases {
         let mut c = ok.clone();
         f(&mut c);
         let e = Schedule::new(&c).unwrap_err();
         assert_eq!(e.field, field, "{e}");
-        assert!(e.to_string().contains(&format!("--{field}")));
+        // the library names fields by key; each caller renders them in its own words
+        assert!(
+            e.to_string().starts_with(&format!("invalid {field}: ")),
+            "{e}"
+        );
     }
 }
 
 #[test]
 fn large_base_reports_f32_f64_disagreement_and_duplicates() {
     // huge wavelengths: f32 cannot hold the integer wavelength, f64 can
-    let mut c = cfg(Method::Rope, 512, 1e12, 64, 256);
+    let mut c = cfg(Method::ROPE, 512, 1e12, 64, 256);
     c.resonance = true;
     let s = Schedule::new(&c).unwrap();
     let r = s.rounding.as_ref().unwrap();
     assert!(r.f32_f64_disagreements.contains(&255));
     assert!(!r.f32_f64_disagreements.contains(&0));
     // d = 256, b = 1e4: wavelengths 6.28, 6.75, 7.26 round to 6, 7, 7
-    let mut c = cfg(Method::Rope, 256, 1e4, 64, 256);
+    let mut c = cfg(Method::ROPE, 256, 1e4, 64, 256);
     c.resonance = true;
     let s = Schedule::new(&c).unwrap();
     let r = s.rounding.as_ref().unwrap();
@@ -624,14 +614,14 @@ proptest! {
         // llama3 blends continuously across its band edges; YaRN without truncation is
         // continuous in beta_fast. A tiny parameter change gives a tiny frequency change.
         let eps = 1e-9;
-        let mut a = cfg(Method::Llama3, 128, base, 8192, 65536);
+        let mut a = cfg(Method::LLAMA3, 128, base, 8192, 65536);
         let mut b = a.clone();
         b.base = base * (1.0 + eps);
         let (sa, sb) = (Schedule::new(&a).unwrap(), Schedule::new(&b).unwrap());
         for (x, y) in sa.inv_freq_f64.iter().zip(&sb.inv_freq_f64) {
             prop_assert!((x - y).abs() <= 1e-6 * x);
         }
-        a.method = Method::Yarn;
+        a.method = Method::YARN;
         a.truncate = false;
         a.beta_fast = bf;
         let mut b = a.clone();

@@ -368,7 +368,7 @@ mod tests {
             ..cfg.clone()
         };
         assert!(!c.update(&ComputePath::Cpu, &bad, f64::INFINITY));
-        assert_eq!(c.error().unwrap().field, "eval-len");
+        assert_eq!(c.error().unwrap().field, "eval_len");
         assert_eq!(c.results().unwrap().schedule.config, cfg);
         assert!(!c.busy());
     }

@@ -1,197 +1,212 @@
-//! The side panel: method, Resonance, lengths, dimensions and method parameters, presets, and
-//! the compare-mode switch. Validation errors appear next to the control they name.
+//! The side panel: method, the shared parameters and the selected method's own, each control
+//! drawn from its parameter's description ([`crate::rope::Param`]) by kind: a slider with the
+//! parameter's range, a checkbox, a choice, an optional value, a list editor. Validation errors
+//! appear next to the control they name, in the controls' words (their labels).
 
 use super::state::{AppState, ConfigPreset, SideId};
-use crate::rope::{ConfigError, Method, PairLayout, ScheduleConfig};
+use crate::rope::config::{Kind, Value};
+use crate::rope::methods::param;
+use crate::rope::params::CORE;
+use crate::rope::{ConfigError, Method, Param, ScheduleConfig};
 use egui::{Color32, RichText, Slider, SliderClamping, Ui};
 
-fn show_error(ui: &mut Ui, error: Option<&ConfigError>, field: &str) {
-    if let Some(e) = error.filter(|e| e.field == field) {
-        ui.label(RichText::new(e.to_string()).color(Color32::from_rgb(200, 30, 30)))
+/// A field in the UI's words: its control's label (the key itself when it has none).
+pub fn ui_name(key: &str) -> String {
+    param(key).map_or_else(|| key.replace('_', " "), |p| p.label.to_string())
+}
+
+/// A validation error in the UI's words, e.g. `invalid eval length L': must be in ...`.
+pub fn ui_error(e: &ConfigError) -> String {
+    e.render(&|k| ui_name(k))
+}
+
+fn show_error(ui: &mut Ui, error: Option<&ConfigError>, key: &str) {
+    if let Some(e) = error.filter(|e| e.field == key) {
+        ui.label(RichText::new(ui_error(e)).color(Color32::from_rgb(200, 30, 30)))
             .on_hover_text("the plots keep showing the last valid configuration");
     }
 }
 
-fn slider_f64(
-    ui: &mut Ui,
-    v: &mut f64,
-    range: std::ops::RangeInclusive<f64>,
-    log: bool,
-    label: &str,
-    hover: &str,
-) {
-    ui.add(
-        Slider::new(v, range)
-            .logarithmic(log)
-            .clamping(SliderClamping::Never)
-            .text(label),
-    )
-    .on_hover_text(hover);
+fn hover(p: &Param) -> String {
+    if p.unit.is_empty() {
+        p.doc.to_string()
+    } else {
+        format!("{} [{}]", p.doc, p.unit)
+    }
 }
 
-fn slider_u64(
-    ui: &mut Ui,
-    v: &mut u64,
-    range: std::ops::RangeInclusive<u64>,
-    label: &str,
-    hover: &str,
-) {
-    ui.add(
-        Slider::new(v, range)
-            .logarithmic(true)
-            .integer()
-            .clamping(SliderClamping::Never)
-            .text(label),
-    )
-    .on_hover_text(hover);
+/// A number's slider (or a drag value when the parameter has no slider span).
+fn number_control(ui: &mut Ui, p: &Param, c: &mut ScheduleConfig, integer: bool) {
+    let Value::Number(mut x) = (p.get)(c) else {
+        return;
+    };
+    let before = x;
+    let response = match p.slider {
+        Some(s) => {
+            let mut slider = Slider::new(&mut x, s.min..=s.max)
+                .logarithmic(s.log)
+                .clamping(SliderClamping::Never)
+                .text(p.label);
+            if integer {
+                slider = slider.integer();
+            }
+            if s.step > 0.0 {
+                slider = slider.step_by(s.step);
+            }
+            ui.add(slider)
+        }
+        None => {
+            ui.horizontal(|ui| {
+                let r = ui.add(egui::DragValue::new(&mut x));
+                ui.label(p.label);
+                r
+            })
+            .inner
+        }
+    };
+    response.on_hover_text(hover(p));
+    if x != before {
+        (p.set)(c, Value::Number(x));
+    }
+}
+
+/// An optional number: a checkbox says whether it is given, a drag value edits it.
+fn optional_control(ui: &mut Ui, p: &Param, c: &mut ScheduleConfig) {
+    let Value::Optional(v) = (p.get)(c) else {
+        return;
+    };
+    let mut on = v.is_some();
+    let mut x = v.unwrap_or(1.0);
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut on, p.label).on_hover_text(hover(p));
+        if on {
+            ui.add(egui::DragValue::new(&mut x).speed(0.01));
+        } else {
+            ui.weak("computed");
+        }
+    });
+    let after = on.then_some(x);
+    if after != v {
+        (p.set)(c, Value::Optional(after));
+    }
+}
+
+/// A list of numbers, one per pair, edited as comma-separated text; a text that does not parse
+/// is shown with its error and leaves the list as it was.
+fn list_control(ui: &mut Ui, p: &Param, c: &mut ScheduleConfig) {
+    let id = ui.scope_id().with(("list", p.key));
+    let current = p.format(c);
+    let mut text: String = ui
+        .data(|d| d.get_temp::<(String, String)>(id))
+        .filter(|(shown, _)| *shown == current)
+        .map_or_else(|| current.clone(), |(_, t)| t);
+    ui.label(p.label).on_hover_text(hover(p));
+    let response = ui.add(
+        egui::TextEdit::singleline(&mut text)
+            .hint_text("none: 1 for every pair")
+            .desired_width(f32::INFINITY),
+    );
+    let mut shown = current;
+    if response.changed() {
+        match p.parse(&text) {
+            Ok(v) => {
+                (p.set)(c, v);
+                shown = p.format(c);
+            }
+            Err(e) => {
+                ui.label(RichText::new(ui_error(&e)).color(Color32::from_rgb(200, 30, 30)));
+            }
+        }
+    }
+    let Value::List(list) = (p.get)(c) else {
+        return;
+    };
+    ui.weak(format!("{} numbers", list.len()));
+    ui.data_mut(|d| d.insert_temp(id, (shown, text)));
+}
+
+/// One choice among names.
+fn choice_control(ui: &mut Ui, p: &Param, c: &mut ScheduleConfig, names: &[&'static str]) {
+    let Value::Choice(mut chosen) = (p.get)(c) else {
+        return;
+    };
+    let before = chosen;
+    egui::ComboBox::from_label(p.label)
+        .selected_text(chosen)
+        .show_ui(ui, |ui| {
+            for n in names {
+                ui.selectable_value(&mut chosen, n, *n);
+            }
+        })
+        .response
+        .on_hover_text(hover(p));
+    if chosen != before {
+        (p.set)(c, Value::Choice(chosen));
+    }
+}
+
+/// The control of one parameter, by its kind, with its error below it.
+pub fn param_control(ui: &mut Ui, p: &Param, c: &mut ScheduleConfig, error: Option<&ConfigError>) {
+    match p.kind {
+        Kind::Number { integer, .. } => number_control(ui, p, c, integer),
+        Kind::Optional { .. } => optional_control(ui, p, c),
+        Kind::Flag => {
+            if let Value::Flag(mut on) = (p.get)(c)
+                && ui
+                    .checkbox(&mut on, p.label)
+                    .on_hover_text(hover(p))
+                    .changed()
+            {
+                (p.set)(c, Value::Flag(on));
+            }
+        }
+        Kind::PairList { .. } => list_control(ui, p, c),
+        Kind::Choice { names } => choice_control(ui, p, c, names),
+    }
+    show_error(ui, error, p.key);
+}
+
+/// The method picker: every method of the registry.
+pub fn method_picker(ui: &mut Ui, c: &mut ScheduleConfig) {
+    egui::ComboBox::from_label("method")
+        .selected_text(c.method.name())
+        .show_ui(ui, |ui| {
+            for &m in Method::ALL {
+                ui.selectable_value(&mut c.method, m, m.name())
+                    .on_hover_text(format!("{}: {}", m.def().label, m.def().summary));
+            }
+        });
 }
 
 /// Draws the schedule controls for `c`; `error` is the current validation error of `c`.
 pub fn schedule_controls(ui: &mut Ui, c: &mut ScheduleConfig, error: Option<&ConfigError>) {
-    egui::ComboBox::from_label("method")
-        .selected_text(c.method.name())
-        .show_ui(ui, |ui| {
-            for m in Method::ALL {
-                ui.selectable_value(&mut c.method, m, m.name());
-            }
-        });
-    ui.checkbox(&mut c.resonance, "Resonance rounding")
-        .on_hover_text("round every wavelength to an integer after the schedule");
-    ui.separator();
-    slider_f64(
-        ui,
-        &mut c.scale,
-        1.0..=1024.0,
-        true,
-        "scale factor s",
-        "s = L'/L usually",
-    );
-    show_error(ui, error, "scale");
-    slider_u64(
-        ui,
-        &mut c.train_len,
-        1..=1 << 20,
-        "train length L",
-        "pre-training context length (tokens)",
-    );
-    show_error(ui, error, "train-len");
-    slider_u64(
-        ui,
-        &mut c.eval_len,
-        1..=1 << 22,
-        "eval length L'",
-        "evaluation context length (tokens)",
-    );
-    show_error(ui, error, "eval-len");
-    ui.add(
-        Slider::new(&mut c.dim, 2..=512)
-            .step_by(2.0)
-            .clamping(SliderClamping::Never)
-            .text("head dim d"),
-    )
-    .on_hover_text("rotary head dimension (even)");
-    show_error(ui, error, "dim");
-    slider_f64(ui, &mut c.base, 2.0..=1e8, true, "base b", "RoPE base");
-    show_error(ui, error, "base");
-    slider_f64(
-        ui,
-        &mut c.partial_rotary_factor,
-        0.01..=1.0,
-        false,
-        "partial rotary factor",
-        "fraction of the head that rotates: rotary dim = int(d * factor) \
-         (proportional: the other pairs keep frequency 0)",
-    );
-    show_error(ui, error, "partial-rotary-factor");
-    egui::ComboBox::from_label("pair layout")
-        .selected_text(match c.layout {
-            PairLayout::HalfSplit => "half-split",
-            PairLayout::Interleaved => "interleaved",
-        })
-        .show_ui(ui, |ui| {
-            ui.selectable_value(&mut c.layout, PairLayout::HalfSplit, "half-split");
-            ui.selectable_value(&mut c.layout, PairLayout::Interleaved, "interleaved");
-        })
-        .response
-        .on_hover_text(
-            "which two coordinates of a head vector each feature rotates; \
-             the Pair layout tab shows both",
-        );
+    method_picker(ui, c);
+    for (i, p) in CORE.iter().enumerate() {
+        param_control(ui, p, c, error);
+        if i == 0 {
+            // Resonance is a modifier of every method; the schedule's numbers follow
+            ui.separator();
+        }
+    }
     method_controls(ui, c, error);
 }
 
-/// The parameters of the selected method (YaRN's betas, Llama-3's factors, dynamic NTK's
-/// current length).
+/// The selected method's own parameters and the facts it reports (e.g. which LongRoPE list is
+/// in use).
 fn method_controls(ui: &mut Ui, c: &mut ScheduleConfig, error: Option<&ConfigError>) {
-    match c.method {
-        Method::Yarn => {
-            ui.separator();
-            ui.label("YaRN");
-            slider_f64(
-                ui,
-                &mut c.beta_fast,
-                0.1..=256.0,
-                true,
-                "beta_fast",
-                "rotations where extrapolation ends",
-            );
-            show_error(ui, error, "beta-fast");
-            slider_f64(
-                ui,
-                &mut c.beta_slow,
-                0.01..=64.0,
-                true,
-                "beta_slow",
-                "rotations where interpolation starts",
-            );
-            show_error(ui, error, "beta-slow");
-            ui.checkbox(&mut c.truncate, "truncate (floor/ceil the range)");
+    let def = c.method.def();
+    if def.params.is_empty() {
+        return;
+    }
+    ui.separator();
+    ui.label(def.label);
+    for p in def.params {
+        param_control(ui, p, c, error);
+    }
+    if c.validate().is_ok() {
+        for (k, v) in (def.details)(c) {
+            ui.weak(format!("{}: {}", k.replace('_', " "), v));
         }
-        Method::Llama3 => {
-            ui.separator();
-            ui.label("Llama-3");
-            slider_f64(
-                ui,
-                &mut c.low_freq_factor,
-                0.1..=64.0,
-                true,
-                "low_freq_factor",
-                "lambda_low = L / low",
-            );
-            show_error(ui, error, "low-freq-factor");
-            slider_f64(
-                ui,
-                &mut c.high_freq_factor,
-                0.1..=64.0,
-                true,
-                "high_freq_factor",
-                "lambda_high = L / high",
-            );
-            show_error(ui, error, "high-freq-factor");
-        }
-        Method::DynamicNtk | Method::Longrope => {
-            ui.separator();
-            let hover = if c.method == Method::Longrope {
-                "LongRoPE uses the long factors when l exceeds the original length L"
-            } else {
-                "dynamic NTK sequence length"
-            };
-            slider_u64(ui, &mut c.seq_len, 1..=1 << 22, "current length l", hover);
-            show_error(ui, error, "seq-len");
-            if c.method == Method::Longrope {
-                let which = if c.seq_len > c.train_len {
-                    "long"
-                } else {
-                    "short"
-                };
-                ui.label(format!(
-                    "{which} factors in use ({} short, {} long given; none = 1)",
-                    c.short_factor.len(),
-                    c.long_factor.len()
-                ));
-            }
-        }
-        _ => {}
     }
 }
 

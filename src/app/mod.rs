@@ -932,7 +932,7 @@ impl ResonanceApp {
         p.frames = self.frames;
         p.compute_ms = f.a.as_ref().map(|(r, _)| r.compute_ms).unwrap_or(0.0);
         p.frame_ms = self.last_frame_ms;
-        p.error = f.errors[0].as_ref().map(|e| e.to_string());
+        p.error = f.errors[0].as_ref().map(controls::ui_error);
         p.message = self.message.clone();
         p.layout = if self.narrow { "narrow" } else { "wide" };
         p.side_panel_open = !self.narrow || self.controls_open;
@@ -962,7 +962,7 @@ fn no_plot(ui: &mut Ui, side: &str, error: Option<&crate::rope::ConfigError>, bu
         Some(e) => {
             ui.colored_label(
                 Color32::RED,
-                format!("configuration {side} is invalid: {e}"),
+                format!("configuration {side} is invalid: {}", controls::ui_error(e)),
             );
         }
         None if busy => {

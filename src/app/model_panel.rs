@@ -222,7 +222,12 @@ fn rope_from_state(state: &AppState) -> ModelRope {
     let a = &state.a;
     ModelRope {
         name: state.model.clone(),
-        rope_type: a.method.rope_type().unwrap_or(a.method.name()).to_string(),
+        rope_type: a
+            .method
+            .def()
+            .transformers_type
+            .unwrap_or(a.method.name())
+            .to_string(),
         head_dim: a.dim,
         layer_type: (!state.layer_type.is_empty()).then(|| state.layer_type.clone()),
         layer_types: Vec::new(),

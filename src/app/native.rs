@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn a_paused_thread_stops_and_a_resumed_one_finishes() {
-        let mut job = TrainJob::new(Task::Cot, Method::Rope, false, 1, 40);
+        let mut job = TrainJob::new(Task::Cot, Method::ROPE, false, 1, 40);
         job.eval_every = 40;
         let q = CommandQueue::default();
         let w = TrainWorker::spawn(&job, RunId(7), q.sender()).unwrap();
@@ -361,7 +361,7 @@ mod tests {
 
     #[test]
     fn a_bad_job_reports_its_error() {
-        let mut job = TrainJob::new(Task::Cot, Method::Rope, false, 1, 4);
+        let mut job = TrainJob::new(Task::Cot, Method::ROPE, false, 1, 4);
         job.steps = 0;
         let q = CommandQueue::default();
         let _w = TrainWorker::spawn(&job, RunId(7), q.sender()).unwrap();

@@ -66,7 +66,9 @@ impl PosgenPanel {
     pub fn new(updates: CommandSender) -> Self {
         PosgenPanel {
             task: Task::Recursive,
-            methods: std::array::from_fn(|i| matches!(Method::ALL[i], Method::Rope | Method::Yarn)),
+            methods: std::array::from_fn(|i| {
+                [Method::ROPE, Method::YARN].contains(&Method::ALL[i])
+            }),
             plain: true,
             resonance: true,
             steps: Preset::get(PresetName::Tiny).steps,

@@ -439,7 +439,7 @@ mod tests {
     use super::*;
 
     fn job(steps: usize) -> TrainJob {
-        let mut j = TrainJob::new(Task::Recursive, Method::Yarn, true, 5, steps);
+        let mut j = TrainJob::new(Task::Recursive, Method::YARN, true, 5, steps);
         j.eval_every = 2;
         j
     }
@@ -460,7 +460,7 @@ mod tests {
         let c = job(3).config();
         assert_eq!(
             (c.method, c.resonance, c.seed, c.steps),
-            (Method::Yarn, true, 5, 3)
+            (Method::YARN, true, 5, 3)
         );
         // a bad task name is a parse error naming it, reported as a failed update
         let mut w = WorkerState::default();

@@ -430,7 +430,7 @@ mod tests {
     #[test]
     fn series_shapes_follow_config() {
         let r = compute_now(&ScheduleConfig {
-            method: Method::Yarn,
+            method: Method::YARN,
             dim: 128,
             train_len: 4096,
             eval_len: 32768,

@@ -130,7 +130,7 @@ impl ConfigPreset {
         };
         match self {
             ConfigPreset::PosGen => ScheduleConfig {
-                method: Method::Yarn,
+                method: Method::YARN,
                 dim: 64,
                 base: 10000.0,
                 train_len: 64,
@@ -140,7 +140,7 @@ impl ConfigPreset {
                 ..base
             },
             ConfigPreset::Llama2 => ScheduleConfig {
-                method: Method::Yarn,
+                method: Method::YARN,
                 dim: 128,
                 base: 10000.0,
                 train_len: 4096,
@@ -150,7 +150,7 @@ impl ConfigPreset {
                 ..base
             },
             ConfigPreset::Llama31 => ScheduleConfig {
-                method: Method::Llama3,
+                method: Method::LLAMA3,
                 dim: 128,
                 base: 500000.0,
                 train_len: 8192,
@@ -464,7 +464,7 @@ mod tests {
         let mut s = AppState::default();
         s.a.scale = 7.25;
         s.a.base = 500000.0;
-        s.b.method = Method::Llama3;
+        s.b.method = Method::LLAMA3;
         s.b.dim = 128;
         s.compare = true;
         s.editing = SideId::B;
@@ -522,7 +522,7 @@ mod tests {
         assert!(m.contains("colour") && m.contains("b.method"), "{m}");
         // escapes decode; a key without '=' is a bad (empty) value, not a panic
         let load = AppState::from_hash("method=dynamic%2Dntk&scale");
-        assert_eq!(load.state.a.method, Method::DynamicNtk);
+        assert_eq!(load.state.a.method, Method::DYNAMIC_NTK);
         assert_eq!(load.problems, ["'scale': bad value ''"]);
     }
 

@@ -193,7 +193,7 @@ fn install_bench_api(api: &js_sys::Object) {
         let rc = RunConfig::new(
             PresetName::Tiny,
             Task::SemiRecursive,
-            Method::Rope,
+            Method::ROPE,
             false,
             0,
         );
@@ -215,7 +215,7 @@ fn install_bench_api(api: &js_sys::Object) {
         let json = match Task::from_name(&task) {
             None => serde_json::json!({ "error": format!("unknown task '{task}'") }),
             Some(t) => {
-                let rc = RunConfig::new(PresetName::Tiny, t, Method::Rope, false, 0);
+                let rc = RunConfig::new(PresetName::Tiny, t, Method::ROPE, false, 0);
                 match crate::posgen::time_to_converge(rc, target, CONVERGE_EVAL_EVERY) {
                     Ok(c) => serde_json::to_value(c).unwrap_or_default(),
                     Err(e) => serde_json::json!({ "error": e.to_string() }),

@@ -81,8 +81,7 @@ pub fn config(args: &ConfigArgs) -> Result<Value, CliError> {
         eval_len: length("eval-len", args.eval_len)?,
     };
     let (text, stem) = read_input(&args.file)?;
-    let model =
-        hf_config::parse_config(&text, &stem, &opts).map_err(|e| CliError::Usage(e.to_string()))?;
+    let model = hf_config::parse_config(&text, &stem, &opts)?;
     let mut c = model.config.clone();
     c.resonance = args.resonance;
     let s = Schedule::new(&c)?;
@@ -122,20 +121,8 @@ pub fn config(args: &ConfigArgs) -> Result<Value, CliError> {
             "worst_position": worst.map(|i| analysis.worst_position[i]),
         },
     });
-    match c.method {
-        rope::Method::Yarn => {
-            let (low, high) = rope::schedule::yarn_correction_range(&c);
-            out["yarn_correction_range"] = json!([low, high]);
-        }
-        rope::Method::Longrope => {
-            let which = if rope::schedule::longrope_uses_long_factors(&c) {
-                "long"
-            } else {
-                "short"
-            };
-            out["longrope_factors"] = json!(which);
-        }
-        _ => {}
+    for (k, v) in (c.method.def().details)(&c) {
+        out[k] = v;
     }
     if let Some(r) = &s.rounding {
         out["rounding"] = serde_json::to_value(r).map_err(|e| CliError::Runtime(e.to_string()))?;

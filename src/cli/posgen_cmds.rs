@@ -1,10 +1,11 @@
 //! `posgen sample | train | sweep | bench`: the PosGen benchmark headless.
 
 use super::CliError;
+use super::common::{in_range, usage};
+use super::train_command::TrainArgs;
 use crate::posgen::sweep::{SweepConfig, run_sweep};
 use crate::posgen::{
-    EarlyStop, PresetName, Protocol, RunConfig, Scaling, SplitMix64, Task, TaskSpec, Trainer,
-    tasks::MAX_MODULUS,
+    PresetName, RunConfig, Scaling, SplitMix64, Task, TaskSpec, Trainer, tasks::MAX_MODULUS,
 };
 use crate::rope::Method;
 use clap::{Args, Subcommand};
@@ -18,7 +19,7 @@ pub enum PosgenCommand {
     /// Generate task sequences (seeds first, no BOS token).
     Sample(SampleArgs),
     /// Train one model and report teacher-forced ID/OOD accuracy.
-    Train(TrainArgs),
+    Train(super::train_command::TrainArgs),
     /// Tasks x {RoPE, Resonance RoPE, YaRN, Resonance YaRN} x seeds: a Table-1-shaped summary.
     Sweep(SweepArgs),
     /// Training throughput: steps/s of the tiny preset, tokens/s of the paper preset.
@@ -43,7 +44,7 @@ pub struct PosgenArgs {
 #[derive(Args, Debug)]
 pub struct SampleArgs {
     /// Task.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::common::task())]
     pub task: Task,
     /// Tokens per sequence (>= j + k).
     #[arg(long, allow_negative_numbers = true)]
@@ -68,80 +69,23 @@ pub struct SampleArgs {
     pub seed_tokens: Option<String>,
 }
 
-/// Options of `posgen train`.
-#[derive(Args, Debug)]
-pub struct TrainArgs {
-    /// Task.
-    #[arg(long, value_enum)]
-    pub task: Task,
-    /// Frequency schedule (scaled methods use s = eval-len / train-len = 4).
-    #[arg(long, value_enum, default_value_t = Method::Rope)]
-    pub method: Method,
-    /// Resonance rounding after the schedule.
-    #[arg(long)]
-    pub resonance: bool,
-    /// Hyper-parameter preset.
-    #[arg(long, value_enum, default_value_t = PresetName::Tiny)]
-    pub preset: PresetName,
-    /// Seed of data, weights and batch order.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Optimiser steps, 1..=10000000 [default: the preset's].
-    #[arg(long, allow_negative_numbers = true)]
-    pub steps: Option<i64>,
-    /// Where scaling applies: in training (paper text) or only at evaluation (authors' code).
-    #[arg(long, value_enum, default_value_t = Scaling::Train)]
-    pub scaling: Scaling,
-    /// Modulus, 2..=1024 [default: the preset's, 17].
-    #[arg(long, allow_negative_numbers = true)]
-    pub modulus: Option<i64>,
-    /// Evaluate the validation split every N steps (0: never).
-    #[arg(long = "eval-every", default_value_t = 0)]
-    pub eval_every: usize,
-    /// How the splits are drawn: disjoint random seed tuples, or the authors' code.
-    #[arg(long, value_enum, default_value_t = Protocol::Clean)]
-    pub protocol: Protocol,
-    /// Stop when the ID validation loss has not improved for this many checks (--steps is
-    /// then the cap), and test the best weights; 1..=100000 [default: fixed steps].
-    #[arg(long, allow_negative_numbers = true)]
-    pub patience: Option<i64>,
-    /// Steps between early-stopping checks, 1..=10000000.
-    #[arg(
-        long = "stop-every",
-        default_value_t = 50,
-        allow_negative_numbers = true
-    )]
-    pub stop_every: i64,
-    /// Transformer blocks, 1..=64 [default: the preset's].
-    #[arg(long, allow_negative_numbers = true)]
-    pub layers: Option<i64>,
-    /// Also test the trained model with this schedule at evaluation (evaluation-only scaling
-    /// trains RoPE and YaRN identically): prints a JSON list of both results.
-    #[arg(long = "also-eval-method", value_enum)]
-    pub also_eval_method: Option<Method>,
-    /// Residual width, a multiple of the head dimension [default: the preset's]; heads =
-    /// d-model / head dimension, feed-forward width 2 x d-model.
-    #[arg(long = "d-model", allow_negative_numbers = true)]
-    pub d_model: Option<i64>,
-}
-
 /// Options of `posgen sweep`.
 #[derive(Args, Debug)]
 pub struct SweepArgs {
     /// Hyper-parameter preset.
-    #[arg(long, value_enum, default_value_t = PresetName::Tiny)]
+    #[arg(long, value_parser = super::common::preset(), default_value = "tiny")]
     pub preset: PresetName,
     /// Number of seeds (0..N), 1..=100.
     #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
     pub seeds: i64,
     /// Comma-separated tasks [default: all three].
-    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(long, value_parser = super::common::task(), value_delimiter = ',')]
     pub tasks: Vec<Task>,
     /// Optimiser steps per run, >= 1 [default: the preset's].
     #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<i64>,
     /// Where scaling applies.
-    #[arg(long, value_enum, default_value_t = Scaling::Train)]
+    #[arg(long, value_parser = super::common::scaling(), default_value = "train")]
     pub scaling: Scaling,
     /// Write `<out>.md` and `<out>.json` (e.g. results/posgen_tiny_sweep).
     #[arg(long)]
@@ -161,7 +105,7 @@ pub struct PosgenBenchArgs {
     #[arg(long = "paper-batch", default_value_t = 16)]
     pub paper_batch: usize,
     /// Task of the time-to-converge measurement (tiny preset, plain RoPE, seed 0).
-    #[arg(long = "converge-task", value_enum, default_value_t = Task::Recursive)]
+    #[arg(long = "converge-task", value_parser = super::common::task(), default_value = "recursive")]
     pub converge_task: Task,
     /// Validation ID accuracy that counts as converged, in 0..=1 (0 skips the measurement).
     #[arg(long = "converge-target", default_value_t = 0.95)]
@@ -173,20 +117,6 @@ pub struct PosgenBenchArgs {
     /// Steps of each study-throughput run.
     #[arg(long = "study-steps", default_value_t = 60)]
     pub study_steps: usize,
-}
-
-/// A bad-input error for `--field`.
-pub(super) fn usage(field: &str, msg: String) -> CliError {
-    CliError::Usage(format!("invalid --{field}: {msg}"))
-}
-
-/// `v` when it lies in `lo..=hi`, else a bad-input error naming `--field` and the range.
-pub(super) fn in_range(field: &str, v: i64, lo: i64, hi: i64) -> Result<i64, CliError> {
-    if v < lo || v > hi {
-        Err(usage(field, format!("must be in {lo}..={hi} (got {v})")))
-    } else {
-        Ok(v)
-    }
 }
 
 /// Runs a PosGen subcommand.
@@ -223,7 +153,7 @@ fn sample(a: &SampleArgs) -> Result<Value, CliError> {
                 .map(|t| {
                     t.trim().parse::<u32>().map_err(|_| {
                         usage(
-                            "seed-tokens",
+                            "seed_tokens",
                             format!("must be comma-separated integers in 0..{modulus} (got {t:?})"),
                         )
                     })
@@ -235,7 +165,10 @@ fn sample(a: &SampleArgs) -> Result<Value, CliError> {
         };
         sequences.push(spec.generate(&seeds, len).map_err(|e| {
             if e.field == "seeds" {
-                usage("seed-tokens", e.message)
+                usage(
+                    "seed_tokens",
+                    e.message_with(&|k| super::schedule_args::flag(k)),
+                )
             } else {
                 CliError::from(e)
             }
@@ -251,55 +184,8 @@ fn sample(a: &SampleArgs) -> Result<Value, CliError> {
 }
 
 fn train(a: &TrainArgs) -> Result<Value, CliError> {
-    let mut rc = RunConfig::new(a.preset, a.task, a.method, a.resonance, a.seed);
-    if let Some(s) = a.steps {
-        rc.steps = in_range("steps", s, 1, 10_000_000)? as usize;
-    }
-    if let Some(m) = a.modulus {
-        rc.spec.modulus = in_range("modulus", m, 2, MAX_MODULUS as i64)? as u32;
-    }
-    rc.scaling = a.scaling;
-    rc.eval_every = a.eval_every;
-    rc.protocol = a.protocol;
-    let every = in_range("stop-every", a.stop_every, 1, 10_000_000)? as usize;
-    if let Some(p) = a.patience {
-        rc.early_stop = Some(EarlyStop {
-            patience: in_range("patience", p, 1, 100_000)? as usize,
-            every,
-        });
-    }
-    if a.layers.is_some() || a.d_model.is_some() {
-        let layers = in_range(
-            "layers",
-            a.layers.unwrap_or(rc.preset.dims.n_layers as i64),
-            1,
-            64,
-        )?;
-        let width = in_range(
-            "d-model",
-            a.d_model.unwrap_or(rc.preset.dims.d_model as i64),
-            1,
-            4096,
-        )?;
-        rc = rc.with_shape(layers as usize, width as usize)?;
-    }
-    if let Some(m) = a.also_eval_method {
-        // fail before training, not after
-        let twin = RunConfig {
-            method: m,
-            ..rc.clone()
-        };
-        if rc.eval_every > 0 || twin.schedule_config(false) != rc.schedule_config(false) {
-            return Err(usage(
-                "also-eval-method",
-                format!(
-                    "needs a method that trains exactly like --method {} (evaluation-only \
-                     scaling) and no --eval-every",
-                    rc.method.name()
-                ),
-            ));
-        }
-    }
+    let spec = a.spec()?;
+    let rc = spec.run_config()?;
     let mut trainer = Trainer::new(rc)?;
     let total = trainer.config().steps;
     let mut next_report = 0.0;
@@ -315,7 +201,7 @@ fn train(a: &TrainArgs) -> Result<Value, CliError> {
             next_report = t + 10.0;
         }
         if let Some(r) = trainer.result() {
-            let doc = match a.also_eval_method {
+            let doc = match spec.also_eval_method {
                 Some(m) => json!([r, trainer.twin_result(m)?]),
                 None => serde_json::to_value(r).map_err(|e| CliError::Runtime(e.to_string()))?,
             };
@@ -386,7 +272,7 @@ fn bench(a: &PosgenBenchArgs) -> Result<Value, CliError> {
     let tiny = RunConfig::new(
         PresetName::Tiny,
         Task::SemiRecursive,
-        Method::Rope,
+        Method::ROPE,
         false,
         0,
     );
@@ -395,7 +281,7 @@ fn bench(a: &PosgenBenchArgs) -> Result<Value, CliError> {
     let mut paper = RunConfig::new(
         PresetName::Paper,
         Task::SemiRecursive,
-        Method::Rope,
+        Method::ROPE,
         false,
         0,
     );
@@ -408,7 +294,7 @@ fn bench(a: &PosgenBenchArgs) -> Result<Value, CliError> {
     let per_step = paper["seconds"].as_f64().unwrap_or(0.0) / a.paper_steps.max(1) as f64;
     paper["seconds_per_paper_step_of_128"] = json!(per_step * 128.0 / a.paper_batch as f64);
     let convergence = if a.converge_target > 0.0 {
-        let rc = RunConfig::new(PresetName::Tiny, a.converge_task, Method::Rope, false, 0);
+        let rc = RunConfig::new(PresetName::Tiny, a.converge_task, Method::ROPE, false, 0);
         eprintln!(
             "posgen bench: tiny preset on {} until validation ID accuracy >= {}",
             a.converge_task.name(),

@@ -4,11 +4,11 @@
 //! hours of training; `--all` reruns every one.
 
 use super::CliError;
-use super::posgen_cmds::in_range;
+use super::common::{in_range, jobs};
 use super::runner::run_children;
+use super::train_command::{parse_command, train_args};
 use crate::posgen::RunResult;
 use crate::posgen::probe::ProbeRun;
-use crate::posgen::study::command_line;
 use clap::Args;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
@@ -50,18 +50,6 @@ fn accuracies(r: &RunResult) -> Vec<(&'static str, f64)> {
         }
     }
     v
-}
-
-/// The `posgen train` arguments of a recorded command (as [`command_line`] writes it:
-/// `RAYON_NUM_THREADS=1 resonance-lab posgen train ...`); any other command is refused, so a
-/// results file can only make this program train.
-fn train_args(command: &str) -> Option<Vec<String>> {
-    let args: Vec<String> = command
-        .strip_prefix(&command_line(&[]))?
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    (args.len() >= 2 && args[0] == "posgen" && args[1] == "train").then_some(args)
 }
 
 /// The runs recorded in a study or probe file.
@@ -128,19 +116,19 @@ pub fn reproduce(a: &ReproduceArgs) -> Result<Value, CliError> {
     } else {
         in_range("runs", a.runs, 1, recorded.len() as i64)? as usize
     };
-    let jobs = super::study_cmd::jobs(a.jobs)?;
+    let jobs = jobs(a.jobs)?;
     let mut order: Vec<usize> = (0..recorded.len()).collect();
     order.sort_by_key(|&i| recorded[i].result.steps);
     order.truncate(count);
     let mut todo = VecDeque::new();
     for &i in &order {
-        let args = train_args(&recorded[i].command).ok_or_else(|| {
+        let spec = parse_command(&recorded[i].command).ok_or_else(|| {
             CliError::Usage(format!(
                 "invalid FILE: run {i} of {file} has no `posgen train` command: {}",
                 recorded[i].command
             ))
         })?;
-        todo.push_back((args, i));
+        todo.push_back((train_args(&spec), i));
     }
     let (mut again, failure) = run_children(
         todo,
@@ -189,30 +177,4 @@ pub fn reproduce(a: &ReproduceArgs) -> Result<Value, CliError> {
         return Err(CliError::Checked(doc, msg));
     }
     Ok(doc)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::train_args;
-
-    #[test]
-    fn only_recorded_train_commands_are_run() {
-        assert_eq!(
-            train_args("RAYON_NUM_THREADS=1 resonance-lab posgen train --task cot --seed 3"),
-            Some(
-                ["posgen", "train", "--task", "cot", "--seed", "3"]
-                    .map(String::from)
-                    .to_vec()
-            )
-        );
-        for bad in [
-            "resonance-lab posgen train --task cot",
-            "RAYON_NUM_THREADS=1 resonance-lab posgen study --out /tmp/x",
-            "RAYON_NUM_THREADS=1 rm -rf /",
-            "RAYON_NUM_THREADS=1 resonance-lab",
-            "",
-        ] {
-            assert_eq!(train_args(bad), None, "{bad}");
-        }
-    }
 }

@@ -4,8 +4,8 @@
 //! results file (atomically), so a killed batch resumes from the file and loses no finished run.
 
 use super::CliError;
+use super::train_command::{RUN_ENV, command_line};
 use crate::posgen::RunResult;
-use crate::posgen::study::{RUN_ENV, command_line};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;

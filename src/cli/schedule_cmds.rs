@@ -130,9 +130,8 @@ pub fn freqs(args: &ScheduleArgs) -> Result<Value, CliError> {
             "zero_frequency_features": s.zero_frequency_features(),
         }),
     );
-    if s.config.method == rope::Method::Yarn {
-        let (low, high) = rope::schedule::yarn_correction_range(&s.config);
-        out["yarn_correction_range"] = json!([low, high]);
+    for (k, v) in (s.config.method.def().details)(&s.config) {
+        out[k] = v;
     }
     if let Some(r) = &s.rounding {
         out["rounding"] = serde_json::to_value(r).map_err(|e| CliError::Runtime(e.to_string()))?;
@@ -342,7 +341,7 @@ pub fn bench(args: &BenchArgs) -> Result<Value, CliError> {
         return bench_gpu(args);
     }
     let mut c = rope::ScheduleConfig::with_lengths(
-        rope::Method::Rope,
+        rope::Method::ROPE,
         args.dim,
         10000.0,
         args.train_len,
@@ -447,7 +446,7 @@ fn bench_gpu(args: &BenchArgs) -> Result<Value, CliError> {
         )));
     }
     let c = rope::ScheduleConfig::with_lengths(
-        rope::Method::Rope,
+        rope::Method::ROPE,
         args.dim,
         10000.0,
         args.train_len,

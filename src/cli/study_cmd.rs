@@ -3,11 +3,12 @@
 //! a killed study resumes without losing one), then writes the markdown report.
 
 use super::CliError;
-use super::posgen_cmds::in_range;
+use super::common::{in_range, jobs, usage};
 use super::runner::{load_finished, run_children, stopped_part_way, write_json, write_results};
+use super::train_command::{command, train_args};
 use crate::posgen::RunResult;
 use crate::posgen::probe::{ProbeConfig, ProbeResult, ProbeRun};
-use crate::posgen::study::{PlannedRun, StudyConfig, StudyResult, StudyRun, batches, command_line};
+use crate::posgen::study::{PlannedRun, StudyConfig, StudyResult, StudyRun, batches};
 use crate::posgen::{EarlyStop, PresetName, Protocol, Scaling, Task};
 use clap::Args;
 use serde_json::{Value, json};
@@ -18,19 +19,19 @@ use std::path::PathBuf;
 #[derive(Args, Debug)]
 pub struct StudyArgs {
     /// Comma-separated tasks [default: all three].
-    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(long, value_parser = super::common::task(), value_delimiter = ',')]
     pub tasks: Vec<Task>,
     /// Number of seeds (0..N), 1..=1000.
     #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     pub seeds: i64,
     /// How the splits are drawn.
-    #[arg(long, value_enum, default_value_t = Protocol::Clean)]
+    #[arg(long, value_parser = super::common::protocol(), default_value = "clean")]
     pub protocol: Protocol,
     /// Where the scaling applies.
-    #[arg(long, value_enum, default_value_t = Scaling::Train)]
+    #[arg(long, value_parser = super::common::scaling(), default_value = "train")]
     pub scaling: Scaling,
     /// Hyper-parameter preset.
-    #[arg(long, value_enum, default_value_t = PresetName::Tiny)]
+    #[arg(long, value_parser = super::common::preset(), default_value = "tiny")]
     pub preset: PresetName,
     /// Step cap of each run, 1..=10000000.
     #[arg(long, default_value_t = 3000, allow_negative_numbers = true)]
@@ -80,9 +81,9 @@ impl StudyArgs {
             cap: in_range("steps", self.steps, 1, 10_000_000)? as usize,
             early_stop: EarlyStop {
                 patience: in_range("patience", self.patience, 1, 100_000)? as usize,
-                every: in_range("stop-every", self.stop_every, 1, 10_000_000)? as usize,
+                every: in_range("stop_every", self.stop_every, 1, 10_000_000)? as usize,
             },
-            check_seeds: in_range("check-seeds", self.check_seeds, 0, seeds as i64)? as usize,
+            check_seeds: in_range("check_seeds", self.check_seeds, 0, seeds as i64)? as usize,
         };
         config.validate()?;
         Ok(config)
@@ -95,7 +96,7 @@ fn record(planned: &[PlannedRun], results: Vec<RunResult>) -> Result<Vec<StudyRu
         return Err(format!(
             "expected {} results from `{}`, got {}",
             planned.len(),
-            planned[0].command(),
+            command(&planned[0].spec),
             results.len()
         ));
     }
@@ -104,10 +105,14 @@ fn record(planned: &[PlannedRun], results: Vec<RunResult>) -> Result<Vec<StudyRu
         .zip(results)
         .map(|(p, result)| {
             if result.method != p.method.name() || result.resonance != p.resonance {
-                return Err(format!("`{}` reported a {} run", p.command(), result.label));
+                return Err(format!(
+                    "`{}` reported a {} run",
+                    command(&p.spec),
+                    result.label
+                ));
             }
             Ok(StudyRun {
-                command: p.command(),
+                command: command(&p.spec),
                 budget: p.budget,
                 result,
             })
@@ -120,13 +125,13 @@ pub fn study(a: &StudyArgs) -> Result<Value, CliError> {
     let config = a.config()?;
     let jobs = jobs(a.jobs)?;
     let json_path = a.out.with_extension("json");
-    let command = this_command().replace(" --report-only", "");
+    let study_command = this_command().replace(" --report-only", "");
     let plan = config.plan();
     let mut finished = load_finished::<StudyResult>(&json_path)?.map_or(Vec::new(), |r| r.runs);
-    finished.retain(|r| plan.iter().any(|p| p.command() == r.command));
+    finished.retain(|r| plan.iter().any(|p| command(&p.spec) == r.command));
     let todo: VecDeque<PlannedRun> = plan
         .iter()
-        .filter(|p| !finished.iter().any(|r| r.command == p.command()))
+        .filter(|p| !finished.iter().any(|r| r.command == command(&p.spec)))
         .cloned()
         .collect();
     eprintln!(
@@ -138,18 +143,21 @@ pub fn study(a: &StudyArgs) -> Result<Value, CliError> {
         jobs
     );
     let save = |runs: &[StudyRun]| -> Result<(), CliError> {
-        let result = StudyResult::new(config.clone(), command.clone(), runs.to_vec());
+        let result = StudyResult::new(config.clone(), study_command.clone(), runs.to_vec());
         write_json(&json_path, &result)
     };
     let mut todo: Vec<PlannedRun> = todo.into_iter().collect();
     if a.report_only {
         todo.clear();
     }
-    let todo = batches(config.scaling, &todo).into_iter().collect();
+    let todo = batches(config.scaling, &todo)
+        .into_iter()
+        .map(|(spec, runs)| (train_args(&spec), runs))
+        .collect();
     let (runs, failure) = run_children(todo, finished, jobs, "posgen study", save, |p, rs| {
         record(p, rs)
     })?;
-    let result = StudyResult::new(config.clone(), command.clone(), runs);
+    let result = StudyResult::new(config.clone(), study_command.clone(), runs);
     let (json_path, md_path) = write_results(&a.out, &result, &result.markdown())?;
     eprintln!(
         "posgen study: wrote {} and {}",
@@ -171,7 +179,7 @@ pub fn study(a: &StudyArgs) -> Result<Value, CliError> {
 #[derive(Args, Debug)]
 pub struct ProbeArgs {
     /// Task.
-    #[arg(long, value_enum, default_value_t = Task::SemiRecursive)]
+    #[arg(long, value_parser = super::common::task(), default_value = "semi-recursive")]
     pub task: Task,
     /// Comma-separated depths (transformer blocks).
     #[arg(long, value_delimiter = ',', default_values_t = [2, 4, 6])]
@@ -183,10 +191,10 @@ pub struct ProbeArgs {
     #[arg(long, value_delimiter = ',', default_values_t = [1000])]
     pub budgets: Vec<usize>,
     /// Comma-separated protocols.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Protocol::Clean, Protocol::Authors])]
+    #[arg(long, value_parser = super::common::protocol(), value_delimiter = ',', default_values = ["clean", "authors"])]
     pub protocols: Vec<Protocol>,
     /// Preset whose recipe the shapes vary.
-    #[arg(long, value_enum, default_value_t = PresetName::Tiny)]
+    #[arg(long, value_parser = super::common::preset(), default_value = "tiny")]
     pub preset: PresetName,
     /// Seed of every run.
     #[arg(long, default_value_t = 0)]
@@ -203,14 +211,6 @@ pub struct ProbeArgs {
     pub report_only: bool,
 }
 
-/// The `--jobs` value: 1..=256, or the number of cores when not given.
-pub(super) fn jobs(j: Option<i64>) -> Result<usize, CliError> {
-    match j {
-        Some(j) => Ok(in_range("jobs", j, 1, 256)? as usize),
-        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
-    }
-}
-
 fn this_command() -> String {
     format!(
         "resonance-lab {}",
@@ -222,7 +222,7 @@ fn this_command() -> String {
 pub fn probe(a: &ProbeArgs) -> Result<Value, CliError> {
     let empty = |field: &str, v: &[usize]| -> Result<(), CliError> {
         if v.is_empty() || v.contains(&0) {
-            Err(super::posgen_cmds::usage(
+            Err(usage(
                 field,
                 format!("must be a comma-separated list of numbers >= 1 (got {v:?})"),
             ))
@@ -245,20 +245,21 @@ pub fn probe(a: &ProbeArgs) -> Result<Value, CliError> {
     // Shapes are validated by a dry configuration of each, before anything runs.
     for &d in &config.depths {
         for &w in &config.widths {
-            crate::posgen::RunConfig::new(a.preset, a.task, crate::rope::Method::Rope, false, 0)
+            crate::posgen::RunConfig::new(a.preset, a.task, crate::rope::Method::ROPE, false, 0)
                 .with_shape(d, w)?;
         }
     }
     let jobs = jobs(a.jobs)?;
     let json_path = a.out.with_extension("json");
-    let command = this_command().replace(" --report-only", "");
-    let plan = config.plan();
+    let study_command = this_command().replace(" --report-only", "");
+    let plan: Vec<String> = config.plan().iter().map(command).collect();
     let mut finished = load_finished::<ProbeResult>(&json_path)?.map_or(Vec::new(), |r| r.runs);
-    finished.retain(|r| plan.iter().any(|p| command_line(p) == r.command));
-    let todo: VecDeque<(Vec<String>, Vec<String>)> = plan
+    finished.retain(|r| plan.contains(&r.command));
+    let todo: VecDeque<(Vec<String>, String)> = config
+        .plan()
         .iter()
-        .filter(|p| !a.report_only && !finished.iter().any(|r| r.command == command_line(p)))
-        .map(|p| (p.clone(), p.clone()))
+        .filter(|p| !a.report_only && !finished.iter().any(|r| r.command == command(p)))
+        .map(|p| (train_args(p), command(p)))
         .collect();
     eprintln!(
         "posgen probe: {} runs planned, {} already done, {} to run on {jobs} jobs",
@@ -268,13 +269,19 @@ pub fn probe(a: &ProbeArgs) -> Result<Value, CliError> {
     );
     let result_of = |runs: Vec<ProbeRun>| ProbeResult {
         config: config.clone(),
-        probe_command: command.clone(),
+        probe_command: study_command.clone(),
         runs,
         planned_runs: plan.len(),
     };
     let save = |runs: &[ProbeRun]| write_json(&json_path, &result_of(runs.to_vec()));
-    let (runs, failure) = run_children(todo, finished, jobs, "posgen probe", save, |args, rs| {
-        Ok(rs.into_iter().map(|r| ProbeRun::new(args, r)).collect())
+    let (runs, failure) = run_children(todo, finished, jobs, "posgen probe", save, |cmd, rs| {
+        Ok(rs
+            .into_iter()
+            .map(|result| ProbeRun {
+                command: cmd.clone(),
+                result,
+            })
+            .collect())
     })?;
     let result = result_of(runs);
     let (json_path, md_path) = write_results(&a.out, &result, &result.markdown())?;

@@ -13,7 +13,6 @@ use std::collections::HashSet;
 
 /// How the splits are drawn.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Protocol {
     /// Random distinct seed tuples from the run's seed; no tuple is shared between splits.
@@ -27,6 +26,9 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Every protocol, in display order.
+    pub const ALL: [Protocol; 2] = [Protocol::Clean, Protocol::Authors];
+
     /// The CLI / JSON name.
     pub fn name(self) -> &'static str {
         match self {
@@ -37,9 +39,7 @@ impl Protocol {
 
     /// Parses a CLI / JSON name.
     pub fn from_name(name: &str) -> Option<Protocol> {
-        [Protocol::Clean, Protocol::Authors]
-            .into_iter()
-            .find(|p| p.name() == name)
+        Protocol::ALL.into_iter().find(|p| p.name() == name)
     }
 
     /// The split sizes this protocol uses: the preset's for the clean protocol; the authors'
@@ -215,7 +215,7 @@ impl Dataset {
         let s = spec.num_seeds();
         if sizes.train_len <= s {
             return Err(ConfigError::new(
-                "train-len",
+                "train_len",
                 format!(
                     "must be longer than the number of seeds j + k = {s} (got {})",
                     sizes.train_len
@@ -224,7 +224,7 @@ impl Dataset {
         }
         if sizes.eval_len < sizes.train_len {
             return Err(ConfigError::new(
-                "eval-len",
+                "eval_len",
                 format!(
                     "must be at least train-len = {} (got {})",
                     sizes.train_len, sizes.eval_len

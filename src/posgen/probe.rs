@@ -4,9 +4,10 @@
 //! suffices) from "advance" positions (the far token is needed).
 
 use super::data::Protocol;
-use super::study::command_line;
+use super::run_spec::TrainSpec;
 use super::tasks::Task;
-use super::train::{PresetName, RunResult};
+use super::{PresetName, RunResult};
+use crate::rope::Method;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
@@ -33,10 +34,10 @@ pub struct ProbeConfig {
 }
 
 impl ProbeConfig {
-    /// The `posgen train` arguments of every run, cheapest shapes first, each shape under every
-    /// protocol before the next shape (a probe stopped part-way has covered both protocols).
-    pub fn plan(&self) -> Vec<Vec<String>> {
-        self.planned().into_iter().map(|r| r.args(self)).collect()
+    /// Every run, cheapest shapes first, each shape under every protocol before the next shape
+    /// (a probe stopped part-way has covered both protocols).
+    pub fn plan(&self) -> Vec<TrainSpec> {
+        self.planned().into_iter().map(|r| r.spec(self)).collect()
     }
 
     /// Every run's shape and protocol, in the order of [`ProbeConfig::plan`].
@@ -79,33 +80,24 @@ pub struct ProbeShape {
 }
 
 impl ProbeShape {
-    /// The run's `posgen train` arguments.
-    pub fn args(&self, c: &ProbeConfig) -> Vec<String> {
-        [
-            "posgen",
-            "train",
-            "--task",
-            c.task.name(),
-            "--method",
-            "rope",
-            "--preset",
-            c.preset.name(),
-            "--seed",
-            &c.seed.to_string(),
-            "--protocol",
-            self.protocol.name(),
-            "--layers",
-            &self.depth.to_string(),
-            "--d-model",
-            &self.width.to_string(),
-            "--steps",
-            &self.budget.to_string(),
-            "--eval-every",
-            &(self.budget / 10).max(1).to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    /// Whether `r` is this run's result: same shape, protocol and (fixed) number of steps.
+    pub fn ran_as(&self, r: &RunResult) -> bool {
+        r.layers == self.depth
+            && r.d_model == self.width
+            && r.steps == self.budget
+            && r.protocol == self.protocol.name()
+    }
+
+    /// The run: plain RoPE at this shape and budget, with ten validation passes.
+    pub fn spec(&self, c: &ProbeConfig) -> TrainSpec {
+        TrainSpec {
+            protocol: Some(self.protocol),
+            layers: Some(self.depth),
+            d_model: Some(self.width),
+            steps: Some(self.budget),
+            eval_every: Some((self.budget / 10).max(1)),
+            ..TrainSpec::new(c.task, Method::ROPE, false, c.preset, c.seed)
+        }
     }
 }
 
@@ -120,14 +112,6 @@ pub struct ProbeRun {
 }
 
 impl ProbeRun {
-    /// A record of `result`, which ran with `args`.
-    pub fn new(args: &[String], result: RunResult) -> ProbeRun {
-        ProbeRun {
-            command: command_line(args),
-            result,
-        }
-    }
-
     /// The best validation ID accuracy seen during training.
     pub fn best_val_id(&self) -> f64 {
         self.result
@@ -317,10 +301,7 @@ impl ProbeResult {
             .config
             .planned()
             .iter()
-            .filter(|p| {
-                let cmd = command_line(&p.args(&self.config));
-                !self.runs.iter().any(|r| r.command == cmd)
-            })
+            .filter(|p| !self.runs.iter().any(|r| p.ran_as(&r.result)))
             .map(|p| {
                 format!(
                     "{} layers x {} wide, {} steps, protocol {}",

@@ -6,9 +6,10 @@
 //! per run, in parallel, resumable) is the CLI's job.
 
 use super::data::Protocol;
+use super::run_spec::TrainSpec;
 use super::sweep::{PAPER_TABLE1, POSGEN_METHODS};
 use super::tasks::Task;
-use super::train::{EarlyStop, PresetName, RunResult, Scaling, method_label};
+use super::{EarlyStop, PresetName, RunResult, Scaling, method_label};
 use crate::rope::{ConfigError, Method};
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
@@ -45,7 +46,8 @@ pub struct StudyConfig {
     pub check_seeds: usize,
 }
 
-/// One run to do: its identity and the exact command that reproduces it.
+/// One run to do: its identity and the typed description that reproduces it (the CLI renders
+/// it to the recorded command).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlannedRun {
     /// Task.
@@ -58,29 +60,8 @@ pub struct PlannedRun {
     pub seed: u64,
     /// Budget.
     pub budget: Budget,
-    /// Arguments after the program name (`posgen train ...`).
-    pub args: Vec<String>,
-}
-
-/// The environment every study run is started with: one thread per run, so that runs in
-/// parallel each own a core and a re-run gives the same numbers.
-pub const RUN_ENV: (&str, &str) = ("RAYON_NUM_THREADS", "1");
-
-/// The command line recorded for a run with arguments `args` (environment, program, args).
-pub fn command_line(args: &[String]) -> String {
-    format!(
-        "{}={} resonance-lab {}",
-        RUN_ENV.0,
-        RUN_ENV.1,
-        args.join(" ")
-    )
-}
-
-impl PlannedRun {
-    /// The command line recorded in the study.
-    pub fn command(&self) -> String {
-        command_line(&self.args)
-    }
+    /// The run.
+    pub spec: TrainSpec,
 }
 
 impl StudyConfig {
@@ -99,14 +80,14 @@ impl StudyConfig {
             ));
         }
         if self.early_stop.every == 0 {
-            return Err(ConfigError::new("stop-every", "must be >= 1 (got 0)"));
+            return Err(ConfigError::new("stop_every", "must be >= 1 (got 0)"));
         }
         if self.cap == 0 {
             return Err(ConfigError::new("cap", "must be >= 1 (got 0)"));
         }
         if self.check_seeds > self.seeds.len() {
             return Err(ConfigError::new(
-                "check-seeds",
+                "check_seeds",
                 format!(
                     "must be in 0..={} (the number of seeds; got {})",
                     self.seeds.len(),
@@ -117,36 +98,16 @@ impl StudyConfig {
         Ok(())
     }
 
-    fn args(
-        &self,
-        task: Task,
-        method: Method,
-        resonance: bool,
-        seed: u64,
-        b: Budget,
-    ) -> Vec<String> {
+    fn spec(&self, task: Task, method: Method, resonance: bool, seed: u64, b: Budget) -> TrainSpec {
         let k = if b == Budget::Double { 2 } else { 1 };
-        let mut a: Vec<String> = ["posgen", "train", "--task", task.name(), "--method"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        a.push(method.name().into());
-        if resonance {
-            a.push("--resonance".into());
+        TrainSpec {
+            protocol: Some(self.protocol),
+            scaling: Some(self.scaling),
+            steps: Some(k * self.cap),
+            patience: Some(k * self.early_stop.patience),
+            stop_every: Some(self.early_stop.every),
+            ..TrainSpec::new(task, method, resonance, self.preset, seed)
         }
-        for (flag, value) in [
-            ("--preset", self.preset.name().to_string()),
-            ("--seed", seed.to_string()),
-            ("--protocol", self.protocol.name().to_string()),
-            ("--scaling", self.scaling.name().to_string()),
-            ("--steps", (k * self.cap).to_string()),
-            ("--patience", (k * self.early_stop.patience).to_string()),
-            ("--stop-every", self.early_stop.every.to_string()),
-        ] {
-            a.push(flag.into());
-            a.push(value);
-        }
-        a
     }
 
     /// Every run of the study, main budget first (seed-major, so early results cover every
@@ -164,7 +125,7 @@ impl StudyConfig {
                             resonance,
                             seed,
                             budget,
-                            args: self.args(task, method, resonance, seed, budget),
+                            spec: self.spec(task, method, resonance, seed, budget),
                         });
                     }
                 }
@@ -176,21 +137,23 @@ impl StudyConfig {
 
 /// Groups runs into child processes: one each, except that under evaluation-only scaling the
 /// YaRN and RoPE runs of one (task, seed, Resonance flag, budget) train the very same model, so
-/// one process trains it once and tests it with both schedules (`--also-eval-method rope`).
-/// Each run keeps its own command, which reproduces it on its own.
-pub fn batches(scaling: Scaling, todo: &[PlannedRun]) -> Vec<(Vec<String>, Vec<PlannedRun>)> {
+/// one process trains it once and tests it with both schedules (its `also_eval_method`). Each
+/// run keeps its own description, which reproduces it on its own.
+pub fn batches(scaling: Scaling, todo: &[PlannedRun]) -> Vec<(TrainSpec, Vec<PlannedRun>)> {
     let key = |p: &PlannedRun| (p.task, p.seed, p.resonance, p.budget);
-    let mut out: Vec<(Vec<String>, Vec<PlannedRun>)> = Vec::new();
+    let mut out: Vec<(TrainSpec, Vec<PlannedRun>)> = Vec::new();
     let mut used = vec![false; todo.len()];
     for (i, run) in todo.iter().enumerate() {
         if used[i] {
             continue;
         }
         used[i] = true;
-        let want = match run.method {
-            Method::Yarn => Some(Method::Rope),
-            Method::Rope => Some(Method::Yarn),
-            _ => None,
+        let want = if run.method == Method::YARN {
+            Some(Method::ROPE)
+        } else if run.method == Method::ROPE {
+            Some(Method::YARN)
+        } else {
+            None
         };
         let partner = want.filter(|_| scaling == Scaling::EvalOnly).and_then(|m| {
             (0..todo.len()).find(|&j| !used[j] && todo[j].method == m && key(&todo[j]) == key(run))
@@ -199,16 +162,18 @@ pub fn batches(scaling: Scaling, todo: &[PlannedRun]) -> Vec<(Vec<String>, Vec<P
             Some(j) => {
                 used[j] = true;
                 // the YaRN run trains and is tested first; RoPE is its second evaluation
-                let (yarn, rope) = if run.method == Method::Yarn {
+                let (yarn, rope) = if run.method == Method::YARN {
                     (run, &todo[j])
                 } else {
                     (&todo[j], run)
                 };
-                let mut args = yarn.args.clone();
-                args.extend(["--also-eval-method".to_string(), "rope".to_string()]);
-                out.push((args, vec![yarn.clone(), rope.clone()]));
+                let spec = TrainSpec {
+                    also_eval_method: Some(Method::ROPE),
+                    ..yarn.spec.clone()
+                };
+                out.push((spec, vec![yarn.clone(), rope.clone()]));
             }
-            None => out.push((run.args.clone(), vec![run.clone()])),
+            None => out.push((run.spec.clone(), vec![run.clone()])),
         }
     }
     out
@@ -318,9 +283,9 @@ pub struct Comparison {
 
 /// The comparisons the study reports: (a, b) as (method, resonance) pairs.
 pub const COMPARISONS: [((Method, bool), (Method, bool)); 3] = [
-    ((Method::Rope, true), (Method::Rope, false)),
-    ((Method::Yarn, true), (Method::Yarn, false)),
-    ((Method::Yarn, false), (Method::Rope, false)),
+    ((Method::ROPE, true), (Method::ROPE, false)),
+    ((Method::YARN, true), (Method::YARN, false)),
+    ((Method::YARN, false), (Method::ROPE, false)),
 ];
 
 /// An accuracy of a run by metric name, in percent; `None` when the run does not have it.

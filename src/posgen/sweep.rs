@@ -2,16 +2,16 @@
 
 use super::error::PosgenError;
 use super::tasks::Task;
-use super::train::{PresetName, RunConfig, RunResult, Scaling, Trainer, method_label};
+use super::{PresetName, RunConfig, RunResult, Scaling, Trainer, method_label};
 use crate::rope::{ConfigError, Method};
 use serde::Serialize;
 
 /// The four schedules compared in PosGen: RoPE, Resonance RoPE, YaRN, Resonance YaRN.
 pub const POSGEN_METHODS: [(Method, bool); 4] = [
-    (Method::Rope, false),
-    (Method::Rope, true),
-    (Method::Yarn, false),
-    (Method::Yarn, true),
+    (Method::ROPE, false),
+    (Method::ROPE, true),
+    (Method::YARN, false),
+    (Method::YARN, true),
 ];
 
 /// The paper's Table 1 (OOD accuracy %, 5 seeds), rows in [`POSGEN_METHODS`] order, columns

@@ -12,7 +12,6 @@ pub const MAX_TERMS: usize = 16;
 
 /// Which far tokens enter the sum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Task {
     /// `x_l = x_{l-j-k} + .. + x_{l-1}`: all terms are local (fixed relative offsets).

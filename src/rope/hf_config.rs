@@ -8,10 +8,12 @@
 //! `sliding_attention` entry, as transformers' Gemma 3 config converts it. A multimodal config
 //! whose RoPE lives under `text_config` is read from there.
 
-use super::schedule::{MAX_DIM, MAX_EVAL_LEN};
+use super::config::{HfKey, MAX_DIM, MAX_EVAL_LEN};
+use super::hf_dict::{Dict, RopeDict, describe, field};
+pub use super::hf_dict::{ImportError, ImportField};
+use super::methods::param;
 use super::{ConfigError, Method, Schedule, ScheduleConfig};
 use serde_json::{Map, Value, json};
-use std::fmt;
 
 /// transformers' `RotaryEmbeddingConfigMixin.default_theta`: the base when a config gives none.
 pub const DEFAULT_THETA: f64 = 10_000.0;
@@ -29,33 +31,6 @@ pub struct ImportOptions {
     /// `max_position_embeddings` and `seq_len`.
     pub eval_len: Option<u64>,
 }
-
-/// A config that cannot be imported: the field (a JSON path such as `rope_scaling.factor`, or
-/// a CLI option such as `--seq-len`) and what is wrong with it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ImportError {
-    /// The offending field.
-    pub field: String,
-    /// What is wrong and what is valid.
-    pub message: String,
-}
-
-impl ImportError {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ImportError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ImportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid config field {}: {}", self.field, self.message)
-    }
-}
-
-impl std::error::Error for ImportError {}
 
 /// The RoPE of one model (one layer type) as read from its config, ready to analyse.
 #[derive(Clone, Debug, PartialEq)]
@@ -87,111 +62,6 @@ struct Source<'a> {
     dict: &'a Map<String, Value>,
     path: String,
     nested: bool,
-}
-
-fn describe(v: &Value) -> String {
-    let s = v.to_string();
-    if s.len() > 40 {
-        format!("{}...", &s[..s.floor_char_boundary(40)])
-    } else {
-        s
-    }
-}
-
-/// A positive number or `None` when absent or `null`.
-fn positive_f64(
-    obj: &Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<Option<f64>, ImportError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
-            _ => Err(ImportError::new(
-                field(path, key),
-                format!("must be a number > 0 (got {n})"),
-            )),
-        },
-        Some(v) => Err(ImportError::new(
-            field(path, key),
-            format!("must be a number > 0 (got {})", describe(v)),
-        )),
-    }
-}
-
-/// A finite number (any sign) or `None` when absent or `null`.
-fn finite_f64(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Option<f64>, ImportError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) if n.as_f64().is_some_and(f64::is_finite) => Ok(n.as_f64()),
-        Some(v) => Err(ImportError::new(
-            field(path, key),
-            format!("must be a number (got {})", describe(v)),
-        )),
-    }
-}
-
-/// A positive integer (an integral JSON number) or `None` when absent or `null`.
-fn positive_u64(
-    obj: &Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<Option<u64>, ImportError> {
-    let bad = |v: &Value| {
-        ImportError::new(
-            field(path, key),
-            format!("must be a positive integer (got {})", describe(v)),
-        )
-    };
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v @ Value::Number(n)) => {
-            if let Some(u) = n.as_u64() {
-                return if u > 0 { Ok(Some(u)) } else { Err(bad(v)) };
-            }
-            match n.as_f64() {
-                Some(f) if f >= 1.0 && f.fract() == 0.0 && f < 9.0e15 => Ok(Some(f as u64)),
-                _ => Err(bad(v)),
-            }
-        }
-        Some(v) => Err(bad(v)),
-    }
-}
-
-fn field(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-/// A list of positive numbers or `None` when absent or `null`.
-fn positive_list(
-    obj: &Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<Option<Vec<f64>>, ImportError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match v.as_f64() {
-                Some(x) if x.is_finite() && x > 0.0 => Ok(x),
-                _ => Err(ImportError::new(
-                    format!("{}[{i}]", field(path, key)),
-                    format!("must be a number > 0 (got {})", describe(v)),
-                )),
-            })
-            .collect::<Result<Vec<f64>, _>>()
-            .map(Some),
-        Some(v) => Err(ImportError::new(
-            field(path, key),
-            format!("must be a list of numbers > 0 (got {})", describe(v)),
-        )),
-    }
 }
 
 /// The model's display name: `_name_or_path`, `model_type`, else `fallback`.
@@ -286,37 +156,38 @@ fn read_model(
     name: String,
     opts: &ImportOptions,
 ) -> Result<ModelRope, ImportError> {
-    let head_dim = head_dim(top, prefix)?;
-    let max_pos = positive_u64(top, "max_position_embeddings", prefix)?.ok_or_else(|| {
+    let t = Dict::new(top, prefix);
+    let head_dim = head_dim(t)?;
+    let max_pos = t.positive_u64("max_position_embeddings")?.ok_or_else(|| {
         ImportError::new(
-            field(prefix, "max_position_embeddings"),
+            t.field("max_position_embeddings"),
             "missing; a positive integer is required",
         )
     })?;
-    let top_theta = positive_f64(top, "rope_theta", prefix)?;
-    let top_partial = positive_f64(top, "partial_rotary_factor", prefix)?;
-    let top_original = positive_u64(top, "original_max_position_embeddings", prefix)?;
+    let top_theta = t.positive_f64("rope_theta")?;
+    let top_partial = t.positive_f64("partial_rotary_factor")?;
+    let top_original = t.positive_u64("original_max_position_embeddings")?;
     // the RoPE dictionary: `rope_scaling` wins over `rope_parameters`, as transformers' BC path
     let scaling = rope_dict(top, "rope_scaling", prefix)?;
     let outer = scaling.or(rope_dict(top, "rope_parameters", prefix)?);
-    let local_theta = positive_f64(top, "rope_local_base_freq", prefix)?;
+    let local_theta = t.positive_f64("rope_local_base_freq")?;
     let layers = layers(top, outer, local_theta, opts)?;
     let empty = Map::new();
     let src = source(&layers, outer, &empty, prefix)?;
     let (rope_type, method) = rope_type_of(&src)?;
 
-    let p = &src.path;
-    let d = src.dict;
+    let d = Dict::new(src.dict, &src.path);
     let theta = if layers.gemma_legacy && layers.chosen.as_deref() == Some("sliding_attention") {
         local_theta
     } else {
-        positive_f64(d, "rope_theta", p)?.or(top_theta)
+        d.positive_f64("rope_theta")?.or(top_theta)
     }
     .unwrap_or(DEFAULT_THETA);
-    let partial = positive_f64(d, "partial_rotary_factor", p)?
+    let partial = d
+        .positive_f64("partial_rotary_factor")?
         .or(top_partial)
         .unwrap_or(1.0);
-    let dict_original = positive_u64(d, "original_max_position_embeddings", p)?;
+    let dict_original = d.positive_u64("original_max_position_embeddings")?;
     // transformers moves the pre-training length into the RoPE dictionary for the types that
     // use it; a top-level value has priority in the flat form (Phi-3)
     let original = if src.nested {
@@ -332,19 +203,45 @@ fn read_model(
         scale: 1.0,
         ..ScheduleConfig::default()
     };
+    let truncate_path;
     let truncate_from = match outer {
-        Some((key, m)) if src.nested => (m, field(prefix, key)),
-        _ => (d, p.clone()),
+        Some((key, m)) if src.nested => {
+            truncate_path = field(prefix, key);
+            Dict::new(m, &truncate_path)
+        }
+        _ => d,
     };
-    let inputs = MethodInputs {
+    let inputs = RopeDict {
         dict: d,
-        path: p,
         rope_type: &rope_type,
         max_pos,
         original,
-        truncate_from: (truncate_from.0, &truncate_from.1),
+        truncate_from,
     };
-    c.train_len = method_parameters(&mut c, &inputs)?;
+    c.train_len = (method.def().import)(&mut c, &inputs)?;
+    set_lengths(&mut c, opts, max_pos, prefix)?;
+    c.validate()
+        .map_err(|e| map_schedule_error(&e, &src.path, prefix, method))?;
+    Ok(ModelRope {
+        name,
+        rope_type,
+        head_dim,
+        layer_type: layers.chosen,
+        layer_types: layers.types,
+        max_position_embeddings: max_pos,
+        original_max_position_embeddings: original,
+        config: c,
+    })
+}
+
+/// The current and evaluation lengths: the caller's, else `max_position_embeddings`; the
+/// trained length must not exceed the latter.
+fn set_lengths(
+    c: &mut ScheduleConfig,
+    opts: &ImportOptions,
+    max_pos: u64,
+    prefix: &str,
+) -> Result<(), ImportError> {
     let seq_len = opts.seq_len.unwrap_or(max_pos);
     c.seq_len = seq_len;
     c.eval_len = opts.eval_len.unwrap_or(max_pos.max(seq_len));
@@ -357,18 +254,7 @@ fn read_model(
             ),
         ));
     }
-    c.validate()
-        .map_err(|e| map_schedule_error(e, &src.path, prefix, method))?;
-    Ok(ModelRope {
-        name,
-        rope_type,
-        head_dim,
-        layer_type: layers.chosen,
-        layer_types: layers.types,
-        max_position_embeddings: max_pos,
-        original_max_position_embeddings: original,
-        config: c,
-    })
+    Ok(())
 }
 
 /// A RoPE dictionary and the config key it was found under.
@@ -431,16 +317,16 @@ fn layers(
     }
     let chosen = match (&opts.layer_type, types.is_empty()) {
         (Some(lt), true) => {
-            return Err(ImportError::new(
-                "--layer-type",
+            return Err(ImportError::option(
+                "layer_type",
                 format!(
                     "the config has one RoPE for every layer; there is no layer type '{lt}' to pick"
                 ),
             ));
         }
         (Some(lt), false) if !types.contains(lt) => {
-            return Err(ImportError::new(
-                "--layer-type",
+            return Err(ImportError::option(
+                "layer_type",
                 format!("must be one of {} (got '{lt}')", types.join(", ")),
             ));
         }
@@ -543,170 +429,45 @@ fn rope_type_of(src: &Source) -> Result<(String, Method), ImportError> {
     } else {
         "type"
     };
-    let method = Method::from_rope_type(&rope_type).ok_or_else(|| {
+    let method = Method::from_transformers_type(&rope_type).ok_or_else(|| {
+        let known: Vec<&str> = Method::ALL
+            .iter()
+            .filter_map(|m| m.def().transformers_type)
+            .collect();
         ImportError::new(
             field(&src.path, type_key),
             format!(
-                "unknown rope type '{rope_type}'; known: default, linear, dynamic, yarn, longrope, llama3, proportional"
+                "unknown rope type '{rope_type}'; known: {}",
+                known.join(", ")
             ),
         )
     })?;
     Ok((rope_type, method))
 }
 
-/// What the method's parameters are read from.
-struct MethodInputs<'a> {
-    dict: &'a Map<String, Value>,
-    path: &'a str,
-    rope_type: &'a str,
-    max_pos: u64,
-    /// `original_max_position_embeddings` as transformers sees it for this dictionary.
-    original: Option<u64>,
-    /// Where YaRN's `truncate` is read: transformers reads it from the outer dictionary, so in
-    /// the per-layer form a layer's own `truncate` is not seen.
-    truncate_from: (&'a Map<String, Value>, &'a str),
-}
-
-/// Reads the method's parameters into `c`; returns the trained length its formula uses.
-fn method_parameters(c: &mut ScheduleConfig, m: &MethodInputs) -> Result<u64, ImportError> {
-    let (d, p) = (m.dict, m.path);
-    let original_or_max = m.original.unwrap_or(m.max_pos);
-    let factor = positive_f64(d, "factor", p)?;
-    let need = |v: Option<f64>, key: &str| {
-        v.ok_or_else(|| {
-            ImportError::new(
-                field(p, key),
-                format!("missing; rope type '{}' needs a number > 0", m.rope_type),
-            )
-        })
-    };
-    let ratio = m.max_pos as f64 / original_or_max as f64;
-    match c.method {
-        Method::Rope | Method::Ntk => Ok(original_or_max),
-        Method::Pi => {
-            c.scale = need(factor, "factor")?;
-            Ok(original_or_max)
-        }
-        Method::DynamicNtk => {
-            c.scale = need(factor, "factor")?;
-            // transformers' dynamic formula uses max_position_embeddings as the trained length
-            Ok(m.max_pos)
-        }
-        Method::Proportional => {
-            c.scale = factor.unwrap_or(1.0);
-            Ok(original_or_max)
-        }
-        Method::Yarn => {
-            c.scale = factor.unwrap_or(ratio);
-            yarn_parameters(c, d, p, m.truncate_from)?;
-            Ok(original_or_max)
-        }
-        Method::Llama3 => {
-            c.scale = need(factor, "factor")?;
-            c.low_freq_factor = need(positive_f64(d, "low_freq_factor", p)?, "low_freq_factor")?;
-            c.high_freq_factor = need(positive_f64(d, "high_freq_factor", p)?, "high_freq_factor")?;
-            Ok(original_or_max)
-        }
-        Method::Longrope => {
-            c.scale = factor.unwrap_or(ratio);
-            c.attention_factor = positive_f64(d, "attention_factor", p)?;
-            longrope_factors(c, d, p)?;
-            Ok(original_or_max)
-        }
-    }
-}
-
-/// YaRN's betas, attention-factor inputs and `truncate`.
-fn yarn_parameters(
-    c: &mut ScheduleConfig,
-    d: &Map<String, Value>,
-    p: &str,
-    (tdict, tpath): (&Map<String, Value>, &str),
-) -> Result<(), ImportError> {
-    // `or 32` / `or 1` in transformers: 0 and null take the defaults
-    c.beta_fast = finite_f64(d, "beta_fast", p)?
-        .filter(|v| *v != 0.0)
-        .unwrap_or(32.0);
-    c.beta_slow = finite_f64(d, "beta_slow", p)?
-        .filter(|v| *v != 0.0)
-        .unwrap_or(1.0);
-    c.mscale = finite_f64(d, "mscale", p)?;
-    c.mscale_all_dim = finite_f64(d, "mscale_all_dim", p)?;
-    c.attention_factor = positive_f64(d, "attention_factor", p)?;
-    c.truncate = match tdict.get("truncate") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(v) => {
-            return Err(ImportError::new(
-                field(tpath, "truncate"),
-                format!("must be true or false (got {})", describe(v)),
-            ));
-        }
-    };
-    Ok(())
-}
-
-/// LongRoPE's two factor lists, each of rotary dim / 2 numbers.
-fn longrope_factors(
-    c: &mut ScheduleConfig,
-    d: &Map<String, Value>,
-    p: &str,
-) -> Result<(), ImportError> {
-    let rot = c.rotary_dim();
-    for key in ["short_factor", "long_factor"] {
-        let list = positive_list(d, key, p)?.ok_or_else(|| {
-            ImportError::new(
-                field(p, key),
-                format!(
-                    "missing; longrope needs a list of rotary dim / 2 = {} numbers",
-                    rot / 2
-                ),
-            )
-        })?;
-        if list.len() != rot / 2 {
-            return Err(ImportError::new(
-                field(p, key),
-                format!(
-                    "must hold rotary dim / 2 = {} numbers (head_dim {} x partial_rotary_factor {}), got {}",
-                    rot / 2,
-                    c.dim,
-                    c.partial_rotary_factor,
-                    list.len()
-                ),
-            ));
-        }
-        if key == "short_factor" {
-            c.short_factor = list;
-        } else {
-            c.long_factor = list;
-        }
-    }
-    Ok(())
-}
-
 fn unreachable_layer(lt: &str) -> Result<Source<'static>, ImportError> {
-    Err(ImportError::new(
-        "--layer-type",
+    Err(ImportError::option(
+        "layer_type",
         format!("layer type '{lt}' not found"),
     ))
 }
 
 /// The head size, with the field named when it is missing or bad.
-fn head_dim(top: &Map<String, Value>, prefix: &str) -> Result<usize, ImportError> {
-    let direct = match positive_u64(top, "qk_rope_head_dim", prefix)? {
+fn head_dim(t: Dict) -> Result<usize, ImportError> {
+    let direct = match t.positive_u64("qk_rope_head_dim")? {
         Some(v) => Some(("qk_rope_head_dim", v)),
-        None => positive_u64(top, "head_dim", prefix)?.map(|v| ("head_dim", v)),
+        None => t.positive_u64("head_dim")?.map(|v| ("head_dim", v)),
     };
     let (key, v) = match direct {
         Some(kv) => kv,
         None => {
-            let hidden = positive_u64(top, "hidden_size", prefix)?;
-            let heads = positive_u64(top, "num_attention_heads", prefix)?;
+            let hidden = t.positive_u64("hidden_size")?;
+            let heads = t.positive_u64("num_attention_heads")?;
             match (hidden, heads) {
                 (Some(h), Some(n)) => ("hidden_size", h / n),
                 _ => {
                     return Err(ImportError::new(
-                        field(prefix, "head_dim"),
+                        t.field("head_dim"),
                         "no head size: give head_dim, or hidden_size and num_attention_heads",
                     ));
                 }
@@ -715,41 +476,41 @@ fn head_dim(top: &Map<String, Value>, prefix: &str) -> Result<usize, ImportError
     };
     if v < 2 || v > MAX_DIM as u64 || v % 2 != 0 {
         return Err(ImportError::new(
-            field(prefix, key),
+            t.field(key),
             format!("the head size must be even and in 2..={MAX_DIM} (got {v})"),
         ));
     }
     Ok(v as usize)
 }
 
-/// Renames a [`ScheduleConfig`] validation error to the config field it came from.
-fn map_schedule_error(e: ConfigError, path: &str, prefix: &str, method: Method) -> ImportError {
-    let top = |k: &str| field(prefix, k);
-    let name = match e.field {
-        "dim" => top("head_dim"),
-        "base" => field(path, "rope_theta"),
-        "scale" => field(path, "factor"),
-        "train-len" if method == Method::DynamicNtk => top("max_position_embeddings"),
-        "train-len" => field(path, "original_max_position_embeddings"),
-        "eval-len" => top("max_position_embeddings"),
-        "beta-fast" => field(path, "beta_fast"),
-        "beta-slow" => field(path, "beta_slow"),
-        "low-freq-factor" => field(path, "low_freq_factor"),
-        "high-freq-factor" => field(path, "high_freq_factor"),
-        "partial-rotary-factor" => field(path, "partial_rotary_factor"),
-        "mscale" => field(path, "mscale"),
-        "mscale-all-dim" => field(path, "mscale_all_dim"),
-        "attention-factor" => field(path, "attention_factor"),
-        "short-factor" => field(path, "short_factor"),
-        "long-factor" => field(path, "long_factor"),
-        other => format!("--{other}"),
-    };
-    let message = if e.field == "eval-len" || e.field == "train-len" {
-        format!("{} (max length {MAX_EVAL_LEN})", e.message)
+/// The config.json name of a schedule field: the method's own trained-length key, else the
+/// parameter's, at the top level or in the RoPE dictionary at `path`; `None` for a field the
+/// config does not hold (one of the import's options).
+fn hf_name(key: &str, path: &str, prefix: &str, method: Method) -> Option<String> {
+    let hf = if key == "train_len" {
+        method.def().hf_train_len
     } else {
-        e.message
+        param(key).map_or(HfKey::None, |p| p.hf)
     };
-    ImportError::new(name, message)
+    match hf {
+        HfKey::Top(k) => Some(field(prefix, k)),
+        HfKey::Rope(k) => Some(field(path, k)),
+        HfKey::None => None,
+    }
+}
+
+/// Renames a [`ScheduleConfig`] validation error to the config field it came from (or the
+/// import option, e.g. the current length), naming other fields the same way.
+fn map_schedule_error(e: &ConfigError, path: &str, prefix: &str, method: Method) -> ImportError {
+    let name = |k: &'static str| hf_name(k, path, prefix, method).unwrap_or_else(|| k.to_string());
+    let mut message = e.message_with(&name);
+    if e.field == "eval_len" || e.field == "train_len" {
+        message = format!("{message} (max length {MAX_EVAL_LEN})");
+    }
+    match hf_name(e.field, path, prefix, method) {
+        Some(f) => ImportError::new(f, message),
+        None => ImportError::option(e.field, message),
+    }
 }
 
 /// The export document of a model's Resonance twin: the rounded f32 `inv_freq`, the attention

@@ -1,19 +1,31 @@
 //! The RoPE math core: schedules, Resonance rounding, exact phases, feature values and the
-//! interpolation gap. Pure Rust with no GPU, UI or IO types; the reference for every backend.
+//! interpolation gap. Pure Rust with no GPU, UI or IO types, and no caller's syntax (no CLI
+//! flags, no widgets): the reference for every backend.
+//!
+//! Layers, each using only those above it: `error`, `hf_dict` (typed JSON reading) and `config`
+//! (the vocabulary: configuration, method and parameter descriptions); `params` (the shared
+//! parameters); `methods` (one file per schedule and the registry); `schedule` (defaults,
+//! validation, evaluation); then the analyses and the importer.
 
+pub mod config;
+pub mod error;
 pub mod features;
 pub mod gap;
 pub mod hf_config;
+pub mod hf_dict;
+pub mod methods;
+pub mod params;
 pub mod phase;
 pub mod reference;
 pub mod resonance;
 pub mod schedule;
 
+pub use config::{Method, MethodDef, PairLayout, Param, ScheduleConfig};
+pub use error::ConfigError;
 pub use features::{FeatureTable, cos_sin, feature_table, rotate};
 pub use gap::{GapAnalysis, GapWorkspace, gap_analysis, gap_curve, gap_for_phase};
 pub use phase::Phase;
 pub use resonance::RoundingReport;
-pub use schedule::{ConfigError, Method, PairLayout, ScheduleConfig};
 
 use std::f64::consts::PI;
 
