@@ -662,6 +662,242 @@ def evaluate_rope(lp, positions, notes):
 
 
 # ---------------------------------------------------------------------------------------------
+# Check of the loader transcription on a tiny model of the same rope section
+# ---------------------------------------------------------------------------------------------
+
+class GgmlTensor(ctypes.Structure):
+    """struct ggml_tensor of ggml/include/ggml.h (GGML_MAX_DIMS 4, GGML_MAX_OP_PARAMS 64, GGML_MAX_SRC 10,
+    GGML_MAX_NAME 64)."""
+    pass
+
+
+GgmlTensor._fields_ = [
+    ("type", ctypes.c_int), ("buffer", ctypes.c_void_p), ("ne", ctypes.c_int64 * 4), ("nb", ctypes.c_size_t * 4),
+    ("op", ctypes.c_int), ("op_params", ctypes.c_int32 * 16), ("flags", ctypes.c_int32),
+    ("src", ctypes.POINTER(GgmlTensor) * 10), ("view_src", ctypes.c_void_p), ("view_offs", ctypes.c_size_t),
+    ("data", ctypes.c_void_p), ("name", ctypes.c_char * 64), ("extra", ctypes.c_void_p), ("padding", ctypes.c_char * 8),
+]
+
+TINY_SIZES = {  # non-RoPE sizes of the tiny model; head size, rotary part and rope section are kept
+    "num_attention_heads": 2, "num_key_value_heads": 2, "intermediate_size": 32, "vocab_size": 64,
+    "moe_intermediate_size": 16, "n_routed_experts": 4, "num_experts": 4, "num_local_experts": 4,
+    "num_experts_per_tok": 2, "experts_per_token": 2, "n_shared_experts": 1, "first_k_dense_replace": 1,
+    "n_group": 1, "topk_group": 1, "q_lora_rank": 32, "kv_lora_rank": 32, "qk_nope_head_dim": 16,
+    "v_head_dim": 16, "shared_expert_intermediate_size": 16, "linear_num_key_heads": 2,
+    "linear_num_value_heads": 2, "linear_key_head_dim": 16, "linear_value_head_dim": 16,
+    "decoder_sparse_step": 1, "moe_layer_freq": 1,
+}
+
+
+def tiny_config(cfg, n_layers):
+    """The config with the RoPE fields kept and every other size made small."""
+    c = json.loads(json.dumps(cfg))
+    if isinstance(c.get("text_config"), dict) and "rope_theta" not in c and "rope_parameters" not in c:
+        t = c["text_config"]
+        t.setdefault("model_type", (c.get("model_type") or "") + "_text")
+        arch = (c.get("architectures") or [""])[0].replace("ForConditionalGeneration", "ForCausalLM")
+        c = dict(t, architectures=[arch])
+    if c.get("head_dim") is None and not (c.get("hidden_size") and c.get("num_attention_heads")):
+        c["head_dim"] = 256  # a sparse Gemma 3 text config: Gemma3TextConfig's default, as the converter's
+    head_dim = c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
+    c["pad_token_id"], c["bos_token_id"], c["eos_token_id"] = 0, 1, 1
+    c.setdefault("rms_norm_eps", 1e-6)
+    if str(c.get("model_type", "")).startswith("deepseek"):
+        # DeepSeek-V2-Lite's q without LoRA is recognised by its layer count (27); n_group <= experts
+        c.update(q_lora_rank=32, n_routed_experts=4, num_experts_per_tok=2, n_group=1, topk_group=1)
+    for k, v in TINY_SIZES.items():
+        if k in c and c[k] is not None:
+            c[k] = v
+    c["num_attention_heads"], c["num_key_value_heads"] = 2, 2
+    if "head_dim" not in c:
+        c["hidden_size"] = 2 * head_dim
+    else:
+        c["hidden_size"] = min(c.get("hidden_size", 128), 256)
+    c["num_hidden_layers"] = n_layers
+    c["vocab_size"] = 64
+    c["intermediate_size"] = 4 * c["hidden_size"]  # Phi-2's converter writes 4 * n_embd as n_ff
+    for k in ("layer_types", "mlp_only_layers"):
+        if isinstance(c.get(k), list) and k == "layer_types":
+            c[k] = c[k][:n_layers]
+    c.pop("quantization_config", None)
+    c["torch_dtype"] = "float32"
+    return c
+
+
+def write_tiny_model(cfg, d):
+    """Random float32 weights of the tiny config, saved by transformers, config.json as given."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+    # weights do not depend on the rope section: the model is built without it (transformers 4.57
+    # refuses some sections the converter reads, e.g. vLLM's types), config.json keeps it
+    body = {k: v for k, v in cfg.items() if not k.startswith("_") and k not in ("rope_scaling", "rope_parameters")}
+    mt = body.pop("model_type")
+    conf = AutoConfig.for_model(mt, **body)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(conf, torch_dtype=torch.float32)
+    model.save_pretrained(d, safe_serialization=True)
+    (Path(d) / "config.json").write_text(json.dumps(cfg))
+    n = int(cfg.get("vocab_size") or 64)  # some converters count the vocabulary from tokenizer.json
+    (Path(d) / "tokenizer.json").write_text(json.dumps({"model": {"vocab": {f"<t{i}>": i for i in range(n)}},
+                                                        "added_tokens": []}))
+
+
+def convert_with_weights(d, out):
+    """The converter on a model directory with weights; the vocabulary is a plain token list."""
+    conv = converter()
+    import gguf
+    from conversion import ModelBase, ModelType, get_model_class
+    with contextlib.redirect_stdout(sys.stderr):
+        hparams = ModelBase.load_hparams(Path(d), False)
+        cls = get_model_class(conv.get_model_architecture(hparams, ModelType.TEXT))
+        mtp = getattr(cls, "supports_mtp_export", False)
+        if mtp:
+            cls.no_mtp = True  # as --no-nextn
+        try:
+            model = cls(Path(d), gguf.LlamaFileType.ALL_F32, Path(out), eager=True)
+        finally:
+            if mtp:
+                del cls.no_mtp
+        n_vocab = int(hparams.get("vocab_size") or 64)
+
+        def set_vocab():
+            w = model.gguf_writer
+            w.add_tokenizer_model("llama")
+            w.add_token_list([f"<t{i}>" for i in range(n_vocab)])
+            w.add_token_scores([0.0] * n_vocab)
+            w.add_token_types([1] * n_vocab)
+        model.set_vocab = set_vocab
+        model.write()
+
+
+def run_llama_cpp(gguf_path, n_ctx, layer):
+    """Load the GGUF with libllama, decode one token, and read the graph's rope and softmax nodes."""
+    import llama_cpp as lc
+    g = ggml()
+    g.base.ggml_op_desc.restype = ctypes.c_char_p
+    g.base.ggml_op_desc.argtypes = [ctypes.c_void_p]
+    seen = {"rope": [], "softmax": []}
+
+    @lc.ggml_backend_sched_eval_callback
+    def cb(t, ask, user):
+        op = g.base.ggml_op_desc(t)
+        if op not in (b"ROPE", b"SOFT_MAX", b"FLASH_ATTN_EXT"):
+            return not ask  # observe only rope and attention nodes
+        if ask:
+            return True
+        T = ctypes.cast(t, ctypes.POINTER(GgmlTensor)).contents
+        name = T.name.decode(errors="replace")
+        if op == b"ROPE":
+            pr = list(T.op_params)
+            fl = [float(np.frombuffer(np.int32(v).tobytes(), dtype=np.float32)[0]) for v in pr[5:11]]
+            factors = None
+            if T.src[2]:
+                ff = T.src[2].contents
+                n = int(ff.ne[0])
+                factors = f32list(np.ctypeslib.as_array(ctypes.cast(ff.data, ctypes.POINTER(ctypes.c_float)), (n,)))
+            seen["rope"].append({"name": name, "n_dims": pr[1], "mode": pr[2], "n_ctx_orig": pr[4],
+                                 "freq_base": fl[0], "freq_scale": fl[1], "ext_factor": fl[2],
+                                 "attn_factor": fl[3], "beta_fast": fl[4], "beta_slow": fl[5],
+                                 "freq_factors": factors})
+        else:
+            seen["softmax"].append({"name": name, "op": op.decode(),
+                                    "scale": float(np.frombuffer(np.int32(T.op_params[0]).tobytes(), dtype=np.float32)[0])})
+        return True
+
+    lc.llama_backend_init()
+    mp = lc.llama_model_default_params()
+    model = lc.llama_model_load_from_file(str(gguf_path).encode(), mp)
+    if not model:
+        raise RuntimeError("llama_model_load_from_file failed")
+    try:
+        cp = lc.llama_context_default_params()
+        cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = n_ctx, 1, 1, 1
+        cp.n_threads = cp.n_threads_batch = 1
+        cp.cb_eval, cp.cb_eval_user_data = cb, None
+        cp.no_perf = True
+        ctx = lc.llama_init_from_model(model, cp)
+        if not ctx:
+            raise RuntimeError("llama_init_from_model failed")
+        try:
+            tok = (lc.llama_token * 1)(1)
+            rc = lc.llama_decode(ctx, lc.llama_batch_get_one(tok, 1))
+            if rc != 0:
+                raise RuntimeError(f"llama_decode returned {rc}")
+        finally:
+            lc.llama_free(ctx)
+    finally:
+        lc.llama_model_free(model)
+    ropes = [r for r in seen["rope"] if r["name"].endswith(f"-{layer}")]
+    return ropes, seen["softmax"]
+
+
+_TINY = {}
+
+
+def _remove_tiny_models():
+    import shutil
+    for path in _TINY.values():
+        shutil.rmtree(Path(path).parent, ignore_errors=True)
+
+
+import atexit  # noqa: E402
+atexit.register(_remove_tiny_models)
+
+
+def loader_check(cfg, meta, request, lp):
+    """Compare loader_params with the ggml_rope_ext arguments llama.cpp itself builds for a tiny model
+    that keeps the config's rope section and head size."""
+    layer_type = request.get("layer_type")
+    arch = meta["general.architecture"]
+    pattern = mget(meta, arch, "attention.sliding_window_pattern", None)
+    swa = [((i % 6) < 5) if arch == "gemma3" else ((i % 2) < 1) for i in range(8)] if pattern is None else \
+        [bool(v) for v in pattern] if isinstance(pattern, list) else [(i % int(pattern)) < int(pattern) - 1 for i in range(8)]
+    layer = 0
+    if lp["swa_layer"]:
+        layer = next(i for i, v in enumerate(swa) if v)
+    elif mget(meta, arch, "attention.sliding_window", None) is not None and arch in ("gemma3", "gemma4", "gpt-oss"):
+        layer = next(i for i, v in enumerate(swa) if not v)
+    n_layers = max(layer + 1, 2 if arch in ("deepseek2",) else 1)
+    if arch == "qwen3next":
+        n_layers = 4
+        layer = 3
+    key = (json.dumps(cfg, sort_keys=True), n_layers)
+    try:
+        if key not in _TINY:
+            d = tempfile.mkdtemp(prefix="tiny-")
+            _TINY[key] = Path(d) / "tiny.gguf"
+            tiny = tiny_config(cfg, n_layers)
+            write_tiny_model(tiny, d)
+            convert_with_weights(d, Path(d) / "tiny.gguf")
+        proc = subprocess.run([sys.executable, __file__, "_graph-args", str(_TINY[key]), str(request["context"]),
+                               str(layer)], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(HERE)))
+        if proc.returncode != 0:
+            tail = [l for l in proc.stderr.splitlines() if "error" in l.lower() or "GGML_ASSERT" in l or "failed" in l]
+            raise RuntimeError(f"libllama exited with {proc.returncode}: {(tail[-1] if tail else '').strip()[:200]}")
+        ropes, softmax = json.loads(proc.stdout.strip().splitlines()[-1])
+    except Exception as e:
+        msg = str(e).splitlines()[0] if str(e) else ""
+        if "Unrecognized model identifier" in msg:
+            import transformers
+            msg = (f"transformers {transformers.__version__} (the converter's pin) has no model class for "
+                   f"{tiny_config(cfg, 1).get('model_type')!r} to make the weights")
+        return {"ran": False, "why": f"tiny model of this config not built or not loaded: {type(e).__name__}: {msg[:200]}"}
+    if not ropes:
+        return {"ran": False, "why": f"no ROPE node named *-{layer} in the graph"}
+    r = ropes[0]
+    want = {"n_dims": lp["n_rot"], "mode": lp["mode"], "n_ctx_orig": lp["n_ctx_orig"], "freq_base": lp["freq_base"],
+            "freq_scale": lp["freq_scale"], "ext_factor": lp["ext_factor"], "attn_factor": lp["attn_factor"],
+            "beta_fast": lp["beta_fast"], "beta_slow": lp["beta_slow"], "freq_factors": lp["freq_factors"]}
+    diff = {k: {"llama.cpp": r[k], "transcribed": v} for k, v in want.items() if r[k] != v}
+    return {"ran": True, "layer": layer, "rope_node": r["name"],
+            "how": "random-weight model with the config's rope section and head size, two heads, "
+                   f"{n_layers} layer(s); converted with the converter, loaded with libllama at n_ctx "
+                   f"{request['context']}, one token decoded; ggml_rope_ext arguments read from the graph",
+            "matches": not diff, "differences": diff,
+            "softmax_scale": softmax[0]["scale"] if softmax else None}
+
+
+# ---------------------------------------------------------------------------------------------
 # One case
 # ---------------------------------------------------------------------------------------------
 
@@ -760,6 +996,8 @@ def run_request(request):
     if lp["mode"] < 0:
         return unsupported(request, f"{lp['arch_enum']} uses no RoPE in llama.cpp", notes=notes)
     cos, sin, per_token, ms1, corr, exact = evaluate_rope(lp, positions, notes)
+    check = loader_check(cfg, meta, request, lp) if os.environ.get("LLAMACPP_LOADER_CHECK", "1") != "0" else \
+        {"ran": False, "why": "LLAMACPP_LOADER_CHECK=0"}
     supported, reason, runs_instead = True, None, None
     t = cfg.get("text_config", cfg) if "rope_theta" not in cfg and "rope_parameters" not in cfg else cfg
     sec = t.get("rope_scaling") or t.get("rope_parameters") or {}
@@ -826,6 +1064,7 @@ def run_request(request):
         loader=lp,
         corr_dims=corr,
         kernel_transcription_bitexact=exact,
+        loader_check=check,
         notes=notes,
     )
     if lp["mode"] == 0 and lp["arch_enum"] in ("LLM_ARCH_LLAMA",):
@@ -870,12 +1109,21 @@ def header():
         "llama_cpp_source": f"llama-cpp-python {LLAMA_CPP_PYTHON} sdist, vendor/llama.cpp",
         "llama_cpp_commit": vendored_commit(),
         "ran": {
-            "converter": "run: convert_hf_to_gguf.py's model class (set_gguf_parameters, generate_extra_tensors, "
-                         "prepare_tensors) on config.json with one placeholder tensor, no tokenizer",
-            "loader": "transcribed in scripts/stack_ref/llamacpp_worker.py loader_params, with file:line per entry: "
-                      "llama_model_base::load_hparams and the architecture's load_arch_hparams need a GGUF "
-                      "with every weight tensor to run",
-            "kernel": "run: ggml_rope_ext from the installed libggml-base/libggml-cpu through ctypes",
+            "converter": {"ran": True, "how": "convert_hf_to_gguf.py's model class for the config's architecture "
+                          "(prepare_tensors with generate_extra_tensors, set_gguf_parameters, write) on config.json "
+                          "with one placeholder tensor and no tokenizer; GGUF read back with gguf.GGUFReader"},
+            "loader": {"ran": True,
+                       "how": "transcribed in loader_params (file:line per entry in its notes): src/llama-model.cpp "
+                              "load_hparams, src/models/<arch>.cpp, src/llama-context.cpp cparams, src/llama-graph.cpp; "
+                              "and checked per entry (loader_check) against libllama itself: a random-weight model "
+                              "with the config's rope section and head size, converted with the converter, loaded "
+                              "at the entry's n_ctx, one token decoded, the ggml_rope_ext arguments (n_dims, mode, "
+                              "n_ctx_orig, freq_base, freq_scale, ext_factor, attn_factor, beta_fast, beta_slow, "
+                              "freq factors) read from the graph's ROPE node and compared bit for bit",
+                       "not_run": "the full-size model (needs its weights); where no tiny model can be built "
+                                  "(loader_check.ran false, with the reason) the entry rests on the transcription"},
+            "kernel": {"ran": True, "how": "ggml_rope_ext from the installed libggml-base/libggml-cpu through "
+                       "ctypes (CPU backend); the worker's f32 transcription is checked bit for bit per entry"},
         },
     }
 
@@ -953,6 +1201,10 @@ def main(argv=None):
         return 0
     if argv[0] == "convert":
         mode_convert(argv[1:])
+        return 0
+    if argv[0] == "_graph-args":  # internal: one libllama load in its own process (a GGML_ASSERT aborts)
+        ropes, softmax = run_llama_cpp(argv[1], int(argv[2]), int(argv[3]))
+        print(json.dumps([ropes, softmax]), file=sys.__stdout__)
         return 0
     if argv[0] == "rope-from-gguf":
         mode_rope_from_gguf(argv[1:])

@@ -783,13 +783,15 @@ def _has(dist):
 
 
 RAN = {
-    "mlx_lm_loader": "mlx_lm.utils load_config, _get_classes (MODEL_REMAPPING) and ModelArgs.from_dict, "
-                     "then the model class, without weights",
-    "mx_fast_rope": "run: each layer's rope module on unit vectors, mx.fast.rope wrapped to record its arguments",
-    "backend": "mlx CPU (mlx-cpu wheel): mx.fast.rope runs the op-by-op fallback of mlx/fast.cpp rope()",
-    "not_run": "Metal and CUDA rope kernels (mlx/backend/metal/kernels/rope.metal, mlx/backend/cuda/rope.cu) "
-               "need their GPUs; they compute the frequencies in-kernel and may differ from the CPU fallback "
-               "in the last bits",
+    "loader": {"ran": True, "how": "mlx_lm.utils load_config, _get_classes (MODEL_REMAPPING), ModelArgs.from_dict "
+               "and the model class, without weights"},
+    "rope_module": {"ran": True, "how": "each case's attention rope module on unit vectors, mx.fast.rope wrapped "
+                    "to record its arguments"},
+    "kernel": {"ran": True, "how": "mx.fast.rope on the CPU (mlx-cpu wheel): the op-by-op fallback of "
+               "mlx/fast.cpp rope(), replayed by the worker and checked bit for bit per entry"},
+    "gpu_kernels": {"ran": False, "why": "Metal and CUDA need their GPUs",
+                    "derived_from": "not modelled: mlx/backend/metal/kernels/rope.metal and mlx/backend/cuda/rope.cu "
+                                    "compute the frequencies in-kernel and may differ from the CPU path in the last bits"},
 }
 
 FIELDS = {
