@@ -12,11 +12,15 @@ Three stages, each from llama.cpp's own code as vendored in the llama-cpp-python
    `set_vocab` (the tokenizer) is skipped. `write()` then runs `prepare_tensors` (including
    `generate_extra_tensors`: rope_freqs, rope_factors_long/short) and `set_gguf_parameters`, and
    the GGUF is read back with `gguf.GGUFReader`.
-2. Loader (transcribed, not run: the model loader needs every weight tensor of the architecture).
-   `llama_model_base::load_hparams` (src/llama-model.cpp), the architecture's `load_arch_hparams`
-   (src/models/<arch>.cpp), `llama_context`'s cparams (src/llama-context.cpp) and the graph's
-   `ggml_rope_ext` arguments (src/llama-graph.cpp, src/models/<arch>.cpp) are transcribed in
-   `loader_params` with file:line references computed from the vendored sources.
+2. Loader (transcribed, and checked against libllama). `llama_model_base::load_hparams`
+   (src/llama-model.cpp), the architecture's `load_arch_hparams` (src/models/<arch>.cpp),
+   `llama_context`'s cparams (src/llama-context.cpp) and the graph's `ggml_rope_ext` arguments
+   (src/llama-graph.cpp, src/models/<arch>.cpp) are transcribed in `loader_params` with file:line
+   references computed from the vendored sources. The full-size model cannot be loaded without its
+   weights, so `loader_check` builds a random-weight model that keeps the config's rope section and
+   head size, converts it, loads it with libllama at the entry's n_ctx, decodes one token and
+   compares the ROPE node's arguments with the transcription bit for bit
+   (LLAMACPP_LOADER_CHECK=0 skips it).
 3. Kernel (run). `ggml_rope_ext` from the installed libggml (llama_cpp/lib) through ctypes, on
    unit vectors at the case positions, with the parameters of stage 2 and the GGUF's factor
    tensor; the worker's f32 transcription of the kernel's `theta *= theta_scale` recurrence
