@@ -82,7 +82,11 @@ impl ScheduleArgs {
 }
 
 fn help(p: &Param) -> String {
-    let mut h = p.doc.to_string();
+    let mut h = if is_default_on_flag(p) {
+        format!("Turn off: {}", p.doc)
+    } else {
+        p.doc.to_string()
+    };
     if !p.unit.is_empty() {
         h.push_str(&format!(" [{}]", p.unit));
     }

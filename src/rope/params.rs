@@ -322,14 +322,15 @@ pub static ATTENTION_FACTOR: Param = Param {
     ..BLANK
 };
 
-/// The parameters of every schedule, in the order controls and options list them.
+/// The parameters of every schedule, in the order they are checked (each after those its
+/// checks and derived default read: the lengths before the scale derived from them).
 pub static CORE: [&Param; 8] = [
     &RESONANCE,
-    &SCALE,
-    &TRAIN_LEN,
-    &EVAL_LEN,
     &DIM,
     &BASE,
+    &TRAIN_LEN,
+    &EVAL_LEN,
+    &SCALE,
     &PARTIAL_ROTARY_FACTOR,
     &LAYOUT,
 ];

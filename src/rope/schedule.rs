@@ -78,11 +78,8 @@ impl ScheduleConfig {
     /// Checks every field; the error names the offending field by key and its valid range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let pairs = self.rotary_dim() / 2;
-        let params = all_params();
-        for p in &params {
+        for p in all_params() {
             p.check(&(p.get)(self), Some(pairs))?;
-        }
-        for p in &params {
             if let Some(relation) = p.relation {
                 relation(self)?;
             }
