@@ -548,7 +548,7 @@ fn bench_frame_time_loading_a_1m_position_config() {
     let mut times = Vec::new();
     let t_load = std::time::Instant::now();
     assert!(tx.send(AppCommand::LoadModel(Box::new(
-        resonance_lab::app::model_panel::ModelLoad {
+        resonance_lab::app::model_load::ModelLoad {
             text: config.into(),
             fallback_name: "bench".into(),
             layer_type: None,

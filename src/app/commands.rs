@@ -3,9 +3,9 @@
 //! queue in one place at the start of every frame. Nothing outside the frame mutates app state,
 //! so the state a frame draws is the state it publishes.
 
-use super::model_panel::ModelLoad;
-use super::posgen_run::{FromWorker, RunId};
+use super::model_load::ModelLoad;
 use super::state::AppState;
+use super::worker::{FromWorker, RunId};
 use crate::posgen::Task;
 use serde::Deserialize;
 use std::sync::mpsc;
@@ -44,6 +44,23 @@ pub enum AppCommand {
         /// The message.
         message: FromWorker,
     },
+}
+
+impl AppCommand {
+    /// The command for a dropped file's bytes: a load, or a failure when it is not UTF-8 text.
+    pub fn from_dropped_file(name: &str, bytes: Vec<u8>) -> AppCommand {
+        match String::from_utf8(bytes) {
+            Ok(text) => AppCommand::LoadModel(Box::new(ModelLoad {
+                text,
+                fallback_name: name.to_string(),
+                layer_type: None,
+                origin: format!("dropped file {name}"),
+            })),
+            Err(_) => AppCommand::ModelLoadFailed(format!(
+                "{name}: not a text file (expected a config.json)"
+            )),
+        }
+    }
 }
 
 /// The sending end of the app's command queue: cheap to clone, usable from worker threads.

@@ -178,10 +178,24 @@ pub fn method_picker(ui: &mut Ui, c: &mut ScheduleConfig) {
         });
 }
 
+/// The shared parameters that lead the panel, in this order (Resonance, then the scale and the
+/// lengths users move most); every other shared parameter follows in the registry's order, so
+/// none can be left without a control.
+const LEADING: [&str; 4] = ["resonance", "scale", "train_len", "eval_len"];
+
+/// The shared parameters in the panel's order.
+fn core_in_panel_order() -> Vec<&'static Param> {
+    let lead = LEADING
+        .iter()
+        .filter_map(|k| CORE.iter().copied().find(|p| p.key == *k));
+    let rest = CORE.iter().copied().filter(|p| !LEADING.contains(&p.key));
+    lead.chain(rest).collect()
+}
+
 /// Draws the schedule controls for `c`; `error` is the current validation error of `c`.
 pub fn schedule_controls(ui: &mut Ui, c: &mut ScheduleConfig, error: Option<&ConfigError>) {
     method_picker(ui, c);
-    for (i, p) in CORE.iter().enumerate() {
+    for (i, p) in core_in_panel_order().into_iter().enumerate() {
         param_control(ui, p, c, error);
         if i == 0 {
             // Resonance is a modifier of every method; the schedule's numbers follow

@@ -2,38 +2,45 @@
 //! does not generalise to longer contexts, with and without Resonance rounding.
 //!
 //! `state` is the serializable view (URL hash / storage), `compute` turns configurations into
-//! results through a backend, `series` derives plot data, `plots` and `controls` draw. Platform
-//! glue lives in `native` and `web` only.
+//! results through a backend, `series` derives plot data, `tabs` (one file per plot tab) and the
+//! panels draw. This root keeps the frame loop; beside it, `self_check` (parity against the f64
+//! reference) and `page_api` (what the page's JS API reads).
+//!
+//! Layers, each using only those below it: `state`, `worker` (the training-worker protocol),
+//! `model_load`, then `commands` (the queue and the messages it carries), then `platform` (the
+//! machine: files, workers, page upkeep), then the panels and tabs, then this root; the entry
+//! points `native` and `web` start the app and use everything.
 
 pub mod commands;
 pub mod compute;
 pub mod controls;
 pub mod export;
 pub mod gpu_link;
+pub mod model_load;
 pub mod model_panel;
 pub mod models;
-pub mod plots;
+pub mod page_api;
+pub mod platform;
 pub mod posgen_panel;
 pub mod posgen_run;
+pub mod self_check;
 pub mod series;
 pub mod state;
 pub mod study_view;
+pub mod tabs;
+pub mod worker;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-#[cfg(not(target_arch = "wasm32"))]
-use native as platform;
-#[cfg(target_arch = "wasm32")]
-use web as platform;
-
 use crate::gpu::GpuCompute;
 use commands::{AppCommand, CommandQueue, CommandSender};
 use compute::{Cache, ComputePath, Results};
 use egui::{Color32, RichText, Ui};
-use serde::Serialize;
+pub use page_api::Published;
+pub use self_check::{GAP_TOLERANCE, SelfCheck, self_check};
 use series::Series;
 use state::{AppState, Tab};
 use std::cell::RefCell;
@@ -55,153 +62,6 @@ pub const TOUCH_TARGET: f32 = 36.0;
 
 /// Storage key of the app state (native persistence).
 pub const STORAGE_KEY: &str = "resonance-lab-state";
-
-/// What the app publishes every frame for the page (JS API) and for tests.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Published {
-    /// The app state as JSON.
-    pub state_json: String,
-    /// The app state in URL-hash form.
-    pub hash: String,
-    /// Rendering backend, e.g. "WebGPU" or "WebGL2".
-    pub render_backend: String,
-    /// Compute backend label.
-    pub compute_backend: String,
-    /// Where the plot on screen was computed (`this plot: ...` in the status bar).
-    pub plot_source: Option<String>,
-    /// Frames drawn so far.
-    pub frames: u64,
-    /// Milliseconds of the last computation.
-    pub compute_ms: f64,
-    /// Milliseconds the previous frame spent in the app's `draw` (CPU; excludes rendering).
-    pub frame_ms: f64,
-    /// The current validation error, if any.
-    pub error: Option<String>,
-    /// The status bar's message (an export, or what of a URL could not be applied).
-    pub message: Option<String>,
-    /// `"narrow"` (below [`NARROW_WIDTH`]) or `"wide"`.
-    pub layout: &'static str,
-    /// Whether the controls are on screen (always in the wide layout; behind a button in the
-    /// narrow one, closed by default).
-    pub side_panel_open: bool,
-    /// The latest parity self-check (`resonanceLab.selfCheck()`).
-    #[serde(skip)]
-    pub self_check: Option<SelfCheck>,
-    /// The model section's last load error (`None` after a good load).
-    pub model_error: Option<String>,
-    /// The status bar's words for the loaded model (name, layer type, whether B is its twin).
-    pub model_status: Option<String>,
-    /// The PosGen tab's runs (`resonanceLab.posgen()`).
-    #[serde(skip)]
-    pub posgen: serde_json::Value,
-}
-
-/// Result of the parity self-check: the compute backend against the f64 reference.
-#[derive(Clone, Debug, Serialize)]
-pub struct SelfCheck {
-    /// [`Results::generation`] of the results checked (side A's as of that frame).
-    pub generation: u64,
-    /// Which backend was checked.
-    pub backend: String,
-    /// What it was compared against.
-    pub reference: String,
-    /// Values compared.
-    pub values: usize,
-    /// Largest absolute difference.
-    pub max_abs_err: f64,
-    /// Whether `max_abs_err` is within tolerance (1e-6 for the CPU raster, which is stored as
-    /// f32; 2e-6 for the GPU kernel), and `gap_max_abs_err` within [`GAP_TOLERANCE`].
-    pub ok: bool,
-    /// What computed the gap plot's data (`GPU <adapter>` or the CPU path).
-    pub gap_backend: String,
-    /// Why the gap is on the CPU, when it is (e.g. WebGL2 has no compute shaders).
-    pub gap_cpu_reason: Option<String>,
-    /// Gap values compared with the f64 reference (gap per feature of sampled features; on the
-    /// GPU also the min/max buckets of the selected feature's curve).
-    pub gap_values: usize,
-    /// Largest absolute difference of those gap values (radians).
-    pub gap_max_abs_err: f64,
-}
-
-/// Allowed gap error (radians): the gap per feature is exact (bit-identical integer keys); the
-/// GPU's curve buckets are f32.
-pub const GAP_TOLERANCE: f64 = 1e-6;
-
-impl SelfCheck {
-    /// Adds the gap's check: the gap per feature of up to five features (four spread over the
-    /// schedule and the selected one) against the f64 reference `GapWorkspace::max_gap`, and,
-    /// when the GPU computed it, the min/max of every bucket of the selected feature's curve
-    /// against the exact f64 curve.
-    pub fn with_gap(self, r: &Results, s: &Series) -> SelfCheck {
-        let sch = &r.schedule;
-        let (l, lp) = (sch.config.train_len, sch.config.eval_len);
-        let n = sch.num_features();
-        let mut features: Vec<usize> = (0..4).map(|k| k * (n - 1) / 3).collect();
-        features.push(s.feature);
-        features.dedup();
-        let mut ws = crate::rope::GapWorkspace::default();
-        let mut err = 0f64;
-        let mut values = 0;
-        for &f in &features {
-            let (want, _) = ws.max_gap(&sch.phases[f], l, lp);
-            err = err.max((r.gap.gap[f] - want).abs());
-            values += 1;
-        }
-        if let Some(b) = &r.gap_buckets {
-            let b = &b[0];
-            let curve = crate::rope::gap_curve(&sch.phases[s.feature], l, lp);
-            for k in 0..b.count {
-                let part = &curve[(b.edges[k] - l) as usize..(b.edges[k + 1] - l) as usize];
-                let lo = part.iter().copied().fold(f64::INFINITY, f64::min);
-                let hi = part.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let at = s.feature * b.count + k;
-                err = err
-                    .max((b.min[at] as f64 - lo).abs())
-                    .max((b.max[at] as f64 - hi).abs());
-                values += 2;
-            }
-        }
-        SelfCheck {
-            ok: self.ok && err <= GAP_TOLERANCE,
-            gap_backend: r.gap_backend.clone(),
-            gap_cpu_reason: None,
-            gap_values: values,
-            gap_max_abs_err: err,
-            ..self
-        }
-    }
-}
-
-/// Compares a heatmap raster the app draws (`heat`, feature-major like [`Series::heat`], from
-/// `backend`) with `rope::reference::cos_sin` (the independent f64 reference) at every sampled
-/// position; `tol` is the allowed error of cos before the attention factor.
-pub fn self_check(backend: &str, heat: &[f32], tol: f64, r: &Results, s: &Series) -> SelfCheck {
-    let n = r.schedule.num_features();
-    let af = r.schedule.attention_factor;
-    let mut max_err = 0f64;
-    let mut values = 0;
-    for (c, &p) in s.heat_positions.iter().enumerate() {
-        let (cos, _) = crate::rope::reference::cos_sin(&r.schedule, p);
-        for (f, want) in cos.iter().enumerate().take(n) {
-            let got = heat[f * s.heat_cols + c] as f64 * af;
-            max_err = max_err.max((got - want).abs());
-            values += 1;
-        }
-    }
-    let tol = tol * af.max(1.0);
-    SelfCheck {
-        generation: r.generation,
-        backend: backend.to_string(),
-        reference: "rope::reference::cos_sin (f64)".into(),
-        values,
-        max_abs_err: max_err,
-        ok: max_err <= tol && values > 0,
-        gap_backend: String::new(),
-        gap_cpu_reason: None,
-        gap_values: 0,
-        gap_max_abs_err: 0.0,
-    }
-}
 
 /// Which raster a heatmap texture or self-check was made from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,7 +140,7 @@ impl SideView {
             Some((k, t)) if *k == key => t.clone(),
             _ => {
                 let heat = gpu.map_or(&s.heat[..], |g| &g.heat[..]);
-                let img = plots::heatmap_image(heat, s.heat_cols, n);
+                let img = tabs::heatmap::heatmap_image(heat, s.heat_cols, n);
                 let t = ctx.load_texture(name, img, egui::TextureOptions::NEAREST);
                 self.texture = Some((key, t.clone()));
                 t
@@ -609,17 +469,13 @@ impl ResonanceApp {
         let gpu = self
             .gpu
             .as_ref()
+            .filter(|_| raster_on_gpu)
             .map(|g| format!("GPU {}", g.adapter_name()));
-        Some(match self.state.tab {
-            Tab::Gap => format!("gap bars and curves on {}", r.gap_backend),
-            Tab::Heatmap if raster_on_gpu => format!("cos table on {}", gpu.unwrap_or_default()),
-            Tab::Heatmap => format!("cos table on {}", compute::CPU_LABEL),
-            Tab::PhaseWheel => {
-                format!("angles on {}, gap on {}", compute::CPU_LABEL, r.gap_backend)
-            }
-            Tab::Wavelengths | Tab::FeatureCurve | Tab::Pairs => compute::CPU_LABEL.to_string(),
-            Tab::PosGen => return None,
-        })
+        let sources = tabs::Sources {
+            gap: &r.gap_backend,
+            raster_gpu: gpu.as_deref(),
+        };
+        tabs::plot_tab(self.state.tab).map(|t| t.source(&sources))
     }
 
     /// Requests the gap of every computation waiting for the GPU, polls the GPU, and hands
@@ -986,40 +842,23 @@ fn draw_tab(
     side: &mut SideView,
     gpu: &Option<Arc<gpu_link::GpuRaster>>,
 ) {
-    match st.tab {
-        Tab::Wavelengths => plots::wavelengths(ui, salt, r),
-        Tab::PhaseWheel => plots::phase_wheel(ui, salt, r, s),
-        Tab::FeatureCurve => plots::feature_curve(ui, salt, r, s),
-        Tab::Gap => plots::gap(ui, salt, r, s),
-        Tab::Heatmap => {
-            let ctx = ui.ctx().clone();
-            let n = r.schedule.num_features();
-            let t = side.texture(&ctx, &format!("heatmap-{salt}"), s, gpu.as_deref(), n);
-            plots::heatmap(ui, salt, r, &t)
-        }
-        Tab::Pairs => plots::pairs(ui, salt, r, s.feature, st.probe_position),
-        // drawn full width by `ResonanceApp::plots`, never per side
-        Tab::PosGen => {}
-    }
-}
-
-/// The CSV files of `tab` for one side: (file-name part, contents).
-fn tab_csv(tab: Tab, r: &Results, s: &Series, position: u64) -> Vec<(&'static str, String)> {
-    match tab {
-        Tab::Wavelengths => vec![("wavelengths", series::wavelengths_csv(r))],
-        Tab::PhaseWheel => vec![("phase-wheel", series::wheel_csv(s))],
-        Tab::FeatureCurve => vec![("feature-value", series::feature_csv(s))],
-        Tab::Gap => vec![
-            ("gap-per-feature", series::gap_csv(r)),
-            ("gap-curve", series::gap_curve_csv(s)),
-        ],
-        Tab::Heatmap => vec![("heatmap", series::heatmap_csv(s, r.schedule.num_features()))],
-        Tab::Pairs => vec![(
-            "pair-layout",
-            series::pairs_csv(&series::pair_layouts(&r.schedule, position)),
-        )],
-        Tab::PosGen => Vec::new(),
-    }
+    // the PosGen tab is drawn full width by `ResonanceApp::plots`, never per side
+    let Some(tab) = tabs::plot_tab(st.tab) else {
+        return;
+    };
+    let texture = tab.needs_texture().then(|| {
+        let ctx = ui.ctx().clone();
+        let n = r.schedule.num_features();
+        side.texture(&ctx, &format!("heatmap-{salt}"), s, gpu.as_deref(), n)
+    });
+    let input = tabs::TabInput {
+        results: r,
+        series: s,
+        state: st,
+        salt,
+        texture: texture.as_ref(),
+    };
+    tab.draw(ui, &input);
 }
 
 /// Saves the CSV files of the plot on screen (each side's); returns the status message.
@@ -1028,14 +867,13 @@ fn export_csv(
     a: Option<&(Arc<Results>, Arc<Series>)>,
     b: Option<&(Arc<Results>, Arc<Series>)>,
 ) -> String {
-    let tab = st.tab;
-    if tab == Tab::PosGen {
+    let Some(tab) = tabs::plot_tab(st.tab) else {
         return "use the PosGen panel's own Export CSV".into();
-    }
+    };
     let mut out = Vec::new();
     for (name, side) in [("A", a), ("B", b)] {
         let Some((r, s)) = side else { continue };
-        for (what, csv) in tab_csv(tab, r, s, st.probe_position) {
+        for (what, csv) in tab.csv(r, s, st) {
             let file = format!("resonance-lab-{what}-{name}.csv");
             out.push(
                 match platform::save_file(&file, "text/csv", csv.as_bytes()) {
@@ -1060,7 +898,7 @@ pub fn render_backend_label(info: &wgpu::AdapterInfo) -> String {
 impl eframe::App for ResonanceApp {
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
         self.draw(ui);
-        platform::after_frame(self, ui.ctx());
+        platform::after_frame(&self.published.borrow(), self.frames, ui.ctx());
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

@@ -8,51 +8,13 @@
 //! to import leaves the view as it was and shows its error here.
 
 use super::commands::{AppCommand, CommandSender};
+use super::model_load::ModelLoad;
 use super::models::{self, BuiltinModel};
 use super::state::{AppState, SideId};
 use crate::rope::ScheduleConfig;
-use crate::rope::hf_config::{self, ImportError, ImportOptions, ModelRope};
+use crate::rope::hf_config::{self, ModelRope};
 use egui::{Color32, RichText, Ui};
 use std::sync::Arc;
-
-/// A config to import: its text, a name for configs that carry none, and the layer type to read.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ModelLoad {
-    /// The config.json text.
-    pub text: String,
-    /// The name used when the config has neither `_name_or_path` nor `model_type` (a file name).
-    pub fallback_name: String,
-    /// The layer type to read (`None`: the full-attention one, or the only one).
-    pub layer_type: Option<String>,
-    /// Where the text came from, for the status message (`pasted`, `dropped file x.json`, ...).
-    pub origin: String,
-}
-
-impl ModelLoad {
-    /// Imports the config (pure: no app state involved).
-    pub fn import(&self) -> Result<ModelRope, ImportError> {
-        let opts = ImportOptions {
-            layer_type: self.layer_type.clone(),
-            ..ImportOptions::default()
-        };
-        hf_config::parse_config(&self.text, &self.fallback_name, &opts)
-    }
-}
-
-/// The command for a dropped file's bytes: a load, or a failure when it is not UTF-8 text.
-pub fn dropped(name: &str, bytes: Vec<u8>) -> AppCommand {
-    match String::from_utf8(bytes) {
-        Ok(text) => AppCommand::LoadModel(Box::new(ModelLoad {
-            text,
-            fallback_name: name.to_string(),
-            layer_type: None,
-            origin: format!("dropped file {name}"),
-        })),
-        Err(_) => {
-            AppCommand::ModelLoadFailed(format!("{name}: not a text file (expected a config.json)"))
-        }
-    }
-}
 
 /// The twin of `c`: the same schedule with Resonance rounding on.
 pub fn twin(c: &ScheduleConfig) -> ScheduleConfig {
@@ -124,7 +86,11 @@ impl ModelPanel {
                 Ok(msg)
             }
             Err(e) => {
-                let msg = format!("{} could not be loaded: {e}", load.origin);
+                let msg = format!(
+                    "{} could not be loaded: {}",
+                    load.origin,
+                    e.render(&|k| super::controls::ui_name(k))
+                );
                 self.error = Some(msg.clone());
                 Err(msg)
             }
@@ -192,7 +158,7 @@ impl ModelPanel {
         let m = self
             .current(state)
             .ok_or("load a model config first (A is not a model)")?;
-        let json = hf_config::resonance_twin_file(&m).map_err(|e| e.to_string())?;
+        let json = hf_config::resonance_twin_file(&m).map_err(|e| super::controls::ui_error(&e))?;
         Ok((
             format!("{}-resonance.json", file_stem(&m.name)),
             json.into_bytes(),
@@ -445,7 +411,7 @@ mod tests {
         assert_eq!(p.error.as_deref(), Some(e.as_str()));
         assert!(p.load(&mut st, &load("")).unwrap_err().contains("empty"));
         assert!(
-            matches!(dropped("x.bin", vec![0xff, 0xfe]), AppCommand::ModelLoadFailed(m) if m.contains("x.bin"))
+            matches!(AppCommand::from_dropped_file("x.bin", vec![0xff, 0xfe]), AppCommand::ModelLoadFailed(m) if m.contains("x.bin"))
         );
     }
 

@@ -5,8 +5,9 @@
 //! accuracy with L marked.
 
 use super::commands::CommandSender;
-use super::posgen_run::{PanelRun, RunId, RunUpdate, TrainJob};
+use super::posgen_run::PanelRun;
 use super::study_view::{LiveRun, StudyView};
+use super::worker::{RunId, RunUpdate, TrainJob};
 use crate::posgen::{Preset, PresetName, RunConfig, Task, TrainPhase, method_label};
 use crate::rope::Method;
 use egui::{Color32, RichText, Ui};

@@ -7,9 +7,8 @@
 //! comparisons with twice the training budget on the check seeds).
 
 use crate::posgen::RunResult;
-use crate::posgen::study::{
-    CellSummary, Comparison, StudyResult, Verdict, counterpart, fmt_ci, fmt_signed_ci,
-};
+use crate::posgen::study::{CellSummary, Comparison, StudyResult, Verdict, counterpart};
+use crate::posgen::study_report::{fmt_ci, fmt_signed_ci};
 use crate::posgen::{Task, method_label, sweep::POSGEN_METHODS};
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, Polygon, VLine};

@@ -14,6 +14,7 @@ pub mod run_config;
 pub mod run_spec;
 pub mod scoring;
 pub mod study;
+pub mod study_report;
 pub mod sweep;
 pub mod tasks;
 pub mod timing;

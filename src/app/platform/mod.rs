@@ -1,0 +1,16 @@
+//! The small platform layer: what the app's modules need from the machine they run on (saving
+//! a file, reading a dropped one, a training worker, per-frame page work), natively or in the
+//! browser. It depends only on the modules below the panels (commands, messages, the worker
+//! protocol), never on the panels or the app root.
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(target_arch = "wasm32")]
+mod web;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::{TrainWorker, after_frame, read_dropped, save_file};
+#[cfg(target_arch = "wasm32")]
+pub use web::{
+    TrainWorker, after_frame, export, fail, install_worker_api, read_dropped, save_file,
+};

@@ -1,0 +1,201 @@
+//! Web platform primitives: file downloads, dropped files, the URL hash and readiness after each
+//! frame, and PosGen runs in Web Workers (`web/posgen-worker.js` runs this same module, which
+//! then installs the worker's side of the protocol and trains one run).
+
+use crate::app::commands::{AppCommand, CommandSender};
+use crate::app::page_api::Published;
+use crate::app::worker::{FromWorker, RunId, ToWorker, TrainJob, WORKER_SLICE_S, WorkerState};
+use std::cell::RefCell;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// Defined in web/glue.js: saves `bytes` as a download named `name`.
+    #[wasm_bindgen(js_namespace = window, js_name = resonanceLabDownload)]
+    fn download(name: &str, mime: &str, bytes: &[u8]);
+    /// Defined in web/glue.js: shows a readable error page.
+    #[wasm_bindgen(js_namespace = window, js_name = resonanceLabFail)]
+    pub fn fail(message: &str);
+    /// Defined in web/glue.js: hides the loading indicator and shows renderer and compute path.
+    #[wasm_bindgen(js_namespace = window, js_name = resonanceLabReady)]
+    fn ready(backend: &str, compute: &str);
+}
+
+/// Downloads an exported file; returns a status message.
+pub fn save_file(name: &str, mime: &str, bytes: &[u8]) -> Result<String, String> {
+    download(name, mime, bytes);
+    Ok(format!("downloaded {name}"))
+}
+
+/// Reads a file dropped on the page (browsers read files asynchronously) and queues its load
+/// (or the reason it failed).
+pub fn read_dropped(file: egui::DroppedFileHandle, commands: CommandSender) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let name = file.path().display().to_string();
+        let command = match file.bytes_async().await {
+            Ok(bytes) => AppCommand::from_dropped_file(&name, bytes),
+            Err(e) => AppCommand::ModelLoadFailed(format!("{name}: cannot read it: {e}")),
+        };
+        commands.send_and_wake(command);
+    });
+}
+
+thread_local! {
+    /// The egui context, so that a worker's failure can wake the page (set on the first frame).
+    static CTX: RefCell<Option<egui::Context>> = const { RefCell::new(None) };
+}
+
+/// Per-frame web work after the frame published `p`: keep the URL hash equal to the state
+/// (replaceState, no history spam) and report readiness after the first frame. Commands from
+/// the page are applied by the app itself at the start of each frame.
+pub fn after_frame(p: &Published, frames: u64, ctx: &egui::Context) {
+    if frames == 1 {
+        CTX.with(|c| *c.borrow_mut() = Some(ctx.clone()));
+    }
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let hash = format!("#{}", p.hash);
+    if window.location().hash().ok().as_deref() != Some(hash.as_str())
+        && let Ok(history) = window.history()
+    {
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&hash));
+    }
+    if frames == 1 {
+        ready(&p.render_backend, &p.compute_backend);
+    }
+}
+
+/// Sets `f` as the property `name` of `target` (the closure lives as long as the page).
+pub fn export<F: ?Sized + wasm_bindgen::closure::WasmClosure>(
+    target: &js_sys::Object,
+    name: &str,
+    f: Closure<F>,
+) {
+    let _ = js_sys::Reflect::set(target, &name.into(), f.as_ref());
+    f.forget();
+}
+
+/// A PosGen run training in a Web Worker (module worker `web/posgen-worker.js`). It is sent
+/// [`ToWorker`] messages and its [`FromWorker`] messages go to the app's command queue; it is
+/// terminated when dropped.
+pub struct TrainWorker {
+    worker: web_sys::Worker,
+    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
+    _on_error: Closure<dyn FnMut(web_sys::ErrorEvent)>,
+}
+
+impl TrainWorker {
+    /// Starts a worker training `job`; its updates go to `updates`, tagged with `id`.
+    pub fn spawn(job: &TrainJob, id: RunId, updates: CommandSender) -> Result<TrainWorker, String> {
+        let options = web_sys::WorkerOptions::new();
+        options.set_type(web_sys::WorkerType::Module);
+        let worker = web_sys::Worker::new_with_options("web/posgen-worker.js", &options)
+            .map_err(|e| format!("{e:?}"))?;
+        let sink = updates.clone();
+        let on_message =
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+                let m = match e.data().as_string() {
+                    Some(text) => serde_json::from_str::<FromWorker>(&text).unwrap_or_else(|e| {
+                        FromWorker::Failed {
+                            error: format!("bad message from the training worker: {e}"),
+                        }
+                    }),
+                    None => FromWorker::Failed {
+                        error: "the training worker sent a non-text message".into(),
+                    },
+                };
+                // the tab redraws on its own schedule while workers train
+                sink.send(AppCommand::Worker {
+                    run: id,
+                    message: m,
+                });
+            });
+        let on_error =
+            Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |e: web_sys::ErrorEvent| {
+                let message = FromWorker::Failed {
+                    error: format!("training worker failed: {}", e.message()),
+                };
+                updates.send(AppCommand::Worker { run: id, message });
+                CTX.with(|c| c.borrow().as_ref().map(egui::Context::request_repaint));
+            });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        let w = TrainWorker {
+            worker,
+            _on_message: on_message,
+            _on_error: on_error,
+        };
+        w.post(&ToWorker::Start {
+            job: job.clone(),
+            slice_s: WORKER_SLICE_S,
+        })?;
+        Ok(w)
+    }
+
+    fn post(&self, m: &ToWorker) -> Result<(), String> {
+        let json = serde_json::to_string(m).map_err(|e| e.to_string())?;
+        self.worker
+            .post_message(&JsValue::from_str(&json))
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    /// Pauses (`false`) or resumes training.
+    pub fn set_running(&self, running: bool) {
+        let m = if running {
+            ToWorker::Resume
+        } else {
+            ToWorker::Pause
+        };
+        if let Err(e) = self.post(&m) {
+            log::warn!("could not message a training worker: {e}");
+        }
+    }
+}
+
+impl Drop for TrainWorker {
+    fn drop(&mut self) {
+        self.worker.set_onmessage(None);
+        self.worker.set_onerror(None);
+        self.worker.terminate();
+    }
+}
+
+thread_local! {
+    /// The worker's side of the protocol when this module runs in a training worker.
+    static WORKER: RefCell<WorkerState> = RefCell::new(WorkerState::default());
+}
+
+/// In a worker: `self.resonanceLabWorker = { command(json) -> reply JSON or null,
+/// wantsSlice() -> bool, slice() -> update JSON }` for `web/posgen-worker.js`, which only pumps
+/// messages: the protocol, the run and the slice length live here.
+pub fn install_worker_api() {
+    let api = js_sys::Object::new();
+    export(
+        &api,
+        "command",
+        Closure::<dyn Fn(String) -> JsValue>::new(|json: String| {
+            match WORKER.with(|w| w.borrow_mut().handle_json(&json)) {
+                Some(reply) => {
+                    JsValue::from_str(&serde_json::to_string(&reply).unwrap_or_default())
+                }
+                None => JsValue::NULL,
+            }
+        }),
+    );
+    export(
+        &api,
+        "wantsSlice",
+        Closure::<dyn Fn() -> bool>::new(|| WORKER.with(|w| w.borrow().wants_slice())),
+    );
+    export(
+        &api,
+        "slice",
+        Closure::<dyn Fn() -> String>::new(|| {
+            let m = WORKER.with(|w| w.borrow_mut().slice());
+            serde_json::to_string(&m).unwrap_or_default()
+        }),
+    );
+    let _ = js_sys::Reflect::set(&js_sys::global(), &"resonanceLabWorker".into(), &api);
+}
