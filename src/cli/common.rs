@@ -4,7 +4,36 @@
 
 use super::CliError;
 use crate::posgen::{PresetName, Protocol, Scaling, Task};
+use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
+use std::path::PathBuf;
+
+/// How many child processes a batch of runs uses (`posgen study`, `probe`, `reproduce`, `lm`).
+#[derive(Args, Debug, Clone)]
+pub struct JobsArgs {
+    /// Runs in parallel, 1..=256 [default: the number of cores].
+    #[arg(long, allow_negative_numbers = true)]
+    pub jobs: Option<i64>,
+}
+
+impl JobsArgs {
+    /// The number of runs in parallel.
+    pub fn get(&self) -> Result<usize, CliError> {
+        jobs(self.jobs)
+    }
+}
+
+/// Where a batch writes its results, and whether it only rewrites the report.
+#[derive(Args, Debug, Clone)]
+pub struct BatchOutput {
+    /// Write `<out>.json` and `<out>.md`; an existing `<out>.json` is resumed.
+    #[arg(long, required = true)]
+    pub out: PathBuf,
+    /// Run nothing: rewrite `<out>.md` (and the statistics in `<out>.json`) from the runs the
+    /// JSON already has, e.g. for a batch that was stopped part-way.
+    #[arg(long = "report-only")]
+    pub report_only: bool,
+}
 
 /// A bad-input error for the option of key `field` (e.g. `stop_every` is `--stop-every`).
 pub fn usage(field: &str, msg: String) -> CliError {

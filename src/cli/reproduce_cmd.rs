@@ -4,7 +4,7 @@
 //! hours of training; `--all` reruns every one.
 
 use super::CliError;
-use super::common::{in_range, jobs};
+use super::common::{JobsArgs, in_range};
 use super::runner::run_children;
 use super::train_command::{parse_command, train_args};
 use crate::posgen::RunResult;
@@ -28,9 +28,9 @@ pub struct ReproduceArgs {
     /// Largest accepted difference of any accuracy (a fraction: 0.01 is one point), 0..=1.
     #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     pub tolerance: f64,
-    /// Runs in parallel, 1..=256 [default: the number of cores].
-    #[arg(long, allow_negative_numbers = true)]
-    pub jobs: Option<i64>,
+    /// Parallel runs.
+    #[command(flatten)]
+    pub jobs: JobsArgs,
 }
 
 /// The accuracies a rerun is compared on (the Semi-recursive split where the run has it).
@@ -116,7 +116,7 @@ pub fn reproduce(a: &ReproduceArgs) -> Result<Value, CliError> {
     } else {
         in_range("runs", a.runs, 1, recorded.len() as i64)? as usize
     };
-    let jobs = jobs(a.jobs)?;
+    let jobs = a.jobs.get()?;
     let mut order: Vec<usize> = (0..recorded.len()).collect();
     order.sort_by_key(|&i| recorded[i].result.steps);
     order.truncate(count);

@@ -3,7 +3,7 @@
 //! a killed study resumes without losing one), then writes the markdown report.
 
 use super::CliError;
-use super::common::{in_range, jobs, usage};
+use super::common::{BatchOutput, JobsArgs, in_range, usage};
 use super::runner::{load_finished, run_children, stopped_part_way, write_json, write_results};
 use super::train_command::{command, train_args};
 use crate::posgen::RunResult;
@@ -13,7 +13,6 @@ use crate::posgen::{EarlyStop, PresetName, Protocol, Scaling, Task};
 use clap::Args;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
-use std::path::PathBuf;
 
 /// Options of `posgen study`.
 #[derive(Args, Debug)]
@@ -53,16 +52,12 @@ pub struct StudyArgs {
         allow_negative_numbers = true
     )]
     pub check_seeds: i64,
-    /// Runs in parallel, 1..=256 [default: the number of cores].
-    #[arg(long, allow_negative_numbers = true)]
-    pub jobs: Option<i64>,
-    /// Write `<out>.json` and `<out>.md`; an existing `<out>.json` is resumed.
-    #[arg(long, required = true)]
-    pub out: PathBuf,
-    /// Run nothing: rewrite `<out>.md` (and the statistics in `<out>.json`) from the runs the
-    /// JSON already has, e.g. for a study that was stopped part-way.
-    #[arg(long = "report-only")]
-    pub report_only: bool,
+    /// Parallel runs.
+    #[command(flatten)]
+    pub jobs: JobsArgs,
+    /// Results and report.
+    #[command(flatten)]
+    pub output: BatchOutput,
 }
 
 impl StudyArgs {
@@ -123,8 +118,8 @@ fn record(planned: &[PlannedRun], results: Vec<RunResult>) -> Result<Vec<StudyRu
 /// Runs `posgen study`.
 pub fn study(a: &StudyArgs) -> Result<Value, CliError> {
     let config = a.config()?;
-    let jobs = jobs(a.jobs)?;
-    let json_path = a.out.with_extension("json");
+    let jobs = a.jobs.get()?;
+    let json_path = a.output.out.with_extension("json");
     let study_command = this_command().replace(" --report-only", "");
     let plan = config.plan();
     let mut finished = load_finished::<StudyResult>(&json_path)?.map_or(Vec::new(), |r| r.runs);
@@ -147,7 +142,7 @@ pub fn study(a: &StudyArgs) -> Result<Value, CliError> {
         write_json(&json_path, &result)
     };
     let mut todo: Vec<PlannedRun> = todo.into_iter().collect();
-    if a.report_only {
+    if a.output.report_only {
         todo.clear();
     }
     let todo = batches(config.scaling, &todo)
@@ -158,7 +153,7 @@ pub fn study(a: &StudyArgs) -> Result<Value, CliError> {
         record(p, rs)
     })?;
     let result = StudyResult::new(config.clone(), study_command.clone(), runs);
-    let (json_path, md_path) = write_results(&a.out, &result, &result.markdown())?;
+    let (json_path, md_path) = write_results(&a.output.out, &result, &result.markdown())?;
     eprintln!(
         "posgen study: wrote {} and {}",
         json_path.display(),
@@ -199,16 +194,12 @@ pub struct ProbeArgs {
     /// Seed of every run.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Runs in parallel, 1..=256 [default: the number of cores].
-    #[arg(long, allow_negative_numbers = true)]
-    pub jobs: Option<i64>,
-    /// Write `<out>.json` and `<out>.md`; an existing `<out>.json` is resumed.
-    #[arg(long, required = true)]
-    pub out: PathBuf,
-    /// Run nothing: rewrite `<out>.md` from the runs `<out>.json` already has, e.g. for a probe
-    /// that was stopped part-way.
-    #[arg(long = "report-only")]
-    pub report_only: bool,
+    /// Parallel runs.
+    #[command(flatten)]
+    pub jobs: JobsArgs,
+    /// Results and report.
+    #[command(flatten)]
+    pub output: BatchOutput,
 }
 
 fn this_command() -> String {
@@ -249,8 +240,8 @@ pub fn probe(a: &ProbeArgs) -> Result<Value, CliError> {
                 .with_shape(d, w)?;
         }
     }
-    let jobs = jobs(a.jobs)?;
-    let json_path = a.out.with_extension("json");
+    let jobs = a.jobs.get()?;
+    let json_path = a.output.out.with_extension("json");
     let study_command = this_command().replace(" --report-only", "");
     let plan: Vec<String> = config.plan().iter().map(command).collect();
     let mut finished = load_finished::<ProbeResult>(&json_path)?.map_or(Vec::new(), |r| r.runs);
@@ -258,7 +249,7 @@ pub fn probe(a: &ProbeArgs) -> Result<Value, CliError> {
     let todo: VecDeque<(Vec<String>, String)> = config
         .plan()
         .iter()
-        .filter(|p| !a.report_only && !finished.iter().any(|r| r.command == command(p)))
+        .filter(|p| !a.output.report_only && !finished.iter().any(|r| r.command == command(p)))
         .map(|p| (train_args(p), command(p)))
         .collect();
     eprintln!(
@@ -284,7 +275,7 @@ pub fn probe(a: &ProbeArgs) -> Result<Value, CliError> {
             .collect())
     })?;
     let result = result_of(runs);
-    let (json_path, md_path) = write_results(&a.out, &result, &result.markdown())?;
+    let (json_path, md_path) = write_results(&a.output.out, &result, &result.markdown())?;
     stopped_part_way(failure, result.runs.len())?;
     Ok(json!({ "json": json_path, "md": md_path, "runs": result.runs.len() }))
 }
