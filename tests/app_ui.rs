@@ -94,7 +94,8 @@ fn invalid_config_shows_the_error_and_keeps_the_last_good_plot() {
     let good = h.state().results(false).unwrap();
     h.state_mut().state.a.eval_len = 10; // below L = 64
     settle(&mut h);
-    let label = h.query_by_label_contains("invalid --eval-len");
+    // named in the controls' words: the slider's label
+    let label = h.query_by_label_contains("invalid eval length L'");
     assert!(label.is_some(), "error message shown next to the control");
     let kept = h.state().results(false).unwrap();
     assert_eq!(kept.schedule.config, good.schedule.config);
@@ -105,7 +106,7 @@ fn invalid_config_shows_the_error_and_keeps_the_last_good_plot() {
             .error
             .as_deref()
             .unwrap()
-            .contains("eval-len")
+            .contains("eval length L'")
     );
 }
 

@@ -82,7 +82,7 @@ fn optional_control(ui: &mut Ui, p: &Param, c: &mut ScheduleConfig) {
         if on {
             ui.add(egui::DragValue::new(&mut x).speed(0.01));
         } else {
-            ui.weak("computed");
+            ui.weak("not set");
         }
     });
     let after = on.then_some(x);
@@ -219,7 +219,11 @@ fn method_controls(ui: &mut Ui, c: &mut ScheduleConfig, error: Option<&ConfigErr
     }
     if c.validate().is_ok() {
         for (k, v) in (def.details)(c) {
-            ui.weak(format!("{}: {}", k.replace('_', " "), v));
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            ui.weak(format!("{}: {v}", k.replace('_', " ")));
         }
     }
 }
