@@ -426,10 +426,19 @@ fn naive_f32_is_wrong_at_a_million_but_exact_phases_are_not() {
 #[test]
 fn scale_one_and_short_sequences_reduce_to_rope() {
     let plain = Schedule::new(&cfg(Method::ROPE, 64, 1e4, 64, 64)).unwrap();
-    for &m in Method::ALL {
+    // every method whose schedule depends on the scale is a scaling of RoPE: at scale 1 it is
+    // RoPE (methods that ignore the scale, NoPE say, are no scaling of it)
+    let at = |m: Method, scale: f64| {
         let mut c = cfg(m, 64, 1e4, 64, 64);
-        c.scale = 1.0;
-        let s = Schedule::new(&c).unwrap();
+        c.scale = scale;
+        Schedule::new(&c).unwrap()
+    };
+    for &m in Method::ALL {
+        let (two, one) = (at(m, 2.0), at(m, 1.0));
+        if (two.inv_freq, two.attention_factor) == (one.inv_freq, one.attention_factor) {
+            continue;
+        }
+        let s = at(m, 1.0);
         // llama3 blends (1-k) theta/1 + k theta in f32 like transformers: equal within 1 ulp
         for (a, b) in s.inv_freq.iter().zip(&plain.inv_freq) {
             assert!(
