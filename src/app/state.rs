@@ -502,7 +502,7 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_values_are_named_and_the_rest_applies() {
         let load = AppState::from_hash(
-            "#scale=6&colour=red&dim=4.5&b.method=nope&tab=gap&b.eval_len=1024&feature=x",
+            "#scale=6&colour=red&dim=4.5&b.method=nonsense&tab=gap&b.eval_len=1024&feature=x",
         );
         assert_eq!(load.state.a.scale, 6.0);
         assert_eq!(load.state.tab, Tab::Gap);
@@ -514,7 +514,7 @@ mod tests {
             [
                 "'colour': unknown key",
                 "'dim': bad value '4.5'",
-                "'b.method': bad value 'nope'",
+                "'b.method': bad value 'nonsense'",
                 "'feature': bad value 'x'",
             ]
         );
