@@ -32,6 +32,7 @@ registry! {
     llama3 => LLAMA3,
     longrope => LONGROPE,
     proportional => PROPORTIONAL,
+    nope => NOPE,
 }
 
 impl Method {
