@@ -68,6 +68,9 @@ fn every_method_is_in_the_app_picker_and_plots() {
     for &m in Method::ALL {
         h.get_by_label("method").click();
         h.run();
+        // the popup scrolls once the list is longer than it: bring the entry into view first
+        h.get_by_label(m.name()).scroll_to_me();
+        h.run();
         h.get_by_label(m.name()).click();
         settle(&mut h);
         assert_eq!(h.state().state.a.method, m, "picked {}", m.name());
