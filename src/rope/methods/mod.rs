@@ -33,6 +33,7 @@ registry! {
     longrope => LONGROPE,
     proportional => PROPORTIONAL,
     nope => NOPE,
+    clip => CLIP,
 }
 
 impl Method {
