@@ -10,32 +10,11 @@
 use super::commands::{AppCommand, CommandSender};
 use super::model_load::ModelLoad;
 use super::models::{self, BuiltinModel};
-use super::state::{AppState, SideId};
+use super::state::{AppState, twin};
 use crate::rope::ScheduleConfig;
 use crate::rope::hf_config::{self, ModelRope};
 use egui::{Color32, RichText, Ui};
 use std::sync::Arc;
-
-/// The twin of `c`: the same schedule with Resonance rounding on.
-pub fn twin(c: &ScheduleConfig) -> ScheduleConfig {
-    ScheduleConfig {
-        resonance: true,
-        ..c.clone()
-    }
-}
-
-/// Makes `model` configuration A and its Resonance twin B, in compare mode, editing A.
-pub fn apply_model(state: &mut AppState, model: &ModelRope) {
-    state.a = ScheduleConfig {
-        resonance: false,
-        ..model.config.clone()
-    };
-    state.b = twin(&model.config);
-    state.compare = true;
-    state.editing = SideId::A;
-    state.model = model.name.clone();
-    state.layer_type = model.layer_type.clone().unwrap_or_default();
-}
 
 /// A model as the app knows it: what was imported, and the text it came from when the app has
 /// it (a permalink carries the configurations, not the text; built-in models are re-read).
@@ -66,7 +45,7 @@ impl ModelPanel {
     pub fn load(&mut self, state: &mut AppState, load: &ModelLoad) -> Result<String, String> {
         match load.import() {
             Ok(rope) => {
-                apply_model(state, &rope);
+                state.load_model(&rope);
                 let msg = format!(
                     "loaded {} ({}){}: A = the model, B = its Resonance twin",
                     rope.name,
@@ -444,6 +423,25 @@ mod tests {
         let (_, a) = p.export(&st).unwrap();
         let (_, b) = q.export(&back.state).unwrap();
         assert_eq!(a, b, "same export after the permalink");
+    }
+
+    #[test]
+    fn a_link_to_a_builtin_model_is_labelled_honestly() {
+        let mut p = ModelPanel::default();
+        let st = AppState::from_hash("#model=Llama-3.1-8B").state;
+        p.sync(&st);
+        let s = status(&p, &st).unwrap();
+        assert!(
+            s.starts_with("model meta-llama/Llama-3.1-8B") && s.contains("Resonance twin"),
+            "{s}"
+        );
+        assert!(!s.contains("edited"), "{s}");
+        let edited = AppState::from_hash("#model=Llama-3.1-8B&scale=4").state;
+        p.sync(&edited);
+        assert!(status(&p, &edited).unwrap().contains("(A edited)"));
+        let unknown = AppState::from_hash("#model=Nope").state;
+        p.sync(&unknown);
+        assert_eq!(status(&p, &unknown), None);
     }
 
     #[test]

@@ -106,6 +106,20 @@ pub fn find(model_id: &str) -> Option<&'static BuiltinModel> {
     all().iter().find(|m| m.model_id == model_id)
 }
 
+/// The built-in model a link names: by its id (`meta-llama/Llama-3.1-8B`), the id without its
+/// owner (`Llama-3.1-8B`) or its label (`Llama 3.1 8B`), ignoring case.
+pub fn find_by_name(name: &str) -> Option<&'static BuiltinModel> {
+    let n = name.trim();
+    find(n).or_else(|| {
+        all().iter().find(|m| {
+            let short = m.model_id.rsplit('/').next().unwrap_or(&m.model_id);
+            m.model_id.eq_ignore_ascii_case(n)
+                || short.eq_ignore_ascii_case(n)
+                || m.label.eq_ignore_ascii_case(n)
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,8 @@
 //! readable (`#method=yarn&scale=8&b.dim=128`, only what differs from the defaults); the JSON
 //! hashes of earlier versions still load.
 
+use super::models;
+use crate::rope::hf_config::{self, ImportOptions, ModelRope};
 use crate::rope::{Method, ScheduleConfig};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
@@ -211,7 +213,57 @@ impl Default for AppState {
     }
 }
 
+/// The twin of `c`: the same schedule with Resonance rounding on.
+pub fn twin(c: &ScheduleConfig) -> ScheduleConfig {
+    ScheduleConfig {
+        resonance: true,
+        ..c.clone()
+    }
+}
+
 impl AppState {
+    /// Makes `model` configuration A and its Resonance twin B, in compare mode, editing A.
+    pub fn load_model(&mut self, model: &ModelRope) {
+        self.a = ScheduleConfig {
+            resonance: false,
+            ..model.config.clone()
+        };
+        self.b = twin(&model.config);
+        self.compare = true;
+        self.editing = SideId::A;
+        self.model = model.name.clone();
+        self.layer_type = model.layer_type.clone().unwrap_or_default();
+    }
+
+    /// The state a link that names the built-in model `name` starts from: the default view with
+    /// that model loaded (A its schedule for `layer_type`, B its twin). `None` when no built-in
+    /// model has that name; a layer type the model lacks is an `Err` naming it.
+    pub fn of_builtin(name: &str, layer_type: &str) -> Option<Result<AppState, String>> {
+        let m = models::find_by_name(name)?;
+        let opts = ImportOptions {
+            layer_type: (!layer_type.is_empty()).then(|| layer_type.to_string()),
+            ..ImportOptions::default()
+        };
+        Some(
+            hf_config::parse_config(m.config, &m.model_id, &opts)
+                .map(|rope| {
+                    let mut s = AppState::default();
+                    s.load_model(&rope);
+                    s
+                })
+                .map_err(|e| e.to_string()),
+        )
+    }
+
+    /// What [`Self::to_hash`] leaves out: the default state, or the named built-in model as a
+    /// link to it loads it.
+    fn link_base(&self) -> AppState {
+        match AppState::of_builtin(&self.model, &self.layer_type) {
+            Some(Ok(s)) if !self.model.is_empty() => s,
+            _ => AppState::default(),
+        }
+    }
+
     /// The configuration the controls edit.
     pub fn edited_mut(&mut self) -> &mut ScheduleConfig {
         match (self.compare, self.editing) {
@@ -230,10 +282,18 @@ impl AppState {
 
     /// The readable URL-hash form, like `method=yarn&scale=8&b.dim=128&tab=gap`: only the
     /// fields that differ from [`AppState::default`], B's prefixed `b.`, each key and value
-    /// percent-encoded. The default state is the empty string.
+    /// percent-encoded. The default state is the empty string. A state that shows a built-in
+    /// model starts with `model=` (and `layer_type=`) and lists only what differs from that
+    /// model as loaded, so `#model=meta-llama/Llama-3.1-8B` alone is the model.
     pub fn to_hash(&self) -> String {
-        let d = AppState::default();
+        let d = self.link_base();
         let mut pairs = Vec::new();
+        if !d.model.is_empty() {
+            pairs.push(("model".to_string(), d.model.clone()));
+            if !d.layer_type.is_empty() {
+                pairs.push(("layer_type".to_string(), d.layer_type.clone()));
+            }
+        }
         diff_pairs(&self.view_fields(), &d.view_fields(), "", &mut pairs);
         diff_pairs(
             &config_fields(&self.a),
@@ -263,19 +323,24 @@ impl AppState {
         if raw.starts_with("%7B") || raw.starts_with("%7b") || raw.starts_with('{') {
             return from_json_hash(raw);
         }
-        let mut state = AppState::default();
+        let pairs: Vec<(String, String)> = raw
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (decode(k), decode(v))
+            })
+            .collect();
+        let (mut state, mut problems, skip) = link_start(&pairs);
         let mut view = state.view_fields();
         let (mut a, mut b) = (config_fields(&state.a), config_fields(&state.b));
-        let mut problems = Vec::new();
-        for pair in raw.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let (key, value) = (decode(k), decode(v));
+        for (key, value) in pairs.iter().filter(|(k, _)| !skip.contains(&k.as_str())) {
             let set = match key.strip_prefix("b.") {
-                Some(name) => set_field::<ScheduleConfig>(&mut b, name, &value),
+                Some(name) => set_field::<ScheduleConfig>(&mut b, name, value),
                 None if view.contains_key(key.as_str()) => {
-                    set_field::<ViewFields>(&mut view, &key, &value)
+                    set_field::<ViewFields>(&mut view, key, value)
                 }
-                None => set_field::<ScheduleConfig>(&mut a, &key, &value),
+                None => set_field::<ScheduleConfig>(&mut a, key, value),
             };
             if let Err(e) = set {
                 problems.push(format!("'{key}': {e}"));
@@ -305,6 +370,49 @@ impl AppState {
             gap_compute: self.gap_compute,
         };
         to_map(&v)
+    }
+}
+
+/// Where a readable hash starts: the default state, or the built-in model its `model=` names
+/// (loaded, as the model panel loads it; the hash's other fields then apply on top). Returns the
+/// start, the problems found so far and the keys already applied. A name that is not built in
+/// is ignored and named, unless the hash carries A's schedule itself (the permalink of a pasted
+/// config, whose name then labels that schedule).
+fn link_start(pairs: &[(String, String)]) -> (AppState, Vec<String>, Vec<&'static str>) {
+    let get = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(name) = get("model").filter(|n| !n.is_empty()) else {
+        return (AppState::default(), Vec::new(), Vec::new());
+    };
+    let layer = get("layer_type").unwrap_or("");
+    let skip = vec!["model", "layer_type"];
+    match AppState::of_builtin(name, layer) {
+        Some(Ok(s)) => (s, Vec::new(), skip),
+        Some(Err(e)) => {
+            let problem = format!("'layer_type': {e}");
+            match AppState::of_builtin(name, "") {
+                Some(Ok(s)) => (s, vec![problem], skip),
+                _ => (AppState::default(), vec![problem], skip),
+            }
+        }
+        None => {
+            let view = AppState::default().view_fields();
+            let carries_a = pairs
+                .iter()
+                .any(|(k, _)| !k.starts_with("b.") && !view.contains_key(k.as_str()));
+            if carries_a {
+                (AppState::default(), Vec::new(), Vec::new())
+            } else {
+                let problem = format!(
+                    "'model': '{name}' is not a built-in model (the schedule shown is not it)"
+                );
+                (AppState::default(), vec![problem], skip)
+            }
+        }
     }
 }
 
@@ -524,6 +632,69 @@ mod tests {
         let load = AppState::from_hash("method=dynamic%2Dntk&scale");
         assert_eq!(load.state.a.method, Method::DYNAMIC_NTK);
         assert_eq!(load.problems, ["'scale': bad value ''"]);
+    }
+
+    #[test]
+    fn a_link_naming_a_builtin_model_loads_it_and_lists_only_edits() {
+        for name in ["Llama-3.1-8B", "meta-llama/Llama-3.1-8B", "llama 3.1 8b"] {
+            let load = AppState::from_hash(&format!("#model={}", encode(name)));
+            assert_eq!(load.problems, Vec::<String>::new(), "{name}");
+            let s = load.state;
+            assert_eq!(s.model, "meta-llama/Llama-3.1-8B");
+            assert_eq!(s.a.method, Method::LLAMA3);
+            assert_eq!((s.a.dim, s.a.train_len, s.a.eval_len), (128, 8192, 131072));
+            assert!(s.compare && !s.a.resonance);
+            assert_eq!(s.b, twin(&s.a));
+            assert_eq!(s.to_hash(), "model=meta-llama%2FLlama-3.1-8B");
+        }
+        // an edit on top of the model is listed against the model, and round-trips
+        let edited = AppState::from_hash("#model=Llama-3.1-8B&scale=4&tab=gap").state;
+        assert_eq!((edited.a.scale, edited.a.base), (4.0, 500000.0));
+        assert_eq!(
+            edited.to_hash(),
+            "model=meta-llama%2FLlama-3.1-8B&tab=gap&scale=4"
+        );
+        assert_eq!(AppState::from_hash(&edited.to_hash()).state, edited);
+        // a field set back to the lab's default still differs from the model, so it is kept
+        let mut back_to_default = edited.clone();
+        back_to_default.a.base = AppState::default().a.base;
+        assert_eq!(
+            AppState::from_hash(&back_to_default.to_hash()).state,
+            back_to_default
+        );
+        // per-layer models: the layer type is part of the link
+        let local = AppState::from_hash("#model=gemma-3-1b-it&layer_type=sliding_attention");
+        assert_eq!(local.problems, Vec::<String>::new());
+        assert_eq!(local.state.layer_type, "sliding_attention");
+        assert_eq!(local.state.a.base, 10000.0);
+        assert_eq!(
+            AppState::from_hash(&local.state.to_hash()).state,
+            local.state
+        );
+    }
+
+    #[test]
+    fn a_link_naming_an_unknown_model_says_so_and_shows_the_default() {
+        let load = AppState::from_hash("#model=Nope&tab=gap");
+        assert_eq!(load.state.model, "");
+        assert_eq!(load.state.tab, Tab::Gap);
+        assert_eq!(load.state.a, AppState::default().a);
+        assert_eq!(
+            load.problems,
+            ["'model': 'Nope' is not a built-in model (the schedule shown is not it)"]
+        );
+        let bad_layer = AppState::from_hash("#model=Llama-3.1-8B&layer_type=sliding");
+        assert_eq!(bad_layer.state.a.method, Method::LLAMA3);
+        assert!(
+            bad_layer.problems.len() == 1 && bad_layer.problems[0].contains("sliding"),
+            "{:?}",
+            bad_layer.problems
+        );
+        // the permalink of a pasted config carries A itself: its name labels it
+        let pasted = AppState::from_hash("#model=my-model&method=llama3&dim=128");
+        assert!(pasted.problems.is_empty(), "{:?}", pasted.problems);
+        assert_eq!(pasted.state.model, "my-model");
+        assert_eq!(pasted.state.a.method, Method::LLAMA3);
     }
 
     #[test]
