@@ -352,6 +352,39 @@ fn narrow_layout_folds_the_controls_and_turns_tabs_into_a_menu() {
     assert_eq!((p.layout, p.side_panel_open), ("wide", true));
 }
 
+/// On a phone the status bar stays one line with a model loaded and a long message; a click
+/// on it opens the full text and another closes it.
+#[test]
+fn the_status_bar_is_one_line_on_a_phone() {
+    let st = AppState::from_hash("#model=Llama-3.1-8B").state;
+    let mut h = harness_sized(st, 390.0, 844.0);
+    h.state().command_sender().send(AppCommand::ModelLoadFailed(
+        "x.bin: not a text file (expected a config.json), a message far longer than a phone \
+             is wide"
+            .into(),
+    ));
+    settle(&mut h);
+    let one_line = h.state().published.borrow().status_height;
+    let row = h.ctx.global_style().spacing.interact_size.y;
+    assert!(
+        one_line > 0.0 && one_line < 2.0 * row,
+        "status bar {one_line} pt, row {row} pt"
+    );
+    h.get_by_label_contains("test renderer · compute").click();
+    h.run_steps(2);
+    let open = h.state().published.borrow().status_height;
+    assert!(open > 2.0 * one_line, "opened: {open} pt");
+    // the full text is a clickable label too; a click on the line closes it as well
+    assert!(
+        h.query_all_by_label_contains("render: test renderer")
+            .count()
+            >= 1
+    );
+    h.get_by_label_contains("test renderer · compute").click();
+    h.run_steps(2);
+    assert_eq!(h.state().published.borrow().status_height, one_line);
+}
+
 #[test]
 fn snapshot_pair_layout() {
     snapshot(

@@ -13,7 +13,10 @@
   window.resonanceLabReady = function (backend, compute) {
     window.resonanceLabTimes.firstFrame = performance.now();
     document.getElementById("loading").hidden = true;
-    document.getElementById("backend").textContent = `running on ${backend} · compute: ${compute}`;
+    // one short line on top; the app's status bar has the details (hover or tap it)
+    const strip = document.getElementById("backend");
+    strip.textContent = `running on ${backend}`;
+    strip.title = `compute: ${compute}`;
     document.body.dataset.backend = backend;
   };
   window.resonanceLabDownload = function (name, mime, bytes) {

@@ -189,6 +189,10 @@ pub struct ResonanceApp {
     narrow: bool,
     /// In the narrow layout: the controls are shown instead of the plots.
     pub controls_open: bool,
+    /// The status bar's full text is open below its line.
+    status_open: bool,
+    /// Height of the status bar in the last frame, in points (published for the tests).
+    status_height: f32,
 }
 
 impl ResonanceApp {
@@ -213,6 +217,8 @@ impl ResonanceApp {
             self_check: None,
             narrow: false,
             controls_open: false,
+            status_open: false,
+            status_height: 0.0,
         }
     }
 
@@ -499,38 +505,78 @@ impl ResonanceApp {
         }
     }
 
-    fn status_bar(&self, ui: &mut Ui, f: &Frame) {
-        egui::Panel::bottom("status").show(ui, |ui| {
-            ui.horizontal_wrapped(|ui| {
-                ui.label(format!("render: {}", self.render_backend));
-                ui.separator();
-                ui.label(format!("compute: {}", f.compute_label));
-                ui.separator();
-                if let Some(src) = self.plot_source(f) {
-                    ui.label(format!("this plot: {src}"));
-                    ui.separator();
-                }
-                if let Some(m) = model_panel::status(&self.model, &self.state) {
-                    ui.label(m);
-                    ui.separator();
-                }
+    /// The status bar's one line (backend, what computed the plot on screen, the model,
+    /// timings, the last message) and the full text behind it (every reason and detail), shown
+    /// on hover and, after a click or tap on the line, below it.
+    fn status_text(&self, f: &Frame) -> (String, String) {
+        let mut line = vec![self.render_backend.clone(), self.compute_summary()];
+        let mut full = vec![
+            format!("render: {}", self.render_backend),
+            format!("compute: {}", f.compute_label),
+        ];
+        if let Some(src) = self.plot_source(f) {
+            line.push(format!("this plot: {}", short_source(&src)));
+            full.push(format!("this plot: {src}"));
+        }
+        if let Some(m) = model_panel::status(&self.model, &self.state) {
+            line.push(m.clone());
+            full.push(m);
+        }
+        if f.busy {
+            line.push("computing".into());
+            full.push("computing (the plots show the last finished result)".into());
+        }
+        if self.show_timings {
+            let ms = f.a.as_ref().map(|(r, _)| r.compute_ms).unwrap_or(0.0);
+            let t = format!("compute {ms:.1} ms · frame {:.1} ms", self.last_frame_ms);
+            line.push(t.clone());
+            full.push(t);
+        }
+        if let Some(m) = &self.message {
+            line.push(m.clone());
+            full.push(m.clone());
+        }
+        (line.join(" · "), full.join("\n"))
+    }
+
+    /// What computes the plots, without the reasons (those are in [`Self::compute_label`]).
+    fn compute_summary(&self) -> String {
+        let heat_gpu = self.gpu.as_ref().filter(|g| g.failed().is_none());
+        match (self.gap_path(), heat_gpu) {
+            (ComputePath::Gpu(a), _) => format!("compute: GPU {a} + CPU"),
+            (ComputePath::Cpu, Some(g)) => {
+                format!("compute: GPU {} (heatmap) + CPU", g.adapter_name())
+            }
+            (ComputePath::Cpu, None) => "compute: CPU".into(),
+        }
+    }
+
+    /// One line, truncated to the window's width; hovering shows the full text, a click or tap
+    /// opens it below the line, and another click or tap on either closes it.
+    fn status_bar(&mut self, ui: &mut Ui, f: &Frame) {
+        let (line, full) = self.status_text(f);
+        let r = egui::Panel::bottom("status").show(ui, |ui| {
+            let mut clicked = false;
+            ui.horizontal(|ui| {
                 if f.busy {
                     ui.spinner();
-                    ui.label("computing (the plots show the last finished result)");
-                    ui.separator();
                 }
-                if self.show_timings {
-                    let ms = f.a.as_ref().map(|(r, _)| r.compute_ms).unwrap_or(0.0);
-                    ui.label(format!("compute {ms:.1} ms"));
-                    ui.separator();
-                    ui.label(format!("frame {:.1} ms", self.last_frame_ms));
-                }
-                if let Some(m) = &self.message {
-                    ui.separator();
-                    ui.label(m);
-                }
+                let label = egui::Label::new(&line)
+                    .truncate()
+                    .sense(egui::Sense::click());
+                let r = ui.add(label).on_hover_text(&full);
+                clicked = r.clicked();
             });
+            if self.status_open {
+                let open = ui.add(egui::Label::new(&full).sense(egui::Sense::click()));
+                clicked |= open.clicked();
+            }
+            clicked
         });
+        if r.inner {
+            self.status_open = !self.status_open;
+        }
+        self.status_height = r.response.rect.height();
     }
 
     fn controls_panel(&mut self, ui: &mut Ui, f: &Frame) {
@@ -796,6 +842,7 @@ impl ResonanceApp {
         p.posgen = self.posgen.status();
         p.model_error = self.model.error.clone();
         p.model_status = model_panel::status(&self.model, &self.state);
+        p.status_height = self.status_height;
     }
 
     fn take_screenshot(&mut self) {
@@ -857,8 +904,19 @@ fn draw_tab(
         state: st,
         salt,
         texture: texture.as_ref(),
+        compare: st.compare,
+        color: if salt == "B" {
+            tabs::TWIN_COLOR
+        } else {
+            tabs::CONFIG_COLOR
+        },
     };
     tab.draw(ui, &input);
+}
+
+/// A plot source without its parenthesised reasons: `CPU (gap ...: why)` -> `CPU`.
+fn short_source(src: &str) -> &str {
+    src.split(" (").next().unwrap_or(src)
 }
 
 /// Saves the CSV files of the plot on screen (each side's); returns the status message.

@@ -40,6 +40,8 @@ pub struct Published {
     pub model_error: Option<String>,
     /// The status bar's words for the loaded model (name, layer type, whether B is its twin).
     pub model_status: Option<String>,
+    /// Height of the status bar in points (one line unless its full text was opened).
+    pub status_height: f32,
     /// The PosGen tab's runs (`resonanceLab.posgen()`).
     #[serde(skip)]
     pub posgen: serde_json::Value,

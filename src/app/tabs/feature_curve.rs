@@ -1,18 +1,28 @@
 //! The value of one feature over positions, training range against the OOD range.
 
-use super::{CONFIG_COLOR, TRAIN_FILL, TWIN_COLOR, hover, legend};
+use super::{TRAIN_FILL, TWIN_COLOR, TabInput, hover, legend_row, side_plot};
 use crate::app::compute::Results;
 use crate::app::series::{self, Series, config_name};
 use crate::app::state::AppState;
+use egui::Color32;
 use egui::Ui;
-use egui_plot::{Line, Plot, PlotPoints, Span};
+use egui_plot::{Line, PlotPoints, Span};
 
 /// Plot 3: feature value (cos, attention factor applied) of the selected feature over positions,
-/// training range shaded, config and twin.
-pub fn feature_curve(ui: &mut Ui, salt: &str, r: &Results, s: &Series) {
+/// training range shaded, the configuration (and its twin when alone).
+pub fn feature_curve(ui: &mut Ui, i: &TabInput) {
+    let (r, s) = (i.results, i.series);
     let l = r.schedule.config.train_len as f64;
-    Plot::new(("feature", salt))
-        .legend(legend())
+    let mut items = vec![(config_name(&r.schedule), i.color)];
+    if i.twin() {
+        items.push((config_name(&r.twin), TWIN_COLOR));
+    }
+    items.push((
+        "training range [0, L)".into(),
+        Color32::from_rgb(150, 200, 150),
+    ));
+    legend_row(ui, &items);
+    side_plot("feature", i)
         .x_axis_label("position p (tokens)")
         .y_axis_label(format!("cos(p * theta_{}) x attention factor", s.feature))
         .label_formatter(|h| {
@@ -27,12 +37,14 @@ pub fn feature_curve(ui: &mut Ui, salt: &str, r: &Results, s: &Series) {
             );
             p.add(
                 Line::new(config_name(&r.schedule), PlotPoints::new(s.curve.clone()))
-                    .color(CONFIG_COLOR),
+                    .color(i.color),
             );
-            p.add(
-                Line::new(config_name(&r.twin), PlotPoints::new(s.twin_curve.clone()))
-                    .color(TWIN_COLOR),
-            );
+            if i.twin() {
+                p.add(
+                    Line::new(config_name(&r.twin), PlotPoints::new(s.twin_curve.clone()))
+                        .color(TWIN_COLOR),
+                );
+            }
         });
 }
 
@@ -41,7 +53,7 @@ pub struct FeatureCurve;
 
 impl super::PlotTab for FeatureCurve {
     fn draw(&self, ui: &mut Ui, i: &super::TabInput) {
-        feature_curve(ui, i.salt, i.results, i.series);
+        feature_curve(ui, i);
     }
 
     fn csv(&self, _: &Results, s: &Series, _: &AppState) -> Vec<(&'static str, String)> {

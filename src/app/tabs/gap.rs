@@ -1,42 +1,49 @@
 //! The interpolation gap: per feature, and over the OOD positions of the selected feature.
 
-use super::{CONFIG_COLOR, TWIN_COLOR, hover, legend};
+use super::{TWIN_COLOR, TabInput, hover, legend_row, side_plot};
 use crate::app::compute::Results;
 use crate::app::series::{self, Series, config_name};
 use crate::app::state::AppState;
 use egui::{Color32, Ui};
-use egui_plot::{Bar, BarChart, Line, Plot, PlotPoints, VLine};
+use egui_plot::{Bar, BarChart, Line, PlotPoints, VLine};
 
-/// Plot 4: interpolation gap per feature (bars, config vs twin) above the gap curve of the
-/// selected feature over OOD positions.
-pub fn gap(ui: &mut Ui, salt: &str, r: &Results, s: &Series) {
-    let h = (ui.available_height() - 8.0).max(120.0) / 2.0;
+/// Plot 4: interpolation gap per feature (bars: the configuration, and its twin beside it when
+/// alone) above the gap curve of the selected feature over OOD positions.
+pub fn gap(ui: &mut Ui, i: &TabInput) {
+    let (r, s) = (i.results, i.series);
+    let twin = i.twin();
+    let (width, off) = if twin { (0.4, 0.2) } else { (0.8, 0.0) };
     let bars = |g: &[f64], off: f64| -> Vec<Bar> {
         g.iter()
             .enumerate()
-            .map(|(i, &v)| {
-                Bar::new(i as f64 + off, v)
-                    .width(0.4)
-                    .name(format!("feature {i}"))
+            .map(|(k, &v)| {
+                Bar::new(k as f64 + off, v)
+                    .width(width)
+                    .name(format!("feature {k}"))
             })
             .collect()
     };
-    Plot::new(("gap-bars", salt))
-        .legend(legend())
+    let mut items = vec![(config_name(&r.schedule), i.color)];
+    if twin {
+        items.push((config_name(&r.twin), TWIN_COLOR));
+    }
+    legend_row(ui, &items);
+    let h = (ui.available_height() - 8.0).max(120.0) / 2.0;
+    side_plot("gap-bars", i)
         .height(h)
         .x_axis_label("feature index i")
         .y_axis_label("gap (rad)")
         .show(ui, |p| {
-            p.add(
-                BarChart::new(config_name(&r.schedule), bars(&r.gap.gap, -0.2)).color(CONFIG_COLOR),
-            );
-            p.add(
-                BarChart::new(config_name(&r.twin), bars(&r.twin_gap.gap, 0.2)).color(TWIN_COLOR),
-            );
+            p.add(BarChart::new(config_name(&r.schedule), bars(&r.gap.gap, -off)).color(i.color));
+            if twin {
+                p.add(
+                    BarChart::new(config_name(&r.twin), bars(&r.twin_gap.gap, off))
+                        .color(TWIN_COLOR),
+                );
+            }
             p.add(VLine::new("selected feature", s.feature as f64).color(Color32::GRAY));
         });
-    Plot::new(("gap-curve", salt))
-        .legend(legend())
+    side_plot("gap-curve", i)
         .height(h)
         .x_axis_label("OOD position n (tokens)")
         .y_axis_label(format!(
@@ -53,15 +60,17 @@ pub fn gap(ui: &mut Ui, salt: &str, r: &Results, s: &Series) {
                     config_name(&r.schedule),
                     PlotPoints::new(s.gap_curve.clone()),
                 )
-                .color(CONFIG_COLOR),
+                .color(i.color),
             );
-            p.add(
-                Line::new(
-                    config_name(&r.twin),
-                    PlotPoints::new(s.twin_gap_curve.clone()),
-                )
-                .color(TWIN_COLOR),
-            );
+            if twin {
+                p.add(
+                    Line::new(
+                        config_name(&r.twin),
+                        PlotPoints::new(s.twin_gap_curve.clone()),
+                    )
+                    .color(TWIN_COLOR),
+                );
+            }
         });
 }
 
@@ -70,7 +79,7 @@ pub struct Gap;
 
 impl super::PlotTab for Gap {
     fn draw(&self, ui: &mut Ui, i: &super::TabInput) {
-        gap(ui, i.salt, i.results, i.series);
+        gap(ui, i);
     }
 
     fn csv(&self, r: &Results, s: &Series, _: &AppState) -> Vec<(&'static str, String)> {

@@ -1,11 +1,11 @@
 //! The cos heatmap: positions x features, from the exact CPU raster or the GPU kernel's.
 
-use super::{hover, legend};
+use super::{TabInput, hover, legend_row, side_plot};
 use crate::app::compute::Results;
 use crate::app::series::{self, Series};
 use crate::app::state::AppState;
 use egui::{Color32, Ui};
-use egui_plot::{Plot, PlotImage, PlotPoint, VLine};
+use egui_plot::{PlotImage, PlotPoint, VLine};
 
 /// Diverging colour map for values in [-1, 1]: blue (-1), white (0), red (+1).
 pub fn diverging(v: f32) -> Color32 {
@@ -32,12 +32,21 @@ pub fn heatmap_image(heat: &[f32], cols: usize, num_features: usize) -> egui::Co
 }
 
 /// Plot 5: heatmap of cos(angle) over positions x features, drawn from `texture`.
-pub fn heatmap(ui: &mut Ui, salt: &str, r: &Results, texture: &egui::TextureHandle) {
+pub fn heatmap(ui: &mut Ui, i: &TabInput, texture: &egui::TextureHandle) {
+    let r = i.results;
     let c = &r.schedule.config;
     let (lp, n) = (c.eval_len as f64, r.schedule.num_features() as f64);
     let af = r.schedule.attention_factor;
-    Plot::new(("heatmap", salt))
-        .legend(legend())
+    legend_row(
+        ui,
+        &[
+            (format!("cos(angle) x {af:.3} = -1"), diverging(-1.0)),
+            ("0".into(), Color32::from_gray(230)),
+            ("+1".into(), diverging(1.0)),
+            (format!("L = {}", c.train_len), Color32::BLACK),
+        ],
+    );
+    side_plot("heatmap", i)
         .x_axis_label("position p (tokens)")
         .y_axis_label("feature index i")
         .label_formatter(|h| {
@@ -64,7 +73,7 @@ pub struct Heatmap;
 impl super::PlotTab for Heatmap {
     fn draw(&self, ui: &mut Ui, i: &super::TabInput) {
         if let Some(t) = i.texture {
-            heatmap(ui, i.salt, i.results, t);
+            heatmap(ui, i, t);
         }
     }
 

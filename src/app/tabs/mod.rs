@@ -1,7 +1,11 @@
-//! One file per plot tab, each drawing one side (a configuration and its Resonance twin) into
-//! the given `Ui` (`salt` keeps plot ids distinct in compare mode), saying which CSV files its
-//! data exports to and where its data was computed. [`plot_tab`] is the one place that maps a
-//! [`Tab`] to its view.
+//! One file per plot tab, each drawing one side into the given `Ui` (`salt` keeps plot ids
+//! distinct in compare mode), saying which CSV files its data exports to and where its data was
+//! computed. [`plot_tab`] is the one place that maps a [`Tab`] to its view.
+//!
+//! Alone, a side shows its configuration and that configuration's Resonance twin. In compare
+//! mode each panel shows its own configuration only (A in A's colour in A's panel, B in B's in
+//! B's) on the same axes as the other panel (linked plots), so the two panels compare rather
+//! than repeat each other. Legends sit above the plots, outside the data.
 
 pub mod feature_curve;
 pub mod gap;
@@ -14,7 +18,7 @@ use super::compute::Results;
 use super::series::Series;
 use super::state::{AppState, Tab};
 use egui::{Color32, Ui};
-use egui_plot::{HoverPosition, Legend, PlotPoint};
+use egui_plot::{HoverPosition, Plot, PlotPoint};
 
 /// Colour of the configuration's own series.
 pub const CONFIG_COLOR: Color32 = Color32::from_rgb(52, 120, 220);
@@ -53,8 +57,28 @@ pub(super) fn hover(h: &HoverPosition<'_>) -> (String, PlotPoint) {
     }
 }
 
-pub(super) fn legend() -> Legend {
-    Legend::default().position(egui_plot::Corner::LeftTop)
+/// A legend above a plot, outside its data: a swatch in each series' colour and its name.
+pub(super) fn legend_row(ui: &mut Ui, items: &[(String, Color32)]) {
+    ui.horizontal_wrapped(|ui| {
+        for (name, color) in items {
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+            ui.painter().rect_filled(rect, 2.0, *color);
+            ui.label(egui::RichText::new(name).size(12.0));
+            ui.add_space(6.0);
+        }
+    });
+}
+
+/// The plot `kind` of one side; in compare mode A's and B's plots of a kind share their axes
+/// (zooming or panning one moves the other) and the hover cursor's position.
+pub(super) fn side_plot<'a>(kind: &'static str, i: &TabInput) -> Plot<'a> {
+    let p = Plot::new((kind, i.salt));
+    if i.compare {
+        p.link_axis(egui::Id::unique(("compare-axes", kind)), [true, true])
+            .link_cursor(egui::Id::unique(("compare-cursor", kind)), [true, true])
+    } else {
+        p
+    }
 }
 
 /// What a plot tab draws from: one side's results and series, the view state, and the heatmap
@@ -70,6 +94,18 @@ pub struct TabInput<'a> {
     pub salt: &'a str,
     /// The cos raster as a texture ([`PlotTab::needs_texture`] tabs only).
     pub texture: Option<&'a egui::TextureHandle>,
+    /// Compare mode: draw this side's configuration only (no twin), on axes shared with the
+    /// other side's panel.
+    pub compare: bool,
+    /// The colour of this side's configuration (A's or B's).
+    pub color: Color32,
+}
+
+impl TabInput<'_> {
+    /// Whether the panel overlays the configuration's Resonance twin (not in compare mode).
+    pub fn twin(&self) -> bool {
+        !self.compare
+    }
 }
 
 /// Where a tab's data was computed, for the status bar.

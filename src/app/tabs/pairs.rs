@@ -1,13 +1,13 @@
 //! The pair layout: which head dimensions each feature rotates under half-split and
 //! interleaved pairing, and one vector rotated to a chosen position in both.
 
-use super::{CONFIG_COLOR, TWIN_COLOR, legend};
+use super::{CONFIG_COLOR, TWIN_COLOR, TabInput, legend_row, side_plot};
 use crate::app::compute::Results;
 use crate::app::series::{self, Series};
 use crate::app::state::AppState;
 use crate::rope::PairLayout;
 use egui::Ui;
-use egui_plot::{Bar, BarChart, Plot, PlotPoints, Points, VLine};
+use egui_plot::{Bar, BarChart, PlotPoints, Points, VLine};
 
 /// Both pair layouts with their display names, the configured one first.
 fn layouts(configured: PairLayout) -> [(PairLayout, &'static str); 2] {
@@ -27,14 +27,22 @@ fn layouts(configured: PairLayout) -> [(PairLayout, &'static str); 2] {
 /// two), with the selected feature's two dimensions marked; below, one vector (all ones)
 /// rotated at `position` in both layouts: the same rotations land on different coordinates,
 /// which is why weights trained with one layout cannot be run with the other.
-pub fn pairs(ui: &mut Ui, salt: &str, r: &Results, feature: usize, position: u64) {
+pub fn pairs(ui: &mut Ui, i: &TabInput, feature: usize, position: u64) {
+    let r = i.results;
     let p = series::pair_layouts(&r.schedule, position);
-    let h = (ui.available_height() - 8.0).max(120.0) / 2.0;
     let configured = r.schedule.config.layout;
     let colors = [CONFIG_COLOR, TWIN_COLOR];
     let dim = r.schedule.config.dim;
-    Plot::new(("pairs-map", salt))
-        .legend(legend())
+    let [(_, first), (_, second)] = layouts(configured);
+    legend_row(
+        ui,
+        &[
+            (format!("{first}, this configuration"), colors[0]),
+            (second.to_string(), colors[1]),
+        ],
+    );
+    let h = (ui.available_height() - 8.0).max(120.0) / 2.0;
+    side_plot("pairs-map", i)
         .height(h)
         .x_axis_label("head dimension j")
         .y_axis_label("feature i rotating dimension j")
@@ -63,8 +71,7 @@ pub fn pairs(ui: &mut Ui, salt: &str, r: &Results, feature: usize, position: u64
                 }
             }
         });
-    Plot::new(("pairs-rotation", salt))
-        .legend(legend())
+    side_plot("pairs-rotation", i)
         .height(h)
         .x_axis_label("head dimension j")
         .y_axis_label(format!(
@@ -89,13 +96,7 @@ pub struct Pairs;
 
 impl super::PlotTab for Pairs {
     fn draw(&self, ui: &mut Ui, i: &super::TabInput) {
-        pairs(
-            ui,
-            i.salt,
-            i.results,
-            i.series.feature,
-            i.state.probe_position,
-        );
+        pairs(ui, i, i.series.feature, i.state.probe_position);
     }
 
     fn csv(&self, r: &Results, _: &Series, st: &AppState) -> Vec<(&'static str, String)> {

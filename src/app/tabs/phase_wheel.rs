@@ -1,12 +1,12 @@
 //! The phase wheel: the angles one feature takes at training and at out-of-distribution
 //! positions, on the unit circle.
 
-use super::legend;
+use super::{TabInput, legend_row, side_plot};
 use crate::app::compute::Results;
 use crate::app::series::{self, Series, config_name};
 use crate::app::state::AppState;
 use egui::{Color32, RichText, Ui};
-use egui_plot::{Line, MarkerShape, Plot, PlotPoint, PlotPoints, Points, Text};
+use egui_plot::{Line, MarkerShape, PlotPoint, PlotPoints, Points, Text};
 use std::f64::consts::PI;
 
 fn circle() -> Vec<[f64; 2]> {
@@ -24,19 +24,23 @@ fn ring(angles: &[f64], r: f64) -> PlotPoints<'static> {
 
 /// Plot 2: the phase wheel of the selected feature (the paper's Figure 1): training angles on
 /// the unit circle, OOD angles on an outer ring (red where training never went), config and
-/// twin side by side in one plot (the twin is shifted right by 2.6).
-pub fn phase_wheel(ui: &mut Ui, salt: &str, r: &Results, s: &Series) {
+/// twin side by side in one plot when alone (the twin is shifted right by 2.8), the side's own
+/// configuration only in compare mode.
+pub fn phase_wheel(ui: &mut Ui, input: &TabInput) {
+    let (r, s) = (input.results, input.series);
     let i = s.feature;
-    Plot::new(("wheel", salt))
-        .legend(legend())
+    let wheels: Vec<_> = if input.twin() {
+        vec![(&r.schedule, &s.wheel), (&r.twin, &s.twin_wheel)]
+    } else {
+        vec![(&r.schedule, &s.wheel)]
+    };
+    wheel_legend(ui);
+    side_plot("wheel", input)
         .data_aspect(1.0)
         .x_axis_label("cos(angle)")
         .y_axis_label("sin(angle)")
         .show(ui, |p| {
-            for (k, (sch, w)) in [(&r.schedule, &s.wheel), (&r.twin, &s.twin_wheel)]
-                .into_iter()
-                .enumerate()
-            {
+            for (k, (sch, w)) in wheels.into_iter().enumerate() {
                 let dx = 2.8 * k as f64;
                 let shift = |pts: PlotPoints<'static>| -> PlotPoints<'static> {
                     PlotPoints::new(pts.points().iter().map(|q| [q.x + dx, q.y]).collect())
@@ -99,12 +103,25 @@ pub fn phase_wheel(ui: &mut Ui, salt: &str, r: &Results, s: &Series) {
         });
 }
 
+/// What the wheel's markers mean, above the plot.
+fn wheel_legend(ui: &mut Ui) {
+    legend_row(
+        ui,
+        &[
+            ("training angles (p < L)".into(), Color32::DARK_GREEN),
+            ("OOD angles seen in training".into(), Color32::GRAY),
+            ("OOD angles never seen in training".into(), Color32::RED),
+            ("worst OOD position".into(), Color32::BLACK),
+        ],
+    );
+}
+
 /// The phase wheel tab.
 pub struct PhaseWheel;
 
 impl super::PlotTab for PhaseWheel {
     fn draw(&self, ui: &mut Ui, i: &super::TabInput) {
-        phase_wheel(ui, i.salt, i.results, i.series);
+        phase_wheel(ui, i);
     }
 
     fn csv(&self, _: &Results, s: &Series, _: &AppState) -> Vec<(&'static str, String)> {
