@@ -5,7 +5,19 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+# Each step prints how long the one before it took, and the end prints them all (CI's budget
+# is watched per phase).
+t0=$(date +%s); last=$t0; current=""; phases=""
+step() {
+  local now; now=$(date +%s)
+  [ -n "$current" ] && phases+="$(printf '%5ds  %s' $((now - last)) "$current")"$'\n'
+  current="$*"; last=$now
+  printf '\n==> %s\n' "$*" >&2
+}
+finish() {
+  step "done"
+  printf '\nphases:\n%s%5ds  total\n' "$phases" $(( $(date +%s) - t0 )) >&2
+}
 
 step "scripts/setup.sh (installs only what is missing)"
 ./scripts/setup.sh
@@ -24,3 +36,4 @@ cargo test
 
 step "web bundle (scripts/web-build.sh) and browser tests in headless Chromium"
 ./scripts/web-e2e.sh
+finish

@@ -9,6 +9,8 @@ import { chromium } from "playwright-core";
 
 const URL = process.env.E2E_URL || "http://127.0.0.1:8765/";
 const OUT = "target/e2e";
+// E2E_BENCH=1 adds the slow half of the benchmarks (the gap on SwiftShader's software GPU)
+const FULL_BENCH = process.env.E2E_BENCH === "1";
 mkdirSync(OUT, { recursive: true });
 const FLAGS = [
   "--no-sandbox", "--enable-unsafe-webgpu", "--use-webgpu-adapter=opengles", "--use-angle=swiftshader",
@@ -50,7 +52,9 @@ test("loads on WebGPU without console errors and the self-check passes", async (
   await page.screenshot({ path: `${OUT}/webgpu.png` });
   const st = await page.evaluate(() => window.resonanceLab.state());
   assert.equal(st.render_backend, "WebGPU");
-  assert.match(await page.textContent("#backend"), /WebGPU · compute: GPU/);
+  // the strip on top names the renderer only; the status bar (and the strip's title) say more
+  assert.equal(await page.textContent("#backend"), "running on WebGPU");
+  assert.match(await page.getAttribute("#backend", "title"), /^compute: GPU/);
   // the heatmap table comes from the WGSL kernel on the page's WebGPU device; the self-check
   // compares it with the f64 reference once it has arrived
   await page.waitForFunction(() => window.resonanceLab.selfCheck(), null, { timeout: 60000 });
@@ -119,6 +123,22 @@ test("a readable permalink round-trips, an old JSON one loads, a bad key is name
   assert.match(bad.message, /'colour': unknown key/);
   assert.match(bad.message, /'b\.dim': bad value 'odd'/);
   await p3.close();
+  // a link naming a built-in model loads it (B its twin); an unknown name is named, not shown
+  const { page: p4 } = await open(`${URL}#model=Llama-3.1-8B`);
+  await p4.waitForFunction(() => window.resonanceLab.state().model_status);
+  const m = await p4.evaluate(() => window.resonanceLab.state());
+  const ms = JSON.parse(m.state_json);
+  assert.deepEqual([ms.a.method, ms.a.dim, ms.a.train_len, ms.a.eval_len], ["llama3", 128, 8192, 131072]);
+  assert.ok(ms.compare && ms.b.resonance && !ms.a.resonance, m.state_json);
+  assert.match(m.model_status, /^model meta-llama\/Llama-3\.1-8B.*B = its Resonance twin/);
+  assert.doesNotMatch(m.model_status, /edited/);
+  await p4.close();
+  const { page: p5 } = await open(`${URL}#model=Nope`);
+  const n = await p5.evaluate(() => window.resonanceLab.state());
+  assert.match(n.message, /'model': 'Nope' is not a built-in model/);
+  assert.equal(JSON.parse(n.state_json).model, "");
+  assert.equal(n.model_status, null);
+  await p5.close();
 });
 
 const stateOf = async (page) => {
@@ -239,6 +259,16 @@ test("narrow screens: the controls fold behind a button that works by touch", as
     if (name === "portrait") {
       assert.equal(st.layout, "narrow");
       assert.equal(st.side_panel_open, false);
+      // the status bar is one line, and a tap on it opens the full text (another closes it)
+      assert.ok(st.status_height > 10 && st.status_height < 30, `status bar ${st.status_height} px`);
+      await page.touchscreen.tap(120, height - 8);
+      await page.waitForTimeout(500);
+      const tall = (await page.evaluate(() => window.resonanceLab.state())).status_height;
+      assert.ok(tall > 2 * st.status_height, `opened status bar ${tall} px`);
+      await page.touchscreen.tap(120, height - 8);
+      await page.waitForTimeout(500);
+      const closed = (await page.evaluate(() => window.resonanceLab.state())).status_height;
+      assert.equal(closed, st.status_height);
       await page.touchscreen.tap(NARROW_CONTROLS_BUTTON.x, NARROW_CONTROLS_BUTTON.y);
       await page.waitForTimeout(500);
       const open = await page.evaluate(() => window.resonanceLab.state());
@@ -323,19 +353,24 @@ async function dragFrames(page, gapCompute, dragCount) {
   return { ...frames, source: after.plot_source };
 }
 
-test("benchmarks: frame time while changing the scale (gap on the GPU and on the CPU), PosGen tiny steps/s", async () => {
+test("benchmarks: frame time while changing the scale (gap on the CPU; on the GPU too with E2E_BENCH=1), PosGen tiny steps/s", async () => {
   const fmt = (x) => `median ${x.median.toFixed(1)} ms, p90 ${x.p90.toFixed(1)} ms, max ${x.max.toFixed(1)} ms`;
   // one WebGPU page, the gap first on the CPU, then on the GPU (SwiftShader: a software GPU)
   const { page } = await open(URL);
-  const cpu = await dragFrames(page, "cpu", 90);
-  // SwiftShader runs each in-flight gap kernel for seconds on the CPU: fewer frames keep the
-  // test short
-  const gpu = await dragFrames(page, "gpu", 20);
-  for (const [name, f] of [["gap on the GPU", gpu], ["gap on the CPU", cpu]]) {
+  const cpu = await dragFrames(page, "cpu", FULL_BENCH ? 90 : 30);
+  const runs = [["gap on the CPU", cpu]];
+  // The GPU half only with E2E_BENCH=1 (README): SwiftShader runs each in-flight gap kernel for
+  // seconds on the CPU (p90 frames past a minute on a loaded 2-core machine), which CI cannot
+  // afford; what it asserts is checked on the CPU half and by the GPU tests of `cargo test`.
+  if (FULL_BENCH) {
+    const gpu = await dragFrames(page, "gpu", 20);
+    runs.unshift(["gap on the GPU", gpu]);
+    console.log(`dragging, median frame interval GPU/CPU = ${(gpu.dragging.interval.median / cpu.dragging.interval.median).toFixed(2)}, median app draw GPU/CPU = ${(gpu.dragging.draw.median / cpu.dragging.draw.median).toFixed(2)}`);
+  }
+  for (const [name, f] of runs) {
     console.log(`${name} (${f.source}): L'=131072, d=128, repainting an unchanged view: frame interval ${fmt(f.idle.interval)}; app draw ${fmt(f.idle.draw)}`);
     console.log(`${name} (${f.source}): L'=131072, d=128, scale changing every frame: frame interval ${fmt(f.dragging.interval)}; app draw ${fmt(f.dragging.draw)}`);
   }
-  console.log(`dragging, median frame interval GPU/CPU = ${(gpu.dragging.interval.median / cpu.dragging.interval.median).toFixed(2)}, median app draw GPU/CPU = ${(gpu.dragging.draw.median / cpu.dragging.draw.median).toFixed(2)}`);
   assert.match(cpu.source, /gap bars and curves on CPU/);
   // training is timed on a fresh page: the gap kernels above keep SwiftShader (a software GPU,
   // on the same CPUs) busy for seconds after the page stops asking, which would be timed too
