@@ -385,6 +385,67 @@ fn the_status_bar_is_one_line_on_a_phone() {
     assert_eq!(h.state().published.borrow().status_height, one_line);
 }
 
+/// At real-model scale (Llama 3.1: L = 8,192, L' = 131,072) the feature-value tab's detail
+/// window shows single oscillations: its zero crossings are the exact count from the feature's
+/// frequency; scrolling zooms it, the keys move and zoom it, "reset" resets it, and the window
+/// survives the permalink.
+#[test]
+fn the_feature_value_detail_window_reads_at_real_model_scale() {
+    let st = AppState {
+        tab: Tab::FeatureCurve,
+        compare: false,
+        ..AppState::from_hash("#model=Llama-3.1-8B").state
+    };
+    let mut h = harness(st);
+    let d = h.state().published.borrow().detail.clone().unwrap();
+    // the default window: eight wavelengths around L
+    assert!(d.start < 8192 && d.start + d.len > 8192, "{d:?}");
+    let exact = |d: &resonance_lab::app::page_api::DetailStatus| {
+        // cos(p theta) changes sign once per half turn: over len - 1 steps, (len - 1) theta / pi
+        (d.len - 1) as f64 * d.theta / std::f64::consts::PI
+    };
+    assert!(
+        (d.zero_crossings as f64 - exact(&d)).abs() <= 1.0,
+        "{} crossings, exact {:.2}",
+        d.zero_crossings,
+        exact(&d)
+    );
+    assert!(d.zero_crossings >= 8, "single oscillations: {d:?}");
+    // scroll over the detail plot (the lower part of the plot area) zooms in around the pointer
+    let centre = egui::pos2(800.0, 560.0);
+    h.hover_at(centre);
+    h.run();
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: egui::vec2(0.0, 120.0),
+        modifiers: egui::Modifiers::NONE,
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Wheel,
+    });
+    h.run_steps(4);
+    let z = h.state().published.borrow().detail.clone().unwrap();
+    assert!(z.len < d.len, "zoomed in: {d:?} -> {z:?}");
+    // the arrow key pans by a tenth, '-' zooms out by two
+    h.key_press(egui::Key::ArrowRight);
+    h.run_steps(2);
+    let k = h.state().published.borrow().detail.clone().unwrap();
+    assert!(k.start > z.start, "panned right: {z:?} -> {k:?}");
+    h.key_press(egui::Key::Minus);
+    h.run_steps(2);
+    let m = h.state().published.borrow().detail.clone().unwrap();
+    assert!(m.len > k.len, "zoomed out: {k:?} -> {m:?}");
+    // the window is in the link
+    let hash = h.state().published.borrow().hash.clone();
+    assert!(hash.contains("detail_len="), "{hash}");
+    assert_eq!(AppState::from_hash(&hash).state, h.state().state);
+    // "reset" returns to the default window (a double click does too: the browser test)
+    h.get_by_label("reset").click();
+    h.run_steps(3);
+    let back = h.state().published.borrow().detail.clone().unwrap();
+    assert_eq!((back.start, back.len), (d.start, d.len));
+    h.snapshot("feature_detail_llama31");
+}
+
 #[test]
 fn snapshot_pair_layout() {
     snapshot(

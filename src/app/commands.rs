@@ -27,6 +27,14 @@ pub struct PosgenTrainArgs {
 pub enum AppCommand {
     /// Replace the view state (the page's `setState`, or a new URL hash).
     SetState(Box<AppState>),
+    /// Move or resize the feature-value tab's detail window (its drag, scroll, pinch and keys);
+    /// `len` 0 is the default window.
+    SetDetail {
+        /// First position.
+        start: u64,
+        /// Length in positions.
+        len: u64,
+    },
     /// Save a PNG of the whole view (the page's `exportPng`).
     ExportPng,
     /// Import a model config: A becomes the model and B its Resonance twin (the panel, a

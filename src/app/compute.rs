@@ -324,6 +324,56 @@ pub fn feature_values(schedule: &Schedule, i: usize, count: u64) -> Vec<f64> {
     (0..count).map(|p| ph.angle(p).cos() * af).collect()
 }
 
+/// Buckets of the detail curve: up to twice this many positions are drawn one by one.
+pub const DETAIL_BUCKETS: usize = 1200;
+
+/// The detail window's bounds on its length: at least this many positions ...
+pub const DETAIL_MIN: u64 = 16;
+/// ... and at most this many, so that every position in it is evaluated exactly each frame.
+pub const DETAIL_MAX: u64 = 1 << 16;
+
+/// The feature-value detail window `[start, start + len)` for feature `i`: the requested one
+/// clamped to `[0, L')` and to [`DETAIL_MIN`]..=[`DETAIL_MAX`] positions, or (`len` 0) the
+/// default, centred on L and eight wavelengths wide (at least [`DETAIL_MIN`]), so that it shows
+/// single oscillations where training ends.
+pub fn detail_window(schedule: &Schedule, i: usize, start: u64, len: u64) -> (u64, u64) {
+    let lp = schedule.config.eval_len.max(1);
+    let (start, len) = if len == 0 {
+        let w = schedule.wavelength[i];
+        let len = if w.is_finite() {
+            (8.0 * w).round() as u64
+        } else {
+            DETAIL_MIN
+        };
+        let len = len.clamp(DETAIL_MIN, DETAIL_MAX);
+        (schedule.config.train_len.saturating_sub(len / 2), len)
+    } else {
+        (start, len.clamp(DETAIL_MIN, DETAIL_MAX))
+    };
+    let len = len.min(lp);
+    (start.min(lp - len), len)
+}
+
+/// The exact feature value (cos of the exact phase, times the attention factor) at every
+/// position of the window, reduced to the min and max per bucket when there are more than
+/// `2 * DETAIL_BUCKETS` positions (so every extreme is kept).
+pub fn detail_curve(schedule: &Schedule, i: usize, start: u64, len: u64) -> Vec<[f64; 2]> {
+    let af = schedule.attention_factor;
+    let ph = schedule.phases[i];
+    let ys: Vec<f64> = (start..start + len)
+        .map(|p| ph.angle(p).cos() * af)
+        .collect();
+    downsample_minmax(start as f64, 1.0, &ys, DETAIL_BUCKETS)
+}
+
+/// Sign changes between consecutive points of a curve (the zero crossings a plot shows).
+pub fn zero_crossings(curve: &[[f64; 2]]) -> usize {
+    curve
+        .windows(2)
+        .filter(|w| (w[0][1] < 0.0) != (w[1][1] < 0.0))
+        .count()
+}
+
 /// Computes `config` in one go (no time slicing): what tests compare the sliced path with.
 #[cfg(test)]
 pub(crate) fn compute_now(config: &ScheduleConfig) -> Results {

@@ -389,6 +389,10 @@ impl ResonanceApp {
         for c in self.commands.drain() {
             match c {
                 AppCommand::SetState(s) => self.state = *s,
+                AppCommand::SetDetail { start, len } => {
+                    self.state.detail_start = start;
+                    self.state.detail_len = len;
+                }
                 AppCommand::LoadModel(load) => {
                     let (Ok(m) | Err(m)) = self.model.load(&mut self.state, &load);
                     self.message = Some(m);
@@ -537,6 +541,29 @@ impl ResonanceApp {
             full.push(m.clone());
         }
         (line.join(" · "), full.join("\n"))
+    }
+
+    /// The detail window of the feature-value tab as drawn for A (published for scripts).
+    fn detail_status(&self, f: &Frame) -> Option<page_api::DetailStatus> {
+        let (r, s) = f.a.as_ref()?;
+        if self.state.tab != Tab::FeatureCurve {
+            return None;
+        }
+        let i = s.feature;
+        let (start, len) = compute::detail_window(
+            &r.schedule,
+            i,
+            self.state.detail_start,
+            self.state.detail_len,
+        );
+        let curve = compute::detail_curve(&r.schedule, i, start, len);
+        Some(page_api::DetailStatus {
+            start,
+            len,
+            feature: i,
+            theta: f64::from(r.schedule.inv_freq[i]),
+            zero_crossings: compute::zero_crossings(&curve),
+        })
     }
 
     /// What computes the plots, without the reasons (those are in [`Self::compute_label`]).
@@ -735,30 +762,31 @@ impl ResonanceApp {
     /// The plot area: the PosGen tab, or the selected plot of A (and of B beside it, or below
     /// it in the narrow layout).
     fn plots(&mut self, ui: &mut Ui, f: &Frame) {
+        let tx = self.commands.sender();
         let st = &self.state;
         let [sa, sb] = &mut self.sides;
         match (&f.a, st.compare) {
             _ if st.tab == Tab::PosGen => self.posgen.ui(ui),
             (None, _) => no_plot(ui, "A", f.errors[0].as_ref(), sa.busy()),
-            (Some(a), false) => draw_tab(ui, st, "A", a, sa, &f.rasters[0]),
+            (Some(a), false) => draw_tab(ui, st, "A", a, sa, &f.rasters[0], &tx),
             (Some(a), true) if self.narrow => {
                 let size = egui::vec2(ui.available_width(), ui.available_height() / 2.0 - 16.0);
                 ui.label(RichText::new("A").strong());
-                ui.allocate_ui(size, |ui| draw_tab(ui, st, "A", a, sa, &f.rasters[0]));
+                ui.allocate_ui(size, |ui| draw_tab(ui, st, "A", a, sa, &f.rasters[0], &tx));
                 ui.label(RichText::new("B").strong());
                 match &f.b {
                     Some(b) => {
-                        ui.allocate_ui(size, |ui| draw_tab(ui, st, "B", b, sb, &f.rasters[1]));
+                        ui.allocate_ui(size, |ui| draw_tab(ui, st, "B", b, sb, &f.rasters[1], &tx));
                     }
                     None => no_plot(ui, "B", f.errors[1].as_ref(), sb.busy()),
                 }
             }
             (Some(a), true) => ui.columns(2, |cols| {
                 cols[0].label(RichText::new("A").strong());
-                draw_tab(&mut cols[0], st, "A", a, sa, &f.rasters[0]);
+                draw_tab(&mut cols[0], st, "A", a, sa, &f.rasters[0], &tx);
                 cols[1].label(RichText::new("B").strong());
                 match &f.b {
-                    Some(b) => draw_tab(&mut cols[1], st, "B", b, sb, &f.rasters[1]),
+                    Some(b) => draw_tab(&mut cols[1], st, "B", b, sb, &f.rasters[1], &tx),
                     None => no_plot(&mut cols[1], "B", f.errors[1].as_ref(), sb.busy()),
                 }
             }),
@@ -843,6 +871,7 @@ impl ResonanceApp {
         p.model_error = self.model.error.clone();
         p.model_status = model_panel::status(&self.model, &self.state);
         p.status_height = self.status_height;
+        p.detail = self.detail_status(f);
     }
 
     fn take_screenshot(&mut self) {
@@ -888,6 +917,7 @@ fn draw_tab(
     (r, s): &(Arc<Results>, Arc<Series>),
     side: &mut SideView,
     gpu: &Option<Arc<gpu_link::GpuRaster>>,
+    commands: &CommandSender,
 ) {
     // the PosGen tab is drawn full width by `ResonanceApp::plots`, never per side
     let Some(tab) = tabs::plot_tab(st.tab) else {
@@ -910,6 +940,7 @@ fn draw_tab(
         } else {
             tabs::CONFIG_COLOR
         },
+        commands,
     };
     tab.draw(ui, &input);
 }

@@ -40,9 +40,26 @@ pub struct Published {
     pub model_error: Option<String>,
     /// The status bar's words for the loaded model (name, layer type, whether B is its twin).
     pub model_status: Option<String>,
+    /// The feature-value tab's detail window as drawn for A (`None` on other tabs).
+    pub detail: Option<DetailStatus>,
     /// Height of the status bar in points (one line unless its full text was opened).
     pub status_height: f32,
     /// The PosGen tab's runs (`resonanceLab.posgen()`).
     #[serde(skip)]
     pub posgen: serde_json::Value,
+}
+
+/// What the detail window of the feature-value tab shows, for scripts and tests.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct DetailStatus {
+    /// First position of the window.
+    pub start: u64,
+    /// Positions in the window.
+    pub len: u64,
+    /// The selected feature.
+    pub feature: usize,
+    /// That feature's angle per token as the schedule uses it (its f32 frequency), radians.
+    pub theta: f64,
+    /// Sign changes of A's drawn curve across the window.
+    pub zero_crossings: usize,
 }

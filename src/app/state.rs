@@ -192,6 +192,10 @@ pub struct AppState {
     pub layer_type: String,
     /// Where the interpolation gap is computed.
     pub gap_compute: GapCompute,
+    /// The feature-value tab's detail window: its first position (with `detail_len`).
+    pub detail_start: u64,
+    /// The detail window's length in positions; 0 is the default window (around L).
+    pub detail_len: u64,
 }
 
 impl Default for AppState {
@@ -209,6 +213,8 @@ impl Default for AppState {
             model: String::new(),
             layer_type: String::new(),
             gap_compute: GapCompute::Auto,
+            detail_start: 0,
+            detail_len: 0,
         }
     }
 }
@@ -368,6 +374,8 @@ impl AppState {
             model: self.model.clone(),
             layer_type: self.layer_type.clone(),
             gap_compute: self.gap_compute,
+            detail_start: self.detail_start,
+            detail_len: self.detail_len,
         };
         to_map(&v)
     }
@@ -452,6 +460,8 @@ struct ViewFields {
     model: String,
     layer_type: String,
     gap_compute: GapCompute,
+    detail_start: u64,
+    detail_len: u64,
 }
 
 impl ViewFields {
@@ -464,6 +474,8 @@ impl ViewFields {
         s.model = self.model;
         s.layer_type = self.layer_type;
         s.gap_compute = self.gap_compute;
+        s.detail_start = self.detail_start;
+        s.detail_len = self.detail_len;
     }
 }
 

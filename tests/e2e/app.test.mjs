@@ -206,6 +206,43 @@ test("a real model's config.json: loadConfig, its permalink, and a dropped file"
   await page.close();
 });
 
+// Llama 3.1 (L = 8,192, L' = 131,072): the feature-value tab's detail window shows single
+// oscillations (its zero crossings are the count the feature's frequency gives), and zooms by
+// the page API, by the mouse wheel and back by a double click.
+test("at real-model scale the feature value's detail window shows single oscillations", async () => {
+  const { page, errors } = await open(`${URL}#model=Llama-3.1-8B&compare=false&tab=feature-curve`);
+  const detail = async () => (await stateOf(page)).detail;
+  await page.waitForFunction(() => window.resonanceLab.state().detail);
+  const d = await detail();
+  assert.ok(d.start < 8192 && d.start + d.len > 8192, JSON.stringify(d));
+  const exact = (w) => ((w.len - 1) * w.theta) / Math.PI;
+  assert.ok(Math.abs(d.zero_crossings - exact(d)) <= 1, `${d.zero_crossings} crossings, exact ${exact(d)}`);
+  assert.ok(d.zero_crossings >= 8, JSON.stringify(d));
+  await page.screenshot({ path: `${OUT}/feature-detail-llama31.png` });
+  // the page API moves it (setState), and the crossings follow the frequency there too
+  const st = (await stateOf(page)).s;
+  st.detail_start = 100000;
+  st.detail_len = 2000;
+  await page.evaluate((s) => window.resonanceLab.setState(s), st);
+  await page.waitForFunction(() => window.resonanceLab.state().detail.start === 100000);
+  const far = await detail();
+  assert.equal(far.len, 2000);
+  assert.ok(Math.abs(far.zero_crossings - exact(far)) <= 1, JSON.stringify(far));
+  // the wheel over the detail plot (the lower part of the plot area) zooms in
+  await page.mouse.move(800, 578);
+  await page.mouse.wheel(0, -300);
+  await page.waitForTimeout(800);
+  const zoomed = await detail();
+  assert.ok(zoomed.len < far.len, `${JSON.stringify(far)} -> ${JSON.stringify(zoomed)}`);
+  // a double click returns to the default window
+  await page.mouse.dblclick(800, 578);
+  await page.waitForTimeout(800);
+  const back = await detail();
+  assert.deepEqual([back.start, back.len], [d.start, d.len]);
+  assert.deepEqual(errors.filter((e) => !/WebGPU is experimental/i.test(e)), []);
+  await page.close();
+});
+
 test("an exported PNG decodes and is under 1 MB", async () => {
   const { page } = await open(URL);
   const [download] = await Promise.all([

@@ -99,6 +99,8 @@ pub struct TabInput<'a> {
     pub compare: bool,
     /// The colour of this side's configuration (A's or B's).
     pub color: Color32,
+    /// Where the tab's own controls (the detail window's drag, zoom and keys) send changes.
+    pub commands: &'a super::commands::CommandSender,
 }
 
 impl TabInput<'_> {
