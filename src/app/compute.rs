@@ -387,6 +387,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_detail_window_is_exact_and_bounded_up_to_l_prime_2_pow_24() {
+        use crate::rope::Method;
+        // a 1M-position config (L = 2^16, L' = 2^20) and the largest L' the lab draws (2^24)
+        for lp in [1u64 << 20, 1 << 24] {
+            let c = ScheduleConfig::with_lengths(Method::YARN, 128, 5e5, 1 << 16, lp);
+            let s = Schedule::new(&c).expect("valid");
+            for i in [0, 20, 40, 63] {
+                let (start, len) = detail_window(&s, i, 0, 0);
+                assert!((DETAIL_MIN..=DETAIL_MAX).contains(&len), "{lp} {i}: {len}");
+                assert!(start + len <= lp);
+                if s.wavelength[i] * 8.0 < DETAIL_MAX as f64 {
+                    assert!(start < c.train_len && start + len > c.train_len, "around L");
+                }
+                // at the very end of L', every position evaluated: as many points as positions
+                let (st, n) = detail_window(&s, i, lp, 1000);
+                assert_eq!((st, n), (lp - 1000, 1000));
+                let curve = detail_curve(&s, i, st, n);
+                assert_eq!(curve.len(), 1000);
+                let exact = (n - 1) as f64 * f64::from(s.inv_freq[i]) / std::f64::consts::PI;
+                let crossings = zero_crossings(&curve) as f64;
+                assert!(
+                    (crossings - exact).abs() <= 1.0,
+                    "{lp} {i}: {crossings} vs {exact}"
+                );
+                // each point is the exact phase's cosine at its integer position
+                let p = curve[500][0] as u64;
+                let want = s.phases[i].angle(p).cos() * s.attention_factor;
+                assert_eq!(curve[500][1], want);
+            }
+            // too long a request is cut to the maximum, too short one raised to the minimum
+            assert_eq!(detail_window(&s, 0, 0, u64::MAX).1, DETAIL_MAX);
+            assert_eq!(detail_window(&s, 0, 0, 1).1, DETAIL_MIN);
+        }
+    }
+
+    #[test]
     fn downsample_keeps_every_extreme() {
         let ys: Vec<f64> = (0..10_000).map(|k| ((k as f64) * 0.37).sin()).collect();
         let d = downsample_minmax(0.0, 1.0, &ys, 100);
