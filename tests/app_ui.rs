@@ -446,6 +446,35 @@ fn the_feature_value_detail_window_reads_at_real_model_scale() {
     h.snapshot("feature_detail_llama31");
 }
 
+/// The gap tab's detail window at Llama 3.1 scale: 0 in the training range, and centred on
+/// the worst OOD position ("at the worst gap") its exact curve reaches the feature's gap from
+/// the whole-range analysis; the window is the feature tab's (one window, one link).
+#[test]
+fn the_gap_detail_window_reaches_the_whole_range_gap_at_real_model_scale() {
+    let st = AppState {
+        tab: Tab::Gap,
+        compare: false,
+        feature: 50,
+        ..AppState::from_hash("#model=Llama-3.1-8B").state
+    };
+    let mut h = harness(st);
+    let d = h.state().published.borrow().detail.clone().unwrap();
+    assert!(d.start < 8192 && d.start + d.len > 8192, "around L: {d:?}");
+    let r = h.state().results(false).unwrap();
+    let (gap, worst) = (r.gap.gap[50], r.gap.worst_position[50]);
+    assert!(gap > 0.1, "a post-critical feature: gap {gap}");
+    let g = d.gap_max.unwrap();
+    assert!(g > 0.0 && g <= gap, "{g} vs {gap}");
+    h.get_by_label("at the worst gap").click();
+    h.run_steps(3);
+    let w = h.state().published.borrow().detail.clone().unwrap();
+    assert!(w.start <= worst && worst < w.start + w.len, "{w:?} holds {worst}");
+    assert_eq!(w.gap_max, Some(gap), "{w:?}");
+    let hash = h.state().published.borrow().hash.clone();
+    assert_eq!(AppState::from_hash(&hash).state, h.state().state);
+    h.snapshot("gap_detail_llama31");
+}
+
 #[test]
 fn snapshot_pair_layout() {
     snapshot(

@@ -7,7 +7,7 @@
 //! when the GPU fails.
 
 use crate::gpu::{GapBuckets, GpuGap};
-use crate::rope::{self, ConfigError, GapAnalysis, Schedule, ScheduleConfig};
+use crate::rope::{self, ConfigError, GapAnalysis, GapWorkspace, Schedule, ScheduleConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use web_time::Instant;
@@ -363,6 +363,19 @@ pub fn detail_curve(schedule: &Schedule, i: usize, start: u64, len: u64) -> Vec<
     let ys: Vec<f64> = (start..start + len)
         .map(|p| ph.angle(p).cos() * af)
         .collect();
+    downsample_minmax(start as f64, 1.0, &ys, DETAIL_BUCKETS)
+}
+
+/// The exact gap of feature `i` (radians; 0 in the training range) at every position of the
+/// window, reduced like [`detail_curve`]: a window anywhere up to L' costs its own length plus
+/// L keys.
+pub fn detail_gap_curve(schedule: &Schedule, i: usize, start: u64, len: u64) -> Vec<[f64; 2]> {
+    let ys = GapWorkspace::default().curve_range(
+        &schedule.phases[i],
+        schedule.config.train_len,
+        start,
+        start + len,
+    );
     downsample_minmax(start as f64, 1.0, &ys, DETAIL_BUCKETS)
 }
 

@@ -379,7 +379,8 @@ impl ResonanceApp {
             self.state.feature = self.state.feature.min(r.schedule.num_features() - 1);
         }
         self.update_self_check(&frame);
-        self.publish(&frame);
+        let ctx = ui.ctx().clone();
+        self.publish(&ctx, &frame);
         self.last_frame_ms = t0.elapsed().as_secs_f64() * 1e3;
     }
 
@@ -543,26 +544,34 @@ impl ResonanceApp {
         (line.join(" · "), full.join("\n"))
     }
 
-    /// The detail window of the feature-value tab as drawn for A (published for scripts).
-    fn detail_status(&self, f: &Frame) -> Option<page_api::DetailStatus> {
+    /// The detail window of the feature-value or gap tab as drawn for A (published for
+    /// scripts); the curves come from the tabs' cache, so this evaluates nothing new.
+    fn detail_status(&self, ctx: &egui::Context, f: &Frame) -> Option<page_api::DetailStatus> {
         let (r, s) = f.a.as_ref()?;
-        if self.state.tab != Tab::FeatureCurve {
+        if !matches!(self.state.tab, Tab::FeatureCurve | Tab::Gap) {
             return None;
         }
         let i = s.feature;
-        let (start, len) = compute::detail_window(
+        let window = compute::detail_window(
             &r.schedule,
             i,
             self.state.detail_start,
             self.state.detail_len,
         );
-        let curve = compute::detail_curve(&r.schedule, i, start, len);
+        let curve = tabs::feature_curve::detail_curve(ctx, "A", r, (i, false), window);
+        let gap_max = (self.state.tab == Tab::Gap).then(|| {
+            tabs::gap::detail_gap_curve(ctx, "A", r, (i, false), window)
+                .iter()
+                .map(|q| q[1])
+                .fold(0.0, f64::max)
+        });
         Some(page_api::DetailStatus {
-            start,
-            len,
+            start: window.0,
+            len: window.1,
             feature: i,
             theta: f64::from(r.schedule.inv_freq[i]),
             zero_crossings: compute::zero_crossings(&curve),
+            gap_max,
         })
     }
 
@@ -852,7 +861,7 @@ impl ResonanceApp {
         self.self_check = Some((key, check));
     }
 
-    fn publish(&self, f: &Frame) {
+    fn publish(&self, ctx: &egui::Context, f: &Frame) {
         let mut p = self.published.borrow_mut();
         p.state_json = serde_json::to_string(&self.state).unwrap_or_default();
         p.hash = self.state.to_hash();
@@ -871,7 +880,7 @@ impl ResonanceApp {
         p.model_error = self.model.error.clone();
         p.model_status = model_panel::status(&self.model, &self.state);
         p.status_height = self.status_height;
-        p.detail = self.detail_status(f);
+        p.detail = self.detail_status(ctx, f);
     }
 
     fn take_screenshot(&mut self) {

@@ -49,7 +49,7 @@ pub struct Published {
     pub posgen: serde_json::Value,
 }
 
-/// What the detail window of the feature-value tab shows, for scripts and tests.
+/// What the detail window of the feature-value and gap tabs shows, for scripts and tests.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct DetailStatus {
     /// First position of the window.
@@ -60,6 +60,8 @@ pub struct DetailStatus {
     pub feature: usize,
     /// That feature's angle per token as the schedule uses it (its f32 frequency), radians.
     pub theta: f64,
-    /// Sign changes of A's drawn curve across the window.
+    /// Sign changes of A's drawn feature-value curve across the window.
     pub zero_crossings: usize,
+    /// The largest gap (radians) of A's drawn gap curve in the window (gap tab only).
+    pub gap_max: Option<f64>,
 }

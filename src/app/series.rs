@@ -39,14 +39,30 @@ pub fn wheel(s: &Schedule, i: usize, gap: f64, worst_position: u64) -> Wheel {
     let ph = s.phases[i];
     let (l, lp) = (s.config.train_len, s.config.eval_len);
     let bin = |p: u64| ((ph.turns(p) * WHEEL_BINS as f64) as usize).min(WHEEL_BINS - 1);
-    let mut train = vec![false; WHEEL_BINS];
-    let mut ood = vec![false; WHEEL_BINS];
-    for p in 0..l {
-        train[bin(p)] = true;
-    }
-    for p in l..lp {
-        ood[bin(p)] = true;
-    }
+    // Angles repeat after an integer wavelength, and a ring stops changing once every bin is
+    // hit, so a feature costs at most min(range, wavelength) steps, not L' (2^24 and up).
+    let period = match ph {
+        rope::Phase::Integer { lambda } => lambda,
+        rope::Phase::Fixed { .. } => u64::MAX,
+    };
+    let fill = |range: std::ops::Range<u64>| {
+        let mut hit = vec![false; WHEEL_BINS];
+        let mut left = WHEEL_BINS;
+        let end = range.end.min(range.start.saturating_add(period));
+        for p in range.start..end {
+            let b = &mut hit[bin(p)];
+            if !*b {
+                *b = true;
+                left -= 1;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+        hit
+    };
+    let train = fill(0..l);
+    let ood = fill(l..lp);
     let centre =
         |k: usize| rope::phase::reduce_turns((k as f64 + 0.5) / WHEEL_BINS as f64) * 2.0 * PI;
     let pick = |f: &dyn Fn(usize) -> bool| (0..WHEEL_BINS).filter(|&k| f(k)).map(centre).collect();

@@ -24,23 +24,28 @@ pub struct GapWorkspace {
 }
 
 impl GapWorkspace {
-    /// Streams one feature's window minima (exact keys `||k alpha||`, k = 1 .. L'-1, window L)
-    /// to `sink(j, minimum)` for OOD positions `n = L + j`; nothing when there is none.
+    /// Streams one feature's window minima (exact keys `||k alpha||`, window L) to
+    /// `sink(j, minimum)` for the OOD positions `n = first + j < end` (`first >= L`); nothing
+    /// when there is none. Only the keys those windows cover are generated: `k` from
+    /// `first - L + 1` to `end - 1`.
     fn for_each_window_min(
         &mut self,
         phase: &Phase,
         train_len: u64,
-        eval_len: u64,
+        (first, end): (u64, u64),
         sink: impl FnMut(usize, u64),
     ) {
-        let (l, lp) = (train_len as usize, eval_len as usize);
-        if lp <= l || l == 0 {
+        let l = train_len;
+        if end <= first || l == 0 || first < l {
             return;
         }
-        let n = lp - 1;
+        // keys k0 .. end-1, each generator stepping to the next k before returning its key
+        let k0 = first - l + 1;
+        let n = (end - k0) as usize;
+        let w = l as usize;
         match *phase {
             Phase::Integer { lambda } => {
-                let mut r = 0u64;
+                let mut r = (k0 - 1) % lambda.max(1);
                 let keys = move || {
                     r += 1;
                     if r == lambda {
@@ -48,17 +53,32 @@ impl GapWorkspace {
                     }
                     r.min(lambda - r)
                 };
-                stream_window_minima(keys, n, l, &mut self.suffix, sink);
+                stream_window_minima(keys, n, w, &mut self.suffix, sink);
             }
             Phase::Fixed { alpha } => {
-                let mut f = 0u64;
+                let mut f = (k0 - 1).wrapping_mul(alpha);
                 let keys = move || {
                     f = f.wrapping_add(alpha);
                     f.min(f.wrapping_neg())
                 };
-                stream_window_minima(keys, n, l, &mut self.suffix, sink);
+                stream_window_minima(keys, n, w, &mut self.suffix, sink);
             }
         }
+    }
+
+    /// The gap (radians) at each position `n` of `[start, end)`: 0 below L (those positions
+    /// are the training range), the exact window minimum from L on, at a cost of
+    /// `end - max(start, L) + L` keys whatever L' is, so a detail window at position 2^24
+    /// costs what one at L does.
+    pub fn curve_range(&mut self, phase: &Phase, train_len: u64, start: u64, end: u64) -> Vec<f64> {
+        let to_radians = key_to_radians(phase);
+        let first = start.max(train_len).min(end);
+        let mut out = vec![0.0; (first - start.min(first)) as usize];
+        out.reserve((end - first) as usize);
+        self.for_each_window_min(phase, train_len, (first, end), |_, m| {
+            out.push(m as f64 * to_radians)
+        });
+        out
     }
 
     /// Writes the gap curve of one feature (radians for n = L .. L'-1) into `out`.
@@ -66,7 +86,7 @@ impl GapWorkspace {
         let to_radians = key_to_radians(phase);
         out.clear();
         out.reserve(eval_len.saturating_sub(train_len) as usize);
-        self.for_each_window_min(phase, train_len, eval_len, |_, m| {
+        self.for_each_window_min(phase, train_len, (train_len, eval_len), |_, m| {
             out.push(m as f64 * to_radians)
         });
     }
@@ -79,7 +99,7 @@ impl GapWorkspace {
             return (0.0, train_len);
         }
         let (mut best, mut at) = (0u64, 0usize);
-        self.for_each_window_min(phase, train_len, eval_len, |j, m| {
+        self.for_each_window_min(phase, train_len, (train_len, eval_len), |j, m| {
             if m > best {
                 best = m;
                 at = j;
@@ -253,6 +273,48 @@ mod tests {
                     .collect()
             };
             assert_eq!(sliding_window_min(&keys, w), want, "{keys:?} w={w}");
+        }
+    }
+
+    /// A range of the gap curve equals the same slice of the whole curve (0 below L), for
+    /// both phase forms, windows straddling L, ending at L', and of one position, and costs
+    /// nothing beyond its own keys: a window at 2^40 equals the brute-force minimum over its
+    /// L preceding offsets.
+    #[test]
+    fn curve_range_equals_the_slice_of_the_whole_curve() {
+        let phases = [
+            Phase::Integer { lambda: 37 },
+            Phase::Integer { lambda: 1000 },
+            Phase::Fixed {
+                alpha: 0x9e37_79b9_7f4a_7c15,
+            },
+            Phase::Fixed { alpha: 1 << 58 },
+        ];
+        let (l, lp) = (50u64, 700u64);
+        let mut ws = GapWorkspace::default();
+        for ph in &phases {
+            let whole = gap_curve(ph, l, lp);
+            for (start, end) in [(0, 10), (0, 120), (40, 60), (50, 51), (333, 700), (699, 700)] {
+                let got = ws.curve_range(ph, l, start, end);
+                let want: Vec<f64> = (start..end)
+                    .map(|n| if n < l { 0.0 } else { whole[(n - l) as usize] })
+                    .collect();
+                assert_eq!(got, want, "{ph:?} [{start}, {end})");
+            }
+        }
+        let ph = Phase::Fixed {
+            alpha: 0x9e37_79b9_7f4a_7c15,
+        };
+        let far = 1u64 << 40;
+        let got = ws.curve_range(&ph, l, far, far + 3);
+        for (j, g) in got.iter().enumerate() {
+            let n = far + j as u64;
+            let key = |k: u64| {
+                let f = k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                f.min(f.wrapping_neg())
+            };
+            let m = (n - l + 1..=n).map(key).min().unwrap_or(0);
+            assert_eq!(*g, m as f64 * key_to_radians(&ph));
         }
     }
 }

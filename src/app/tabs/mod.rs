@@ -7,6 +7,7 @@
 //! B's) on the same axes as the other panel (linked plots), so the two panels compare rather
 //! than repeat each other. Legends sit above the plots, outside the data.
 
+pub mod detail;
 pub mod feature_curve;
 pub mod gap;
 pub mod heatmap;
