@@ -468,7 +468,10 @@ fn the_gap_detail_window_reaches_the_whole_range_gap_at_real_model_scale() {
     h.get_by_label("at the worst gap").click();
     h.run_steps(3);
     let w = h.state().published.borrow().detail.clone().unwrap();
-    assert!(w.start <= worst && worst < w.start + w.len, "{w:?} holds {worst}");
+    assert!(
+        w.start <= worst && worst < w.start + w.len,
+        "{w:?} holds {worst}"
+    );
     assert_eq!(w.gap_max, Some(gap), "{w:?}");
     let hash = h.state().published.borrow().hash.clone();
     assert_eq!(AppState::from_hash(&hash).state, h.state().state);

@@ -44,6 +44,13 @@ pub enum AppCommand {
     ModelLoadFailed(String),
     /// Show the PosGen tab and start its selected runs (the page's `posgenTrain`).
     PosgenTrain(PosgenTrainArgs),
+    /// A committed study's file arrived (the web page fetches them when first shown).
+    StudyText {
+        /// Index of the study in the reference-results list.
+        index: usize,
+        /// Its text, or why it could not be fetched.
+        text: Result<String, String>,
+    },
     /// A training worker's message: what its run did since its previous update, that it
     /// paused, or that it failed.
     Worker {

@@ -413,6 +413,7 @@ impl ResonanceApp {
                 AppCommand::Worker { run, message } => {
                     self.posgen.apply(run, message.into_update());
                 }
+                AppCommand::StudyText { index, text } => self.posgen.study_loaded(index, text),
             }
         }
     }

@@ -80,8 +80,8 @@ impl PosgenPanel {
             message: None,
             train_seconds: 0.0,
             next_run: 0,
+            study: StudyView::new(updates.clone()),
             updates,
-            study: StudyView::default(),
         }
     }
 
@@ -157,6 +157,11 @@ impl PosgenPanel {
         &self.runs
     }
 
+    /// Takes in a committed study's fetched text ([`StudyView::loaded`]).
+    pub fn study_loaded(&mut self, index: usize, text: Result<String, String>) {
+        self.study.loaded(index, text);
+    }
+
     /// Takes in an update a worker reported for run `id` (dropped when that run was reset).
     pub fn apply(&mut self, id: RunId, update: RunUpdate) {
         if let Some(run) = self.runs.iter_mut().find(|r| r.id == id) {
@@ -201,8 +206,9 @@ impl PosgenPanel {
         }
     }
 
-    /// The tab's runs as JSON (label, worker, step, phase, latest validation, test result):
-    /// what the page's `resonanceLab.posgen()` returns.
+    /// The tab's runs as JSON (label, worker, step, phase, latest validation, test result) and
+    /// the reference study shown (its report path, whether it has been read): what the page's
+    /// `resonanceLab.posgen()` returns.
     pub fn status(&self) -> serde_json::Value {
         let runs: Vec<serde_json::Value> = self
             .runs
@@ -223,7 +229,13 @@ impl PosgenPanel {
                 })
             })
             .collect();
-        serde_json::json!({ "task": self.task.name(), "running": self.running, "runs": runs })
+        let (study, ready) = self.study.shown();
+        serde_json::json!({
+            "task": self.task.name(),
+            "running": self.running,
+            "runs": runs,
+            "reference_study": { "path": study, "ready": ready },
+        })
     }
 
     /// Test results of the finished runs as CSV: one row per run and target position.

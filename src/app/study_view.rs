@@ -1,11 +1,14 @@
 //! Reference results in the PosGen tab: the committed paired studies (every
 //! `results/posgen_study_*.json`, one per protocol and budget, listed by `build.rs`), embedded
-//! at build time and parsed on first use.
+//! at build time natively and fetched from the bundle's `studies/` on the web (so the wasm and
+//! the first frame carry none of them), parsed on first use.
 //! Every number shown is read from those files: per schedule the mean and 95% interval of ID and
 //! OOD accuracy, the paired differences with their verdicts, and the per-position accuracy
 //! curves with their bands, next to the user's own finished runs, and the budget check (the same
 //! comparisons with twice the training budget on the check seeds).
 
+use super::commands::{AppCommand, CommandSender};
+use super::platform;
 use crate::posgen::RunResult;
 use crate::posgen::study::{CellSummary, Comparison, StudyResult, Verdict, counterpart};
 use crate::posgen::study_report::{fmt_ci, fmt_signed_ci};
@@ -13,8 +16,19 @@ use crate::posgen::{Task, method_label, sweep::POSGEN_METHODS};
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, Polygon, VLine};
 
+/// Where a committed study's trimmed JSON text is.
+// Each build constructs one of the two (build.rs chooses by target), so the other is unused.
+#[allow(dead_code)]
+#[derive(Clone, Copy, Debug)]
+pub enum StudySource {
+    /// In the binary (native builds).
+    Embedded(&'static str),
+    /// A file of the web bundle, by URL relative to the page, fetched when first shown.
+    Asset(&'static str),
+}
+
 // `STUDIES`: every committed `results/posgen_study_*.json` as (selector label, report path,
-// JSON text), the text with the runs' per-position curves and validation losses emptied (the
+// source of the JSON text), the text with the runs' per-position curves and validation losses emptied (the
 // app reads only the statistics derived from them, which the file also holds).
 include!(concat!(env!("OUT_DIR"), "/studies.rs"));
 
@@ -40,38 +54,77 @@ pub struct LiveRun<'a> {
 /// conclusion (README's answer rests on it). Named by path, so reordering [`STUDIES`] keeps it.
 const ANSWER_STUDY: &str = "results/posgen_study_clean_4000.md";
 
+/// One committed study's state in the view.
+#[derive(Debug)]
+enum Slot {
+    /// Not asked for yet.
+    Unread,
+    /// Its file is being fetched.
+    Loading,
+    /// Parsed, or why it could not be read.
+    Ready(Box<Result<StudyResult, String>>),
+}
+
 /// The reference-results section: which study is shown, and the parsed files.
 pub struct StudyView {
     /// Index into the committed studies.
     pub selected: usize,
-    parsed: Vec<Result<StudyResult, String>>,
+    slots: Vec<Slot>,
+    /// Where a fetched study's text is delivered ([`AppCommand::StudyText`]).
+    commands: CommandSender,
 }
 
-impl Default for StudyView {
-    fn default() -> Self {
+impl StudyView {
+    /// The view with the answer study selected; fetched files arrive through `commands`.
+    pub fn new(commands: CommandSender) -> Self {
         Self {
             selected: STUDIES
                 .iter()
                 .position(|(_, path, _)| *path == ANSWER_STUDY)
                 .unwrap_or(0),
-            parsed: Vec::new(),
+            slots: STUDIES.iter().map(|_| Slot::Unread).collect(),
+            commands,
         }
     }
-}
 
-impl StudyView {
-    /// The committed study at `index`, parsed once.
+    /// The committed study at `index`, parsed once; `None` while its file is on its way (the
+    /// fetch starts on the first call).
     pub fn study(&mut self, index: usize) -> Option<&Result<StudyResult, String>> {
-        if self.parsed.is_empty() {
-            self.parsed = STUDIES
-                .iter()
-                .map(|(_, path, text)| {
-                    serde_json::from_str::<StudyResult>(text)
-                        .map_err(|e| format!("{path}: cannot read the committed study ({e})"))
-                })
-                .collect();
+        let (_, path, source) = STUDIES.get(index)?;
+        let slot = self.slots.get_mut(index)?;
+        if matches!(slot, Slot::Unread) {
+            *slot = match source {
+                StudySource::Embedded(text) => Slot::Ready(Box::new(parse(path, text))),
+                StudySource::Asset(url) => {
+                    let commands = self.commands.clone();
+                    platform::fetch_text(url, move |text| {
+                        commands.send_and_wake(AppCommand::StudyText { index, text });
+                    });
+                    Slot::Loading
+                }
+            };
         }
-        self.parsed.get(index)
+        match slot {
+            Slot::Ready(r) => Some(&**r),
+            _ => None,
+        }
+    }
+
+    /// Takes the fetched text (or the failure) of study `index`.
+    pub fn loaded(&mut self, index: usize, text: Result<String, String>) {
+        if let (Some((_, path, _)), Some(slot)) = (STUDIES.get(index), self.slots.get_mut(index)) {
+            *slot = Slot::Ready(Box::new(text.and_then(|t| parse(path, &t))));
+        }
+    }
+
+    /// The report path of the study shown and whether it is ready to read (the page API's
+    /// view of the section).
+    pub fn shown(&self) -> (&'static str, bool) {
+        let i = self.selected.min(STUDIES.len() - 1);
+        (
+            STUDIES[i].1,
+            matches!(self.slots.get(i), Some(Slot::Ready(r)) if r.is_ok()),
+        )
     }
 
     /// Draws the section for `task`, with `live` runs overlaid on the per-position plot.
@@ -91,7 +144,13 @@ impl StudyView {
                 ui.colored_label(Color32::RED, e.as_str());
                 return;
             }
-            None => return,
+            None => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(format!("loading {}", path.replace(".md", ".json")));
+                });
+                return;
+            }
         };
         let c = &study.config;
         ui.label(format!(
@@ -120,6 +179,12 @@ impl StudyView {
         budget_check_table(ui, task, study);
         position_plot(ui, task, &cells, live, plot_height);
     }
+}
+
+/// Parses a study's text, naming its file when that fails.
+fn parse(path: &str, text: &str) -> Result<StudyResult, String> {
+    serde_json::from_str::<StudyResult>(text)
+        .map_err(|e| format!("{path}: cannot read the committed study ({e})"))
 }
 
 fn metric_text(cell: &CellSummary, m: &str) -> String {
@@ -363,7 +428,7 @@ mod tests {
 
     #[test]
     fn committed_studies_parse_and_agree_with_their_runs() {
-        let mut v = StudyView::default();
+        let mut v = StudyView::new(crate::app::commands::CommandQueue::default().sender());
         for (i, (_, md_path, _)) in STUDIES.iter().enumerate() {
             let shown = match v.study(i) {
                 Some(Ok(s)) => s.clone(),

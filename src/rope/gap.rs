@@ -294,7 +294,14 @@ mod tests {
         let mut ws = GapWorkspace::default();
         for ph in &phases {
             let whole = gap_curve(ph, l, lp);
-            for (start, end) in [(0, 10), (0, 120), (40, 60), (50, 51), (333, 700), (699, 700)] {
+            for (start, end) in [
+                (0, 10),
+                (0, 120),
+                (40, 60),
+                (50, 51),
+                (333, 700),
+                (699, 700),
+            ] {
                 let got = ws.curve_range(ph, l, start, end);
                 let want: Vec<f64> = (start..end)
                     .map(|n| if n < l { 0.0 } else { whole[(n - l) as usize] })

@@ -436,6 +436,26 @@ test("benchmarks: frame time while changing the scale (gap on the CPU; on the GP
   await train.close();
 });
 
+test("the committed studies are not in the wasm: the PosGen tab fetches the one it shows", async () => {
+  const { page, errors } = await open(URL);
+  const requested = [];
+  page.on("request", (r) => r.url().includes("/studies/") && requested.push(r.url()));
+  // nothing fetched for the first frame (the plots tab)
+  assert.equal(requested.length, 0);
+  const before = await page.evaluate(() => window.resonanceLab.posgen().reference_study);
+  assert.equal(before.ready, false);
+  const st = (await stateOf(page)).s;
+  st.tab = "pos-gen";
+  await page.evaluate((s) => window.resonanceLab.setState(s), st);
+  await page.waitForFunction(() => window.resonanceLab.posgen().reference_study.ready, null, { timeout: 30000 });
+  const shown = await page.evaluate(() => window.resonanceLab.posgen().reference_study);
+  assert.equal(shown.path, "results/posgen_study_clean_4000.md");
+  assert.equal(requested.length, 1, requested.join(", "));
+  assert.match(requested[0], /studies\/posgen_study_clean_4000\.json$/);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test("the PosGen tab trains its four runs in Web Workers while the page keeps drawing", async () => {
   const { page, errors } = await open(URL);
   const steps = 200;

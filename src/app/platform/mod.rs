@@ -1,5 +1,5 @@
 //! The small platform layer: what the app's modules need from the machine they run on (saving
-//! a file, reading a dropped one, a training worker, per-frame page work), natively or in the
+//! a file, reading a dropped one or a bundle file, a training worker, per-frame page work), natively or in the
 //! browser. It depends only on the modules below the panels (commands, messages, the worker
 //! protocol), never on the panels or the app root.
 
@@ -9,8 +9,8 @@ mod native;
 mod web;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{TrainWorker, after_frame, read_dropped, save_file};
+pub use native::{TrainWorker, after_frame, fetch_text, read_dropped, save_file};
 #[cfg(target_arch = "wasm32")]
 pub use web::{
-    TrainWorker, after_frame, export, fail, install_worker_api, read_dropped, save_file,
+    TrainWorker, after_frame, export, fail, fetch_text, install_worker_api, read_dropped, save_file,
 };

@@ -15,6 +15,13 @@ pub fn save_file(name: &str, _mime: &str, bytes: &[u8]) -> Result<String, String
     Ok(format!("saved {}", path.display()))
 }
 
+/// Reads a file named by a URL relative to the page: natively, a path relative to the current
+/// directory (native builds embed what the page fetches, so nothing calls this today); `done`
+/// runs at once.
+pub fn fetch_text(url: &str, done: impl FnOnce(Result<String, String>) + 'static) {
+    done(std::fs::read_to_string(url).map_err(|e| format!("{url}: {e}")));
+}
+
 /// Reads a file dropped on the window and queues its load (or the reason it failed).
 pub fn read_dropped(file: egui::DroppedFileHandle, commands: CommandSender) {
     let name = file.path().file_name().map_or_else(

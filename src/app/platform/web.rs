@@ -28,6 +28,34 @@ pub fn save_file(name: &str, mime: &str, bytes: &[u8]) -> Result<String, String>
     Ok(format!("downloaded {name}"))
 }
 
+/// Fetches a file of the bundle (a URL relative to the page) and hands its text, or why it
+/// could not be had, to `done` when it arrives.
+pub fn fetch_text(url: &str, done: impl FnOnce(Result<String, String>) + 'static) {
+    let url = url.to_string();
+    wasm_bindgen_futures::spawn_local(async move {
+        done(fetch(&url).await.map_err(|e| format!("{url}: {e}")));
+    });
+}
+
+/// The text at `url`, or the reason there is none (network error, HTTP status, not text).
+async fn fetch(url: &str) -> Result<String, String> {
+    use wasm_bindgen_futures::JsFuture;
+    let js = |e: JsValue| e.as_string().unwrap_or_else(|| format!("{e:?}"));
+    let window = web_sys::window().ok_or("no window")?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(js)?
+        .dyn_into()
+        .map_err(js)?;
+    if !response.ok() {
+        return Err(format!("HTTP {}", response.status()));
+    }
+    let text = JsFuture::from(response.text().map_err(js)?)
+        .await
+        .map_err(js)?;
+    text.as_string().ok_or_else(|| "not text".to_string())
+}
+
 /// Reads a file dropped on the page (browsers read files asynchronously) and queues its load
 /// (or the reason it failed).
 pub fn read_dropped(file: egui::DroppedFileHandle, commands: CommandSender) {
