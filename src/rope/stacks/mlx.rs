@@ -23,14 +23,43 @@ const READS_ROPE_PARAMETERS: &[&str] = &[
     "glm_moe_dsa",
 ];
 
-/// `mx.fast.rope`'s default inverse frequencies: `exp(-i * (logf(base) / (d/2)))` in f32
-/// (mlx/fast.cpp:459-466).
+/// mlx's CPU `exp` (mlx/backend/cpu/simd/math.h): `2^(x log2 e)` with the integer part by bit
+/// shifting and the fraction by Cephes' degree-6 polynomial in fused multiply-adds. Not
+/// correctly rounded: up to ~15 ulp from `exp` on RoPE's arguments.
+fn mlx_exp(x_init: f32) -> f32 {
+    if x_init.is_nan() {
+        return x_init;
+    }
+    if x_init > 88.0 {
+        return f32::INFINITY;
+    }
+    if x_init < -88.0 {
+        return 0.0;
+    }
+    let x = x_init * 1.442695f32;
+    let ipart = (x + 0.5).floor();
+    let fpart = x - ipart;
+    let mut y = 1.535_336_2e-4_f32;
+    for c in [
+        1.339_887_4e-3_f32,
+        9.618_437e-3,
+        5.550_332_5e-2,
+        2.402_264_8e-1,
+        6.931_472e-1,
+        1.0,
+    ] {
+        y = y.mul_add(fpart, c);
+    }
+    let epart = f32::from_bits((((ipart as i32) + 127) << 23) as u32);
+    epart * y
+}
+
+/// `mx.fast.rope`'s default inverse frequencies: `exp(-i * (logf(base) / (d/2)))` in f32 with
+/// mlx's own `exp` (mlx/fast.cpp:459-466).
 fn default_inv(base: f64, dims: usize) -> Vec<f32> {
     let half = dims / 2;
     let c = logf(base as f32) / half as f32;
-    (0..half)
-        .map(|i| ((-(i as f32) * c) as f64).exp() as f32)
-        .collect()
+    (0..half).map(|i| mlx_exp(-(i as f32) * c)).collect()
 }
 
 /// `mx.fast.rope` with `freqs`: the reciprocal of the periods.
@@ -145,9 +174,14 @@ pub(super) fn compute(input: &StackInput) -> Result<StackRope, ImportError> {
         class = "DynamicNTKAlphaRoPE";
         let b = dynamic_ntk::alpha_base(base, input.sec_f64("alpha").unwrap_or(1.0), dims);
         notes.push(format!(
-            "HunYuan: static base theta * alpha^(d/(d-2)) = {b} (hunyuan_v1_dense.py:38-59)"
+            "HunYuan: static base theta * alpha^(d/(d-2)) = {b}, passed as periods base^(2i/d) \
+             (hunyuan_v1_dense.py:38-59)"
         ));
-        default_inv(b, dims)
+        reciprocal(&crate::rope::methods::common::pos_freqs_f32(
+            b,
+            dims,
+            dims / 2,
+        ))
     } else {
         match rope_type.as_str() {
             "default" | "linear" => {
