@@ -30,9 +30,20 @@ pub struct ConfigArgs {
     /// Write the Resonance twin (rounded inv_freq, attention factor, wavelengths) to this file.
     #[arg(long = "export-resonance", value_name = "OUT.json")]
     pub export_resonance: Option<PathBuf>,
+    /// Compute the RoPE as this stack does: transformers, vllm, llama.cpp or mlx.
+    #[arg(long, value_name = "STACK")]
+    pub stack: Option<String>,
+    /// With --stack: the context the stack runs at (its knob: sequence length, max_model_len,
+    /// n_ctx) [default: max_position_embeddings].
+    #[arg(long, allow_negative_numbers = true)]
+    pub context: Option<i64>,
+    /// With --stack: add cos and sin at these positions (P,Q,...), as the stack computes them.
+    #[arg(long, value_name = "P,Q,...")]
+    pub positions: Option<String>,
 }
 
-fn read_input(file: &str) -> Result<(String, String), CliError> {
+/// The text of FILE (or stdin for `-`) and a fallback name.
+pub(super) fn read_input(file: &str) -> Result<(String, String), CliError> {
     if file == "-" {
         let mut text = String::new();
         std::io::stdin()
@@ -73,11 +84,30 @@ fn max_over(gap: &[f64], range: std::ops::Range<usize>) -> f64 {
     gap[range].iter().copied().fold(0.0, f64::max)
 }
 
-/// `config`: the model's schedule as transformers computes it (or its Resonance twin).
+/// `config`: the model's schedule as transformers computes it (or its Resonance twin); with
+/// `--stack`, as that stack computes it.
 pub fn config(args: &ConfigArgs) -> Result<Value, CliError> {
+    if let Some(stack) = &args.stack {
+        return super::stacks_cmd::config_stack(args, stack);
+    }
+    if args.context.is_some() || args.positions.is_some() {
+        let flag = if args.context.is_some() {
+            "--context"
+        } else {
+            "--positions"
+        };
+        return Err(CliError::Usage(format!(
+            "invalid {flag}: only with --stack (transformers, vllm, llama.cpp or mlx)"
+        )));
+    }
+    config_document(args, None)
+}
+
+/// Today's `config` document; `context` stands for `--seq-len` when that is not given.
+pub(super) fn config_document(args: &ConfigArgs, context: Option<u64>) -> Result<Value, CliError> {
     let opts = hf_config::ImportOptions {
         layer_type: args.layer_type.clone(),
-        seq_len: length("seq-len", args.seq_len)?,
+        seq_len: length("seq-len", args.seq_len)?.or(context),
         eval_len: length("eval-len", args.eval_len)?,
     };
     let (text, stem) = read_input(&args.file)?;

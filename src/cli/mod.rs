@@ -9,6 +9,7 @@ mod reproduce_cmd;
 mod runner;
 pub mod schedule_args;
 mod schedule_cmds;
+mod stacks_cmd;
 mod study_cmd;
 pub mod train_command;
 
@@ -48,6 +49,9 @@ pub enum Command {
     Posgen(posgen_cmds::PosgenArgs),
     /// Import a Hugging Face config.json: its RoPE schedule, gap summary and Resonance twin.
     Config(config_cmd::ConfigArgs),
+    /// Put a config.json through transformers, vLLM, llama.cpp and mlx-lm and list where they
+    /// differ.
+    Audit(stacks_cmd::AuditArgs),
 }
 
 /// Why a headless command failed.
@@ -109,6 +113,7 @@ pub fn run(command: &Command) -> Result<serde_json::Value, CliError> {
         Command::Bench(a) => schedule_cmds::bench(a),
         Command::Posgen(a) => posgen_cmds::run(a),
         Command::Config(a) => config_cmd::config(a),
+        Command::Audit(a) => stacks_cmd::audit(a),
     }
 }
 

@@ -19,6 +19,7 @@ pub mod phase;
 pub mod reference;
 pub mod resonance;
 pub mod schedule;
+pub mod stacks;
 
 pub use config::{Method, MethodDef, PairLayout, Param, ScheduleConfig};
 pub use error::ConfigError;

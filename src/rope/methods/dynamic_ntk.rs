@@ -43,3 +43,26 @@ impl Method {
     /// Dynamic NTK.
     pub const DYNAMIC_NTK: Method = Method(&DEF);
 }
+
+/// The static NTK-alpha base `b * alpha^(d/(d-2))` (f64) that HunYuan's `ntk_alpha` (transformers,
+/// mlx-lm), vLLM's `DynamicNTKAlphaRotaryEmbedding` and llama.cpp's HunYuan converter compute
+/// for a `dynamic` section with `alpha`; `d` is the rotary dimension.
+pub fn alpha_base(base: f64, alpha: f64, dim: usize) -> f64 {
+    match common::ntk_exponent(dim) {
+        Some(e) => base * alpha.powf(e),
+        None => base,
+    }
+}
+
+/// vLLM's `DynamicNTKScalingRotaryEmbedding` base, computed once at construction:
+/// `b * ((s * max_position / max_trained) - (s - 1))^(d/(d-2))` (f64,
+/// dynamic_ntk_scaling_rope.py:58). With `max_trained == max_position` (every config that does
+/// not spell `max_trained_positions`) the bracket is 1 and the base is unchanged.
+pub fn vllm_base(base: f64, factor: f64, max_position: u64, max_trained: u64, dim: usize) -> f64 {
+    match common::ntk_exponent(dim) {
+        Some(e) => {
+            base * ((factor * max_position as f64 / max_trained as f64) - (factor - 1.0)).powf(e)
+        }
+        None => base,
+    }
+}

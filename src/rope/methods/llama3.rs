@@ -133,3 +133,57 @@ impl Method {
     /// Llama-3 scaling.
     pub const LLAMA3: Method = Method(&DEF);
 }
+
+/// mlx-lm's `Llama3RoPE` periods (rope_utils.py:72-123), f32 in its order: `base**(2i/d)`,
+/// times `factor` where `2 pi period > L/low_freq_factor`, the medium band (strict on both edges)
+/// `period / ((1 - smooth)/factor + smooth)`; mx.fast.rope inverts them.
+pub fn mlx_periods(c: &ScheduleConfig) -> Vec<f32> {
+    let l = c.train_len as f32;
+    let (lf, hf, s) = (
+        c.low_freq_factor as f32,
+        c.high_freq_factor as f32,
+        c.scale as f32,
+    );
+    let (low_wl, high_wl) = (
+        (c.train_len as f64 / c.low_freq_factor) as f32,
+        (c.train_len as f64 / c.high_freq_factor) as f32,
+    );
+    let two_pi = (2.0 * PI) as f32;
+    common::pos_freqs_f32(c.base, c.rotary_dim(), c.rotary_dim() / 2)
+        .into_iter()
+        .map(|p| {
+            let wl = two_pi * p;
+            let f = if wl > low_wl { p * s } else { p };
+            if wl > high_wl && wl < low_wl {
+                let smooth = (l / wl - lf) / (hf - lf);
+                f / ((1.0 - smooth) / s + smooth)
+            } else {
+                f
+            }
+        })
+        .collect()
+}
+
+/// llama.cpp's `rope_freqs` for a llama3 section (`LlamaModel.generate_extra_tensors`,
+/// conversion/llama.py:298-326): per pair the divisor 1, `factor`, or
+/// `1 / ((1 - smooth)/factor + smooth)`, from transformers' default frequencies in torch f32.
+pub fn llama_cpp_rope_freqs(c: &ScheduleConfig) -> Vec<f32> {
+    let l = c.train_len as f64;
+    let (lf, hf, s) = (c.low_freq_factor, c.high_freq_factor, c.scale);
+    let (low_wl, high_wl) = (l / lf, l / hf);
+    let two_pi = (2.0 * PI) as f32;
+    common::default_f32(c.base, c.rotary_dim())
+        .into_iter()
+        .map(|inv| {
+            let wl = two_pi / inv;
+            if (wl as f64) < high_wl {
+                1.0
+            } else if (wl as f64) > low_wl {
+                s as f32
+            } else {
+                let smooth = (l as f32 / wl - lf as f32) / (hf - lf) as f32;
+                1.0f32 / ((1.0f32 - smooth) / s as f32 + smooth)
+            }
+        })
+        .collect()
+}

@@ -169,3 +169,16 @@ impl Method {
     /// LongRoPE.
     pub const LONGROPE: Method = Method(&DEF);
 }
+
+/// The LongRoPE attention factor vLLM's `Phi3LongRoPEScaledRotaryEmbedding`, llama.cpp's Phi-3
+/// converter and mlx-lm's `SuScaledRoPE` compute: always from
+/// `max_position_embeddings / original`, never from the section's `factor` or
+/// `attention_factor` (vLLM phi3_long_rope_scaled_rope.py:67, llama.cpp conversion/phi.py:196).
+pub fn max_ratio_attention_factor(max_pos: u64, original: u64) -> f64 {
+    let s = max_pos as f64 / original as f64;
+    if s <= 1.0 {
+        1.0
+    } else {
+        (1.0 + s.ln() / (original as f64).ln()).sqrt()
+    }
+}

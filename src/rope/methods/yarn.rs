@@ -231,3 +231,40 @@ impl Method {
     pub const YARN: Method = Method(&DEF);
 }
 
+
+/// mlx-lm's `YarnRoPE` / `DeepseekV2YarnRotaryEmbedding` periods (rope_utils.py:126-195): the
+/// correction range always floored and ceiled, clamped to `[0, d-1]`; ramp over `arange(d/2)`;
+/// `(inter * extra) / (inter * mask + extra * (1 - mask))` in f32, inverted by mx.fast.rope.
+pub fn mlx_periods(c: &ScheduleConfig) -> Vec<f32> {
+    let dim = c.rotary_dim();
+    let low = correction_dim(c.beta_fast, dim, c.base, c.train_len).floor().max(0.0);
+    let mut high = correction_dim(c.beta_slow, dim, c.base, c.train_len)
+        .ceil()
+        .min(dim as f64 - 1.0);
+    if low == high {
+        high += 0.001;
+    }
+    let s32 = c.scale as f32;
+    common::pos_freqs_f32(c.base, dim, dim / 2)
+        .into_iter()
+        .enumerate()
+        .map(|(i, extra)| {
+            let inter = s32 * extra;
+            let ramp = ((i as f32 - low as f32) / (high - low) as f32).clamp(0.0, 1.0);
+            let mask = 1.0f32 - ramp;
+            (inter * extra) / (inter * mask + extra * (1.0f32 - mask))
+        })
+        .collect()
+}
+
+/// ggml's `ggml_rope_yarn_corr_dims` (ggml/src/ggml.c:4478-4490) in f32: always floored and
+/// ceiled, clamped to `[0, n_dims - 1]`.
+pub fn ggml_corr_dims(n_dims: usize, n_ctx_orig: u64, base: f32, beta_fast: f32, beta_slow: f32) -> (f32, f32) {
+    let dim = |r: f32| {
+        let x = n_ctx_orig as f32 / (r * 2.0f32 * std::f32::consts::PI);
+        n_dims as f32 * ((x as f64).ln() as f32) / (2.0f32 * ((base as f64).ln() as f32))
+    };
+    let start = dim(beta_fast).floor();
+    let end = dim(beta_slow).ceil();
+    (start.max(0.0), end.min(n_dims as f32 - 1.0))
+}

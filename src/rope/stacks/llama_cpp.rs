@@ -1,0 +1,373 @@
+//! llama.cpp (ggml-org/llama.cpp@0c1e57098, as vendored by llama-cpp-python 0.3.36): what
+//! `convert_hf_to_gguf.py` writes for the config, what the loader and context make of it, and
+//! the ggml CPU rope kernel's f32 recurrence. The knob is `n_ctx`, rounded up to 256. Line
+//! references are to the vendored tree (docs/stack-notes/llama.cpp.md).
+
+use super::transformers::DEEPSEEK;
+use super::{Angles, AppliedTo, GgmlRope, Quirk, Stack, StackInput, StackRope, logf};
+use crate::rope::hf_config::ImportError;
+use crate::rope::methods::{dynamic_ntk, llama3, longrope, yarn};
+
+/// The GGUF architecture the converter picks for a model type, and whether its rope mode is
+/// NEOX (pairs (i, i + n/2)) rather than NORM (pairs (2i, 2i+1)).
+fn arch_of(input: &StackInput) -> (&'static str, bool) {
+    match input.model_type.as_str() {
+        "qwen2" => ("qwen2", true),
+        "qwen3" => ("qwen3", true),
+        "qwen3_next" => ("qwen3next", true),
+        "gemma3" | "gemma3_text" => ("gemma3", true),
+        "gemma4" | "gemma4_text" => ("gemma4", true),
+        "phi" => ("phi2", true),
+        "phi3" => ("phi3", true),
+        "gpt_oss" => ("gpt-oss", true),
+        "hunyuan_v1_dense" => ("hunyuan-dense", true),
+        "deepseek_v2" | "deepseek_v3" | "kimi_k2" => ("deepseek2", false),
+        _ => ("llama", false),
+    }
+}
+
+/// f32 `get_mscale` of llama-context.cpp: `0.1 * mscale * logf(s) + 1` for s > 1.
+fn mscale32(s: f32, m: f32) -> f32 {
+    if s <= 1.0 {
+        1.0
+    } else {
+        0.1f32 * m * logf(s) + 1.0f32
+    }
+}
+
+/// llama.cpp's RoPE for the input at `n_ctx` = the context.
+pub(super) fn compute(input: &StackInput) -> Result<StackRope, ImportError> {
+    let (arch, neox) = arch_of(input);
+    let cfg = input
+        .transformers
+        .as_ref()
+        .map(|m| m.config.clone())
+        .unwrap_or_else(|_| input.plain.config.clone());
+    let rope_type = input.rope_type.as_str();
+    let sliding = input.layer_type.as_deref() == Some("sliding_attention");
+    let deepseek = input.is(DEEPSEEK);
+    let mut notes = vec![format!(
+        "converter: {arch} ({}), rope mode {}",
+        input.architecture,
+        if neox {
+            "LLAMA_ROPE_TYPE_NEOX"
+        } else {
+            "LLAMA_ROPE_TYPE_NORM"
+        }
+    )];
+    let mut quirks = Vec::new();
+    let mut reason = None;
+    let mut runs_instead = None;
+    let n_ctx = input.context.div_ceil(256) * 256;
+    let factor = input.sec_f64("factor").unwrap_or(1.0);
+    let mut n_dims = if rope_type == "proportional" {
+        input.plain.config.dim
+    } else {
+        cfg.rotary_dim()
+    };
+    if input.is(&["qwen2"])
+        && let (Some(h), Some(n)) = (
+            input.top_f64("hidden_size"),
+            input.top_f64("num_attention_heads"),
+        )
+    {
+        n_dims = (h / n) as usize;
+    }
+    let mut freq_base = cfg.base as f32;
+    let mut freq_scale = 1.0f32;
+    let mut ext_factor = 0.0f32;
+    let mut attn_factor = 1.0f32;
+    let mut rope_attn_factor = 1.0f32;
+    let mut n_ctx_orig = input.max_pos();
+    let mut freq_factors = None;
+    let mut factor_list = None;
+    let mut yarn_log_mul = 0.0f32;
+    let unconverted = |t: &str| {
+        format!(
+            "rope type '{t}' in the config; the converted GGUF runs 'default' in llama.cpp \
+             (rope.scaling.type 'linear' with factor 1: the converter writes nothing for '{t}', \
+             conversion/base.py:1487-1489, and the loader knows none, linear, yarn, longrope only, \
+             src/llama-model.cpp:1034-1039)"
+        )
+    };
+    match rope_type {
+        _ if sliding => {
+            notes.push(
+                "sliding layer: freq_base = rope.freq_base_swa, freq_scale 1 \
+                 (src/llama-model.cpp:2329-2335)"
+                    .into(),
+            );
+        }
+        "linear" => {
+            freq_scale = 1.0f32 / factor as f32;
+        }
+        "yarn" | "deepseek_yarn" => {
+            freq_scale = 1.0f32 / factor as f32;
+            ext_factor = 1.0;
+            n_ctx_orig = cfg.train_len;
+            if deepseek && let Some(m) = input.sec_f64("mscale_all_dim").filter(|m| *m != 0.0) {
+                // stored as 0.1 * mscale_all_dim (conversion/deepseek.py:384-386), divided back
+                // on load (src/models/deepseek2.cpp:34-38)
+                let stored = (0.1 * m) as f32;
+                yarn_log_mul = stored / 0.1f32;
+                notes.push(format!(
+                    "rope.scaling.yarn_log_multiplier stored as 0.1 x mscale_all_dim = {stored} \
+                     (conversion/deepseek.py:386) and divided by 0.1 on load = {yarn_log_mul} \
+                     (src/models/deepseek2.cpp:37)"
+                ));
+            }
+            let fac = 1.0f32 / freq_scale;
+            let a = if yarn_log_mul != 0.0 {
+                let m = if deepseek && yarn_log_mul != 1.0 {
+                    yarn_log_mul
+                } else {
+                    1.0
+                };
+                mscale32(fac, m) / mscale32(fac, yarn_log_mul)
+            } else {
+                mscale32(fac, 1.0)
+            };
+            attn_factor = a * (1.0f32 / (1.0f32 + 0.1f32 * logf(fac)));
+            notes.push(
+                "YaRN: ext_factor 1, beta 32 / 1 whatever the file says (src/llama-hparams.h:159-162); \
+                 the attention factor recomputed from the factor (src/llama-context.cpp:177-211); \
+                 the correction range always floored/ceiled (ggml/src/ggml.c:4486-4487)"
+                    .into(),
+            );
+            yarn_quirks(input, &cfg, deepseek, &mut quirks);
+        }
+        "longrope" | "su" if arch == "phi3" => {
+            n_ctx_orig = cfg.train_len;
+            rope_attn_factor =
+                longrope::max_ratio_attention_factor(input.max_pos(), cfg.train_len) as f32;
+            let long = n_ctx > n_ctx_orig;
+            factor_list = Some(if long { "long" } else { "short" });
+            let list = if long {
+                &cfg.long_factor
+            } else {
+                &cfg.short_factor
+            };
+            freq_factors = Some(list.iter().map(|&v| v as f32).collect::<Vec<f32>>());
+            notes.push(format!(
+                "LongRoPE: rope_factors_long/short written (conversion/phi.py:210-211); n_ctx {} \
+                 padded to {n_ctx} {} n_ctx_orig {n_ctx_orig} -> the {} list for every sequence \
+                 (src/llama-model.cpp:2345)",
+                input.context,
+                if long { ">" } else { "<=" },
+                if long { "long" } else { "short" }
+            ));
+            quirks.push(Quirk {
+                field: "factor_list",
+                cause:
+                    "llama.cpp picks the LongRoPE list by the allocated context, n_ctx (rounded \
+                        up to 256) > original (src/llama-model.cpp:2345; llama.cpp 8995, 24823)"
+                        .into(),
+                effect: if long {
+                    format!(
+                        "with -c {} (n_ctx {n_ctx}), every sequence runs the long factors, also a \
+                         short prompt",
+                        input.context
+                    )
+                } else {
+                    format!(
+                        "with -c {}, every sequence runs the short factors, also past {n_ctx_orig} \
+                         tokens",
+                        input.context
+                    )
+                },
+            });
+            if input.sec_f64("factor").is_some() || input.sec_f64("attention_factor").is_some() {
+                quirks.push(Quirk {
+                    field: "attention_factor",
+                    cause: "the Phi-3 converter writes rope.scaling.attn_factor = sqrt(1 + \
+                            ln(max/original) / ln(original)); the section's factor and \
+                            attention_factor are not read (conversion/phi.py:196)"
+                        .into(),
+                    effect: "cos and sin carry another temperature than in transformers".into(),
+                });
+            }
+        }
+        "llama3" if arch == "llama" => {
+            freq_factors = Some(llama3::llama_cpp_rope_freqs(&cfg));
+            notes.push(
+                "llama3: rope_freqs divisors written by LlamaModel.generate_extra_tensors \
+                 (conversion/llama.py:298-326); llama.cpp 8650 (llama3 dropped) is fixed for \
+                 LlamaForCausalLM in this version"
+                    .into(),
+            );
+        }
+        "proportional" => {
+            let rot = crate::rope::methods::proportional::rotating_pairs(&input.plain.config);
+            let mut f = vec![1.0f32; rot];
+            f.resize(n_dims / 2, 1e30);
+            freq_factors = Some(f);
+            notes.push(
+                "proportional: rope_freqs = 1 on the rotated pairs, 1e30 past them \
+                 (conversion/gemma.py:741-762): those pairs turn by ~1e-32 rad per token, not 0"
+                    .into(),
+            );
+        }
+        "dynamic" if arch == "hunyuan-dense" => {
+            let alpha = input.sec_f64("alpha").unwrap_or(1.0);
+            freq_base = dynamic_ntk::alpha_base(cfg.base, alpha, input.plain.config.dim) as f32;
+            n_ctx_orig = 262_144;
+            notes.push(format!(
+                "HunYuan: alpha folded into the base, theta * alpha^(d/(d-2)) = {freq_base}, type \
+                 none, context lengths set to 262144 (conversion/hunyuan.py:258-270)"
+            ));
+        }
+        "default" => {}
+        other => {
+            reason = Some(unconverted(other));
+            runs_instead = Some(format!(
+                "ggml_rope_ext(mode {}, freq_base {}, freq_scale 1.0, ext_factor 0.0, factors none)",
+                if neox { 2 } else { 0 },
+                freq_base
+            ));
+            quirks.push(Quirk {
+                field: "supported",
+                cause: format!(
+                    "llama.cpp has no '{other}' rope: the converter writes nothing and the loader \
+                     knows none/linear/yarn/longrope only (src/llama-model.cpp:1034-1039)"
+                ),
+                effect: format!("llama.cpp runs plain RoPE instead of '{other}', with no warning"),
+            });
+        }
+    }
+    attn_factor *= rope_attn_factor;
+    let corr_dims = yarn::ggml_corr_dims(n_dims, n_ctx_orig, freq_base, 32.0, 1.0);
+    let g = GgmlRope {
+        n_dims,
+        freq_base,
+        freq_scale,
+        ext_factor,
+        attn_factor,
+        n_ctx_orig,
+        beta: (32.0, 1.0),
+        corr_dims,
+        freq_factors,
+    };
+    let (inv, mscale) = g.angles(1.0);
+    let softmax = if arch == "deepseek2" {
+        let fs = 1.0f32 / freq_scale;
+        let org = attn_factor * (1.0f32 + 0.1f32 * logf(fs));
+        let ms = org * (1.0f32 + 0.1f32 * yarn_log_mul * logf(fs));
+        if yarn_log_mul == 0.0 && ext_factor != 0.0 {
+            quirks.push(Quirk {
+                field: "softmax_scale_factor",
+                cause: "DeepSeek 2 without yarn_log_multiplier: the rope factor 0.1 ln s + 1 goes \
+                        on cos/sin and its square again on the softmax scale \
+                        (src/llama-context.cpp:203, src/models/deepseek2.cpp:439-443)"
+                    .into(),
+                effect: "the YaRN temperature is applied twice: attention logits sharper than \
+                         in transformers"
+                    .into(),
+            });
+        }
+        (ms * ms) as f64
+    } else {
+        1.0
+    };
+    notes.push(format!(
+        "ggml_rope_ext(n_dims {n_dims}, freq_base {freq_base}, freq_scale {freq_scale}, ext_factor \
+         {ext_factor}, attn_factor {attn_factor}, n_ctx_orig {n_ctx_orig}, corr_dims {:?}); the \
+         kernel forms the angle by theta *= powf(base, -2/n_dims) from theta = p \
+         (ggml/src/ggml-cpu/ops.cpp:6216), inv_freq is its angle at p = 1",
+        corr_dims
+    ));
+    Ok(StackRope {
+        stack: Stack::LlamaCpp,
+        stack_version: Stack::LlamaCpp.version(),
+        context: input.context,
+        supported: reason.is_none(),
+        reason,
+        runs_instead,
+        rope_class: format!(
+            "ggml_rope_ext mode {} ({})",
+            if neox { 2 } else { 0 },
+            if neox {
+                "LLAMA_ROPE_TYPE_NEOX"
+            } else {
+                "LLAMA_ROPE_TYPE_NORM"
+            }
+        ),
+        rope_type: rope_type.to_string(),
+        head_dim: input.plain.config.dim,
+        rotary_dim: n_dims,
+        inv_freq: inv,
+        attention_factor: mscale as f64,
+        attention_factor_applied_to: if mscale != 1.0 {
+            AppliedTo::CosSin
+        } else {
+            AppliedTo::Nowhere
+        },
+        cos_sin_scale: mscale as f64,
+        softmax_scale_factor: Some(softmax),
+        pair_layout: if neox { "half-split" } else { "interleaved" },
+        max_positions: None,
+        factor_list,
+        angles: Angles::Ggml(g),
+        notes,
+        quirks,
+    })
+}
+
+/// The YaRN keys llama.cpp loses on the way (converter or loader).
+fn yarn_quirks(
+    input: &StackInput,
+    cfg: &crate::rope::ScheduleConfig,
+    deepseek: bool,
+    quirks: &mut Vec<Quirk>,
+) {
+    if !cfg.truncate {
+        quirks.push(Quirk {
+            field: "inv_freq",
+            cause: "ggml_rope_yarn_corr_dims always floors and ceils the correction range; \
+                    truncate is never written (ggml/src/ggml.c:4486-4487)"
+                .into(),
+            effect: "the ramp features rotate at other speeds than with truncate: false".into(),
+        });
+    }
+    if input.sec_f64("attention_factor").is_some() {
+        quirks.push(Quirk {
+            field: "attention_factor",
+            cause: "rope.scaling.yarn_attn_factor is written but read by Grok only, and the \
+                    context recomputes the factor from the scale (src/llama-context.cpp:177-211)"
+                .into(),
+            effect: "the explicit attention_factor is ignored: cos/sin carry 0.1 ln s + 1".into(),
+        });
+    }
+    let has_m = input.sec_f64("mscale").is_some();
+    let has_all = input.sec_f64("mscale_all_dim").is_some();
+    if (has_m || has_all) && !deepseek {
+        quirks.push(Quirk {
+            field: "attention_factor",
+            cause: "mscale / mscale_all_dim are not converted outside DeepSeek \
+                    (conversion/base.py:1483 commented out)"
+                .into(),
+            effect: "cos/sin carry 0.1 ln s + 1 instead of the mscale ratio".into(),
+        });
+    }
+    if deepseek && has_m && has_all && input.sec_f64("mscale") != input.sec_f64("mscale_all_dim") {
+        quirks.push(Quirk {
+            field: "attention_factor",
+            cause: "the context assumes mscale == 1 and DeepSeek 2 sets it to mscale_all_dim \
+                    (src/llama-context.cpp:186-195)"
+                .into(),
+            effect:
+                "cos/sin factor 1 instead of get_mscale(s, mscale)/get_mscale(s, mscale_all_dim)"
+                    .into(),
+        });
+    }
+    if deepseek && has_all {
+        quirks.push(Quirk {
+            field: "softmax_scale_factor",
+            cause:
+                "yarn_log_multiplier is stored x0.1 by the converter (conversion/deepseek.py:386) \
+                    and divided by 0.1 on load (src/models/deepseek2.cpp:37): the net softmax \
+                    factor equals transformers'"
+                    .into(),
+            effect: "none beyond f32 rounding".into(),
+        });
+    }
+}
