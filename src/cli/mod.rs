@@ -2,6 +2,7 @@
 //! the UI and print one JSON document. No math here. The contract is `CLI.md`-stable: names of
 //! subcommands, options and JSON fields do not change.
 
+mod atomic;
 mod common;
 mod config_cmd;
 mod posgen_cmds;
