@@ -5,6 +5,7 @@
 mod atomic;
 mod common;
 mod config_cmd;
+mod gguf_patch;
 mod posgen_cmds;
 mod reproduce_cmd;
 mod runner;
@@ -49,6 +50,9 @@ pub enum Command {
     Posgen(posgen_cmds::PosgenArgs),
     /// Import a Hugging Face config.json: its RoPE schedule, gap summary and Resonance twin.
     Config(config_cmd::ConfigArgs),
+    /// Write a Resonance twin into a GGUF as llama.cpp reads it (frequency factors + metadata).
+    #[command(name = "gguf-patch")]
+    GgufPatch(gguf_patch::GgufPatchArgs),
 }
 
 /// Why a headless command failed.
@@ -110,6 +114,7 @@ pub fn run(command: &Command) -> Result<serde_json::Value, CliError> {
         Command::Bench(a) => schedule_cmds::bench(a),
         Command::Posgen(a) => posgen_cmds::run(a),
         Command::Config(a) => config_cmd::config(a),
+        Command::GgufPatch(a) => gguf_patch::gguf_patch(a),
     }
 }
 
