@@ -219,7 +219,12 @@ fn patch_and_check(
     let report: Value = serde_json::from_str(&stdout).unwrap();
     let (a, abytes) = read(&inp);
     let (b, bbytes) = read(&out);
-    let arch = a.header.get("general.architecture").unwrap().as_str().unwrap();
+    let arch = a
+        .header
+        .get("general.architecture")
+        .unwrap()
+        .as_str()
+        .unwrap();
     let key = |k: &str| format!("{arch}.{k}");
     // alignment: the data section and every tensor
     let align = b.header.alignment();
@@ -235,16 +240,30 @@ fn patch_and_check(
     );
     assert_eq!(
         b.header.get(&key("rope.scaling.attn_factor")),
-        Some(&MetaValue::F32(twin["attention_factor"].as_f64().unwrap() as f32))
+        Some(&MetaValue::F32(
+            twin["attention_factor"].as_f64().unwrap() as f32
+        ))
     );
     assert!(b.header.get(&key("rope.scaling.factor")).is_none());
     assert_eq!(
-        b.header.get("resonance_lab.twin.name").and_then(MetaValue::as_str),
+        b.header
+            .get("resonance_lab.twin.name")
+            .and_then(MetaValue::as_str),
         twin["name"].as_str()
     );
     let touched = |k: &str| k.contains(".rope.scaling.") || k.starts_with("resonance_lab.");
-    let kept_a: Vec<_> = a.header.metadata.iter().filter(|(k, _)| !touched(k)).collect();
-    let kept_b: Vec<_> = b.header.metadata.iter().filter(|(k, _)| !touched(k)).collect();
+    let kept_a: Vec<_> = a
+        .header
+        .metadata
+        .iter()
+        .filter(|(k, _)| !touched(k))
+        .collect();
+    let kept_b: Vec<_> = b
+        .header
+        .metadata
+        .iter()
+        .filter(|(k, _)| !touched(k))
+        .collect();
     assert_eq!(kept_a, kept_b);
     // factor tensors: the twin's factors, f32, one per pair
     let want = expected_factors(twin);
@@ -269,7 +288,10 @@ fn patch_and_check(
             t.name
         );
     }
-    assert_eq!(report["output_bytes"].as_u64().unwrap(), bbytes.len() as u64);
+    assert_eq!(
+        report["output_bytes"].as_u64().unwrap(),
+        bbytes.len() as u64
+    );
     assert_eq!(report["architecture"], arch);
     report
 }
@@ -301,7 +323,10 @@ fn yarn_twin_adds_rope_freqs_and_switches_yarn_off() {
         vec![
             ("llama.rope.scaling.type", MetaValue::String("yarn".into())),
             ("llama.rope.scaling.factor", MetaValue::F32(16.0)),
-            ("llama.rope.scaling.original_context_length", MetaValue::U32(4096)),
+            (
+                "llama.rope.scaling.original_context_length",
+                MetaValue::U32(4096),
+            ),
             ("llama.rope.scaling.yarn_beta_fast", MetaValue::F32(32.0)),
         ],
         vec![],
@@ -330,7 +355,10 @@ fn phi3_twin_writes_both_factor_lists() {
         ("phi3.rope.freq_base", MetaValue::F32(10000.0)),
         ("phi3.rope.dimension_count", MetaValue::U32(96)),
         ("phi3.rope.scaling.attn_factor", MetaValue::F32(1.190_238_1)),
-        ("phi3.rope.scaling.original_context_length", MetaValue::U32(4096)),
+        (
+            "phi3.rope.scaling.original_context_length",
+            MetaValue::U32(4096),
+        ),
     ];
     let tensors = vec![
         ("rope_factors_long.weight", vec![48], 0, filler(48 * 4, 4)),
@@ -434,7 +462,12 @@ fn writer_matches_a_hand_assembled_file_and_the_patch_is_laid_out_as_specified()
     // the last tensor info names it, at offset 64
     let tail = oh.header.tensors.last().unwrap();
     assert_eq!(
-        (tail.name.as_str(), tail.offset, tail.ggml_type, tail.dims.clone()),
+        (
+            tail.name.as_str(),
+            tail.offset,
+            tail.ggml_type,
+            tail.dims.clone()
+        ),
         ("rope_freqs.weight", 64, 0, vec![64])
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -488,7 +521,11 @@ fn bad_inputs_exit_2_with_one_line_and_leave_nothing() {
     case("value-type", &value_type, "unknown value type 99");
     case("empty", &[], "truncated");
     case("truncated-header", &good[..100], "truncated");
-    case("truncated-data", &good[..good.len() - 7], "truncated GGUF: tensor");
+    case(
+        "truncated-data",
+        &good[..good.len() - 7],
+        "truncated GGUF: tensor",
+    );
     case("garbage", &filler(4096, 7), "not a GGUF file");
 
     // wrong architecture: a twin of another model type, and an architecture without factors
@@ -506,14 +543,19 @@ fn bad_inputs_exit_2_with_one_line_and_leave_nothing() {
 
     // a twin of another head size
     let mut small = llama_like(&tv, yarn.clone(), vec![], None);
-    small.header.set("llama.rope.dimension_count", MetaValue::U32(64));
+    small
+        .header
+        .set("llama.rope.dimension_count", MetaValue::U32(64));
     case("head", &small.bytes(), "head size mismatch");
     // rope metadata that the twin's config would not give: another factor, another base
     let mut factor = llama_like(&tv, yarn.clone(), vec![], None);
-    factor.header.set("llama.rope.scaling.factor", MetaValue::F32(8.0));
+    factor
+        .header
+        .set("llama.rope.scaling.factor", MetaValue::F32(8.0));
     case("factor", &factor.bytes(), "rope metadata mismatch");
     let mut base = llama_like(&tv, yarn, vec![], None);
-    base.header.set("llama.rope.freq_base", MetaValue::F32(500000.0));
+    base.header
+        .set("llama.rope.freq_base", MetaValue::F32(500000.0));
     case("base", &base.bytes(), "rope metadata mismatch");
 
     // IN == OUT, also spelled differently; the file is left as it was
