@@ -141,35 +141,48 @@ pub fn config(args: &ConfigArgs) -> Result<Value, CliError> {
         out["rounding"] = serde_json::to_value(r).map_err(|e| CliError::Runtime(e.to_string()))?;
     }
     if let Some(path) = &args.export_resonance {
-        let text = match args.format {
-            ExportFormat::Twin => twin_document(&text, &model)?,
-            ExportFormat::HfConfig => {
-                let mut twin_config = model.config.clone();
-                twin_config.resonance = true;
-                let twin = Schedule::new(&twin_config)?;
-                let export = hf_export::hf_config_export(&text, &model, &twin, &opts)?;
-                out["export_section"] = json!(export.section);
-                out["export_factors"] = json!(export.factors);
-                out["export_original_max_position_embeddings"] =
-                    json!(export.original_max_position_embeddings);
-                out["export_attention_factor"] = json!(export.attention_factor);
-                out["stacks"] = hf_export::stacks_json(&export.stacks);
-                export.text
-            }
-        };
-        atomic::write_atomic(path, text.as_bytes()).map_err(|e| {
-            CliError::Usage(format!(
-                "invalid --export-resonance '{}': cannot write it: {e}",
-                path.display()
-            ))
-        })?;
-        out["exported"] = json!(path.display().to_string());
-        out["export_format"] = json!(match args.format {
-            ExportFormat::Twin => "twin",
-            ExportFormat::HfConfig => "hf-config",
-        });
+        export(args.format, path, &text, &model, &opts, &mut out)?;
     }
     Ok(out)
+}
+
+/// Writes `--export-resonance` in the chosen format and adds what it wrote to `out`.
+fn export(
+    format: ExportFormat,
+    path: &Path,
+    text: &str,
+    model: &hf_config::ModelRope,
+    opts: &hf_config::ImportOptions,
+    out: &mut Value,
+) -> Result<(), CliError> {
+    let text = match format {
+        ExportFormat::Twin => twin_document(text, model)?,
+        ExportFormat::HfConfig => {
+            let mut twin_config = model.config.clone();
+            twin_config.resonance = true;
+            let twin = Schedule::new(&twin_config)?;
+            let export = hf_export::hf_config_export(text, model, &twin, opts)?;
+            out["export_section"] = json!(export.section);
+            out["export_factors"] = json!(export.factors);
+            out["export_original_max_position_embeddings"] =
+                json!(export.original_max_position_embeddings);
+            out["export_attention_factor"] = json!(export.attention_factor);
+            out["stacks"] = hf_export::stacks_json(&export.stacks);
+            export.text
+        }
+    };
+    atomic::write_atomic(path, text.as_bytes()).map_err(|e| {
+        CliError::Usage(format!(
+            "invalid --export-resonance '{}': cannot write it: {e}",
+            path.display()
+        ))
+    })?;
+    out["exported"] = json!(path.display().to_string());
+    out["export_format"] = json!(match format {
+        ExportFormat::Twin => "twin",
+        ExportFormat::HfConfig => "hf-config",
+    });
+    Ok(())
 }
 
 /// The twin document, with what `gguf-patch` checks a GGUF against: the config's `model_type`,

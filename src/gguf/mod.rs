@@ -595,6 +595,25 @@ pub fn read_header<R: Read>(r: &mut R, file_len: u64) -> Result<ReadHeader, Gguf
         }
         metadata.push((key, v));
     }
+    let tensors = read_tensor_infos(&mut s, n_tensors)?;
+    let header = Header {
+        version,
+        metadata,
+        tensors,
+    };
+    let header_len = s.pos;
+    let data_start = check_layout(&header, header_len, file_len)?;
+    Ok(ReadHeader {
+        header,
+        header_len,
+        data_start,
+    })
+}
+
+fn read_tensor_infos<R: Read>(
+    s: &mut Source<'_, R>,
+    n_tensors: u64,
+) -> Result<Vec<TensorInfo>, GgufError> {
     let mut tensors = Vec::with_capacity(n_tensors as usize);
     for i in 0..n_tensors {
         let name = s.string(&format!("tensor {i} name"))?;
@@ -617,11 +636,12 @@ pub fn read_header<R: Read>(r: &mut R, file_len: u64) -> Result<ReadHeader, Gguf
             offset,
         });
     }
-    let header = Header {
-        version,
-        metadata,
-        tensors,
-    };
+    Ok(tensors)
+}
+
+/// Checks the alignment, the tensor offsets and that every tensor's data lies in the file;
+/// returns the file offset of the data section.
+fn check_layout(header: &Header, header_len: u64, file_len: u64) -> Result<u64, GgufError> {
     let alignment = match header.get("general.alignment") {
         None => DEFAULT_ALIGNMENT,
         Some(MetaValue::U32(a)) if a.is_power_of_two() => u64::from(*a),
@@ -631,7 +651,6 @@ pub fn read_header<R: Read>(r: &mut R, file_len: u64) -> Result<ReadHeader, Gguf
             )));
         }
     };
-    let header_len = s.pos;
     let data_start = align_up(header_len, alignment);
     let data_avail = file_len.saturating_sub(data_start);
     for t in &header.tensors {
@@ -657,11 +676,7 @@ pub fn read_header<R: Read>(r: &mut R, file_len: u64) -> Result<ReadHeader, Gguf
             w[0]
         )));
     }
-    Ok(ReadHeader {
-        header,
-        header_len,
-        data_start,
-    })
+    Ok(data_start)
 }
 
 /// Copies `len` bytes from `r` to `w` through a buffer of `buf_size` bytes, writing `patches`

@@ -178,8 +178,55 @@ fn meta_str(v: &MetaValue) -> String {
     }
 }
 
-/// Checks the GGUF against the twin and plans the patch.
-pub fn plan(input: &Header, twin: &Twin) -> Result<Plan, GgufError> {
+/// What the checks found: the architecture, its rotary size and base, the factor tensors.
+struct Checked {
+    arch: String,
+    n_rot: u64,
+    base: f64,
+    tensor_names: &'static [&'static str],
+}
+
+/// The GGUF's rotary dimensions: `rope.dimension_count`, else the key length, else
+/// `embedding_length / head_count` (llama.cpp's defaults).
+fn rotary_dims(input: &Header, arch: &str) -> Result<u64, GgufError> {
+    let key = |k: &str| format!("{arch}.{k}");
+    let n_rot = match input.get(&key("rope.dimension_count")) {
+        Some(v) => v.as_u64().ok_or_else(|| {
+            refuse(format!(
+                "malformed GGUF: {} is not an integer",
+                key("rope.dimension_count")
+            ))
+        })?,
+        None => match input
+            .get(&key("attention.key_length"))
+            .and_then(MetaValue::as_u64)
+        {
+            Some(k) => k,
+            None => {
+                let e = input
+                    .get(&key("embedding_length"))
+                    .and_then(MetaValue::as_u64);
+                let h = input
+                    .get(&key("attention.head_count"))
+                    .and_then(MetaValue::as_u64);
+                match (e, h) {
+                    (Some(e), Some(h)) if h > 0 => e / h,
+                    _ => {
+                        return Err(refuse(format!(
+                            "malformed GGUF: no {} and no head size to derive it from",
+                            key("rope.dimension_count")
+                        )));
+                    }
+                }
+            }
+        },
+    };
+    Ok(n_rot)
+}
+
+/// Checks the GGUF against the twin: architecture, rotary size, base, rope scaling, not yet
+/// patched.
+fn check(input: &Header, twin: &Twin) -> Result<Checked, GgufError> {
     let arch = input
         .get("general.architecture")
         .and_then(MetaValue::as_str)
@@ -214,38 +261,7 @@ pub fn plan(input: &Header, twin: &Twin) -> Result<Plan, GgufError> {
         )));
     }
     let key = |k: &str| format!("{arch}.{k}");
-    // head size
-    let n_rot = match input.get(&key("rope.dimension_count")) {
-        Some(v) => v.as_u64().ok_or_else(|| {
-            refuse(format!(
-                "malformed GGUF: {} is not an integer",
-                key("rope.dimension_count")
-            ))
-        })?,
-        None => match input
-            .get(&key("attention.key_length"))
-            .and_then(MetaValue::as_u64)
-        {
-            Some(k) => k,
-            None => {
-                let e = input
-                    .get(&key("embedding_length"))
-                    .and_then(MetaValue::as_u64);
-                let h = input
-                    .get(&key("attention.head_count"))
-                    .and_then(MetaValue::as_u64);
-                match (e, h) {
-                    (Some(e), Some(h)) if h > 0 => e / h,
-                    _ => {
-                        return Err(refuse(format!(
-                            "malformed GGUF: no {} and no head size to derive it from",
-                            key("rope.dimension_count")
-                        )));
-                    }
-                }
-            }
-        },
-    };
+    let n_rot = rotary_dims(input, &arch)?;
     if n_rot != twin.dim as u64 {
         return Err(refuse(format!(
             "head size mismatch: the GGUF rotates {n_rot} dimensions per head ({}), the twin {} (head_dim {})",
@@ -273,6 +289,23 @@ pub fn plan(input: &Header, twin: &Twin) -> Result<Plan, GgufError> {
     }
     check_scaling(input, twin, &arch, tensor_names)?;
 
+    Ok(Checked {
+        arch,
+        n_rot,
+        base,
+        tensor_names,
+    })
+}
+
+/// Checks the GGUF against the twin and plans the patch.
+pub fn plan(input: &Header, twin: &Twin) -> Result<Plan, GgufError> {
+    let Checked {
+        arch,
+        n_rot,
+        base,
+        tensor_names,
+    } = check(input, twin)?;
+    let key = |k: &str| format!("{arch}.{k}");
     // the new header
     let factors = twin.factors();
     let bytes = f32_bytes(&factors);
@@ -309,39 +342,14 @@ pub fn plan(input: &Header, twin: &Twin) -> Result<Plan, GgufError> {
     let alignment = input.alignment();
     let data_len = input.data_len()?;
     let appended_at = align_up(data_len, alignment);
-    let mut in_place = Vec::new();
-    let mut appended = Vec::new();
-    let mut written = Vec::new();
-    for name in tensor_names {
-        match input.tensor(name) {
-            Some(t) => {
-                if t.ggml_type != GGML_TYPE_F32 || t.dims != [twin.dim as u64 / 2] {
-                    return Err(refuse(format!(
-                        "the GGUF's '{name}' is not an f32 vector of {} (type {}, dims {:?})",
-                        twin.dim / 2,
-                        t.ggml_type,
-                        t.dims
-                    )));
-                }
-                in_place.push((t.offset, bytes.clone()));
-                written.push(json!({"name": name, "offset": t.offset, "action": "replaced"}));
-            }
-            None => {
-                let pad = align_up(appended.len() as u64, alignment) - appended.len() as u64;
-                appended.extend(std::iter::repeat_n(0u8, pad as usize));
-                let offset = appended_at + appended.len() as u64;
-                header.tensors.push(TensorInfo {
-                    name: name.to_string(),
-                    dims: vec![twin.dim as u64 / 2],
-                    ggml_type: GGML_TYPE_F32,
-                    offset,
-                });
-                appended.extend_from_slice(&bytes);
-                written.push(json!({"name": name, "offset": offset, "action": "added"}));
-            }
-        }
-    }
-    in_place.sort_by_key(|(o, _)| *o);
+    let (in_place, appended, written) = write_factor_tensors(
+        input,
+        &mut header,
+        tensor_names,
+        &bytes,
+        twin.dim,
+        appended_at,
+    )?;
     let report = json!({
         "architecture": arch,
         "rotary_dim": n_rot,
@@ -360,6 +368,55 @@ pub fn plan(input: &Header, twin: &Twin) -> Result<Plan, GgufError> {
         factors,
         report,
     })
+}
+
+/// Tensors rewritten in place, bytes appended and a report entry per factor tensor; appended
+/// tensors get their info in `header`.
+type FactorWrites = (Vec<(u64, Vec<u8>)>, Vec<u8>, Vec<Value>);
+
+fn write_factor_tensors(
+    input: &Header,
+    header: &mut Header,
+    tensor_names: &[&str],
+    bytes: &[u8],
+    dim: usize,
+    appended_at: u64,
+) -> Result<FactorWrites, GgufError> {
+    let alignment = input.alignment();
+    let mut in_place = Vec::new();
+    let mut appended = Vec::new();
+    let mut written = Vec::new();
+    for name in tensor_names {
+        match input.tensor(name) {
+            Some(t) => {
+                if t.ggml_type != GGML_TYPE_F32 || t.dims != [dim as u64 / 2] {
+                    return Err(refuse(format!(
+                        "the GGUF's '{name}' is not an f32 vector of {} (type {}, dims {:?})",
+                        dim / 2,
+                        t.ggml_type,
+                        t.dims
+                    )));
+                }
+                in_place.push((t.offset, bytes.to_vec()));
+                written.push(json!({"name": name, "offset": t.offset, "action": "replaced"}));
+            }
+            None => {
+                let pad = align_up(appended.len() as u64, alignment) - appended.len() as u64;
+                appended.extend(std::iter::repeat_n(0u8, pad as usize));
+                let offset = appended_at + appended.len() as u64;
+                header.tensors.push(TensorInfo {
+                    name: name.to_string(),
+                    dims: vec![dim as u64 / 2],
+                    ggml_type: GGML_TYPE_F32,
+                    offset,
+                });
+                appended.extend_from_slice(bytes);
+                written.push(json!({"name": name, "offset": offset, "action": "added"}));
+            }
+        }
+    }
+    in_place.sort_by_key(|(o, _)| *o);
+    Ok((in_place, appended, written))
 }
 
 /// The GGUF's rope scaling must be what llama.cpp's converter writes for the twin's source
