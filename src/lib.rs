@@ -7,6 +7,7 @@
 pub mod app;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
+pub mod gguf;
 pub mod gpu;
 pub mod posgen;
 pub mod rope;

@@ -2,8 +2,8 @@
 //! summary, and optionally export the Resonance twin. The parsing lives in
 //! [`crate::rope::hf_config`]; this module only reads files and shapes the JSON.
 
-use super::CliError;
-use crate::rope::{self, Schedule, hf_config};
+use super::{CliError, atomic};
+use crate::rope::{self, Schedule, hf_config, hf_export};
 use clap::Args;
 use serde_json::{Value, json};
 use std::io::Read;
@@ -28,7 +28,7 @@ pub struct ConfigArgs {
     #[arg(long = "eval-len", allow_negative_numbers = true)]
     pub eval_len: Option<i64>,
     /// Write the Resonance twin (rounded inv_freq, attention factor, wavelengths) to this file.
-    #[arg(long = "export-resonance", value_name = "OUT.json")]
+    #[arg(long = "export-resonance", value_name = "OUT")]
     pub export_resonance: Option<PathBuf>,
     /// Compute the RoPE as this stack does: transformers, vllm, llama.cpp or mlx.
     #[arg(long, value_name = "STACK")]
@@ -40,6 +40,19 @@ pub struct ConfigArgs {
     /// With --stack: add cos and sin at these positions (P,Q,...), as the stack computes them.
     #[arg(long, value_name = "P,Q,...")]
     pub positions: Option<String>,
+    /// Form of --export-resonance: `twin` (the lab's twin document) or `hf-config` (the original
+    /// config.json with its RoPE section replaced by the twin, for transformers, vLLM, mlx-lm).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Twin, requires = "export_resonance")]
+    pub format: ExportFormat,
+}
+
+/// What `--export-resonance` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The twin document (`resonance-lab/resonance-twin`), read by `gguf-patch --twin`.
+    Twin,
+    /// The original config.json with a LongRoPE section that carries the twin.
+    HfConfig,
 }
 
 /// The text of FILE (or stdin for `-`) and a fallback name.
@@ -88,6 +101,13 @@ fn max_over(gap: &[f64], range: std::ops::Range<usize>) -> f64 {
 /// `--stack`, as that stack computes it.
 pub fn config(args: &ConfigArgs) -> Result<Value, CliError> {
     if let Some(stack) = &args.stack {
+        if args.export_resonance.is_some() {
+            return Err(CliError::Usage(
+                "invalid --export-resonance: not with --stack (the export is one file for every \
+                 stack; its output says which stacks load it)"
+                    .into(),
+            ));
+        }
         return super::stacks_cmd::config_stack(args, stack);
     }
     if args.context.is_some() || args.positions.is_some() {
@@ -158,14 +178,72 @@ pub(super) fn config_document(args: &ConfigArgs, context: Option<u64>) -> Result
         out["rounding"] = serde_json::to_value(r).map_err(|e| CliError::Runtime(e.to_string()))?;
     }
     if let Some(path) = &args.export_resonance {
-        let text = hf_config::resonance_twin_file(&model)?;
-        std::fs::write(path, text).map_err(|e| {
-            CliError::Usage(format!(
-                "invalid --export-resonance '{}': cannot write it: {e}",
-                path.display()
-            ))
-        })?;
-        out["exported"] = json!(path.display().to_string());
+        export(args.format, path, &text, &model, &opts, &mut out)?;
     }
     Ok(out)
+}
+
+/// Writes `--export-resonance` in the chosen format and adds what it wrote to `out`.
+fn export(
+    format: ExportFormat,
+    path: &Path,
+    text: &str,
+    model: &hf_config::ModelRope,
+    opts: &hf_config::ImportOptions,
+    out: &mut Value,
+) -> Result<(), CliError> {
+    let text = match format {
+        ExportFormat::Twin => twin_document(text, model)?,
+        ExportFormat::HfConfig => {
+            let mut twin_config = model.config.clone();
+            twin_config.resonance = true;
+            let twin = Schedule::new(&twin_config)?;
+            let export = hf_export::hf_config_export(text, model, &twin, opts)?;
+            out["export_section"] = json!(export.section);
+            out["export_factors"] = json!(export.factors);
+            out["export_original_max_position_embeddings"] =
+                json!(export.original_max_position_embeddings);
+            out["export_attention_factor"] = json!(export.attention_factor);
+            out["stacks"] = hf_export::stacks_json(&export.stacks);
+            export.text
+        }
+    };
+    atomic::write_atomic(path, text.as_bytes()).map_err(|e| {
+        CliError::Usage(format!(
+            "invalid --export-resonance '{}': cannot write it: {e}",
+            path.display()
+        ))
+    })?;
+    out["exported"] = json!(path.display().to_string());
+    out["export_format"] = json!(match format {
+        ExportFormat::Twin => "twin",
+        ExportFormat::HfConfig => "hf-config",
+    });
+    Ok(())
+}
+
+/// The twin document, with what `gguf-patch` checks a GGUF against: the config's `model_type`,
+/// `architectures` and the llama.cpp architecture its converter writes.
+fn twin_document(text: &str, model: &hf_config::ModelRope) -> Result<String, CliError> {
+    let mut doc = hf_config::resonance_twin_export(model)?;
+    let root: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let inner = root.get("text_config").filter(|_| {
+        ![
+            "rope_theta",
+            "rope_scaling",
+            "rope_parameters",
+            "head_dim",
+            "hidden_size",
+        ]
+        .iter()
+        .any(|k| root.get(*k).is_some())
+    });
+    let model_type = inner
+        .and_then(|t| t.get("model_type"))
+        .or_else(|| root.get("model_type"))
+        .and_then(Value::as_str);
+    doc["model_type"] = json!(model_type);
+    doc["architectures"] = root.get("architectures").cloned().unwrap_or(Value::Null);
+    doc["llama_cpp_architecture"] = json!(model_type.and_then(hf_export::llama_cpp_architecture));
+    Ok(format!("{doc:#}\n"))
 }

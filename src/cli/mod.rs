@@ -2,8 +2,10 @@
 //! the UI and print one JSON document. No math here. The contract is `CLI.md`-stable: names of
 //! subcommands, options and JSON fields do not change.
 
+mod atomic;
 mod common;
 mod config_cmd;
+mod gguf_patch;
 mod posgen_cmds;
 mod reproduce_cmd;
 mod runner;
@@ -52,6 +54,9 @@ pub enum Command {
     /// Put a config.json through transformers, vLLM, llama.cpp and mlx-lm and list where they
     /// differ.
     Audit(stacks_cmd::AuditArgs),
+    /// Write a Resonance twin into a GGUF as llama.cpp reads it (frequency factors + metadata).
+    #[command(name = "gguf-patch")]
+    GgufPatch(gguf_patch::GgufPatchArgs),
 }
 
 /// Why a headless command failed.
@@ -114,6 +119,7 @@ pub fn run(command: &Command) -> Result<serde_json::Value, CliError> {
         Command::Posgen(a) => posgen_cmds::run(a),
         Command::Config(a) => config_cmd::config(a),
         Command::Audit(a) => stacks_cmd::audit(a),
+        Command::GgufPatch(a) => gguf_patch::gguf_patch(a),
     }
 }
 

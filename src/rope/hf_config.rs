@@ -533,7 +533,9 @@ pub fn resonance_export(model: &ModelRope, twin: &Schedule) -> Value {
         "zero_frequency_features": twin.zero_frequency_features(),
         "rope_theta": twin.config.base,
         "train_len": twin.config.train_len,
+        "factor": twin.config.scale,
         "max_position_embeddings": model.max_position_embeddings,
+        "original_max_position_embeddings": model.original_max_position_embeddings,
     })
 }
 

@@ -13,6 +13,7 @@ pub mod features;
 pub mod gap;
 pub mod hf_config;
 pub mod hf_dict;
+pub mod hf_export;
 pub mod methods;
 pub mod params;
 pub mod phase;
