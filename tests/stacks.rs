@@ -7,8 +7,10 @@
 //! angle (transformers' and vLLM's `f32(p) * inv_freq`, mlx's scaled position times its
 //! frequencies, ggml's `theta *= theta_scale` chain), so 2e-6 covers only the stacks' own f32
 //! cos/sin against the lab's correctly rounded ones.
+#![allow(clippy::unwrap_used)]
+#![cfg(not(target_arch = "wasm32"))]
 
-use resonance_lab::rope::stacks::{self, Stack, StackOptions};
+use resonance_lab::rope::stacks::{self, Stack, StackOptions, StackRope};
 use serde_json::Value;
 use std::path::Path;
 
@@ -111,6 +113,14 @@ fn check_case(stack: Stack, case: &Value) -> Vec<String> {
     if want.is_empty() {
         return fails;
     }
+    check_scales(&id, &r, case, &mut fails);
+    check_cos_sin(&id, &r, case, &want, &mut fails);
+    fails
+}
+
+/// The attention factor, softmax factor, where the factor goes, the pair layout and the
+/// rotated dims against the fixture.
+fn check_scales(id: &str, r: &StackRope, case: &Value, fails: &mut Vec<String>) {
     for (key, got) in [
         ("attention_factor", r.attention_factor),
         ("cos_sin_scale", r.cos_sin_scale),
@@ -146,6 +156,10 @@ fn check_case(stack: Stack, case: &Value) -> Vec<String> {
             r.rotary_dim, case["rotary_dim"]
         ));
     }
+}
+
+/// cos/sin at the fixture's positions (see the tolerance below), and which positions have none.
+fn check_cos_sin(id: &str, r: &StackRope, case: &Value, want: &[f32], fails: &mut Vec<String>) {
     let positions: Vec<u64> = case["positions"]
         .as_array()
         .unwrap()
@@ -192,7 +206,6 @@ fn check_case(stack: Stack, case: &Value) -> Vec<String> {
             }
         }
     }
-    fails
 }
 
 fn check_stack(stack: Stack) {

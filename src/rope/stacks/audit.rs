@@ -43,6 +43,23 @@ pub struct Difference {
     pub rounding_only: bool,
 }
 
+impl Difference {
+    /// A difference of `field` between `stacks` with nothing measured yet.
+    fn blank(stacks: [Stack; 2], field: &'static str) -> Difference {
+        Difference {
+            stacks,
+            field,
+            max_abs: 0.0,
+            max_rel: 0.0,
+            features: Vec::new(),
+            positions: Vec::new(),
+            cause: String::new(),
+            effect: String::new(),
+            rounding_only: false,
+        }
+    }
+}
+
 /// The options the audit takes (the same as one stack's).
 pub type AuditOptions = StackOptions;
 
@@ -162,17 +179,7 @@ fn compare(
     out: &mut Vec<Difference>,
 ) {
     let pair = [a.stack, b.stack];
-    let blank = |field: &'static str| Difference {
-        stacks: pair,
-        field,
-        max_abs: 0.0,
-        max_rel: 0.0,
-        features: Vec::new(),
-        positions: Vec::new(),
-        cause: String::new(),
-        effect: String::new(),
-        rounding_only: false,
-    };
+    let blank = |field: &'static str| Difference::blank(pair, field);
     if a.supported != b.supported {
         let (cause, effect) = causes(b, "supported")
             .or_else(|| causes(a, "supported"))
@@ -204,7 +211,15 @@ fn compare(
         });
         return;
     }
-    // frequencies
+    compare_inv_freq(a, b, out);
+    compare_scales(a, b, out);
+    compare_factor_list(a, b, positions, short_ref, original, out);
+    compare_cos_sin(a, b, positions, out);
+}
+
+/// The frequencies, with the named cause unless they agree to rounding.
+fn compare_inv_freq(a: &StackRope, b: &StackRope, out: &mut Vec<Difference>) {
+    let blank = |field: &'static str| Difference::blank([a.stack, b.stack], field);
     let mut d = blank("inv_freq");
     for (i, (&x, &y)) in a.inv_freq.iter().zip(&b.inv_freq).enumerate() {
         let r = rel(x as f64, y as f64);
@@ -236,7 +251,11 @@ fn compare(
             ..d
         });
     }
-    // attention factor on cos/sin and the softmax scale
+}
+
+/// The attention factor on cos/sin and the softmax scale.
+fn compare_scales(a: &StackRope, b: &StackRope, out: &mut Vec<Difference>) {
+    let blank = |field: &'static str| Difference::blank([a.stack, b.stack], field);
     for (field, x, y) in [
         ("attention_factor", a.cos_sin_scale, b.cos_sin_scale),
         (
@@ -262,7 +281,18 @@ fn compare(
             });
         }
     }
-    // LongRoPE list: fixed per run in the other stacks, per sequence in transformers
+}
+
+/// The LongRoPE list: fixed per run in the other stacks, per sequence in transformers.
+fn compare_factor_list(
+    a: &StackRope,
+    b: &StackRope,
+    positions: &[u64],
+    short_ref: Option<&StackRope>,
+    original: u64,
+    out: &mut Vec<Difference>,
+) {
+    let blank = |field: &'static str| Difference::blank([a.stack, b.stack], field);
     if let (Some(la), Some(lb)) = (a.factor_list, b.factor_list) {
         let vs_short = lb == "long" && short_ref.is_some();
         if la != lb || vs_short || b.stack == Stack::Mlx && la == "short" {
@@ -292,13 +322,19 @@ fn compare(
             out.push(Difference { cause, effect, ..d });
         }
     }
-    // cos/sin at the audit positions: a modelling cause only where one was found above
-    let modelled = out
-        .iter()
-        .any(|d| d.stacks == pair && !d.rounding_only && d.field != "max_positions");
+}
+
+/// The largest cos/sin difference at each audit position: the `cos_sin` difference with its
+/// positions and max_rel filled in (features collected), the positions only `a` has values for,
+/// and the worst difference with its position.
+fn measure_cos_sin(
+    a: &StackRope,
+    b: &StackRope,
+    positions: &[u64],
+) -> (Difference, Vec<u64>, (f64, u64)) {
     let ca = a.cos_sin(positions);
     let cb = b.cos_sin(positions);
-    let mut d = blank("cos_sin");
+    let mut d = Difference::blank([a.stack, b.stack], "cos_sin");
     let mut missing = Vec::new();
     let mut worst = (0.0f64, 0u64);
     let mut feats = std::collections::BTreeSet::new();
@@ -333,9 +369,21 @@ fn compare(
             _ => {}
         }
     }
+    d.features = feats.into_iter().collect();
+    (d, missing, worst)
+}
+
+/// cos/sin at the audit positions (a modelling cause only where one was found above), and the
+/// positions past the stack's cache.
+fn compare_cos_sin(a: &StackRope, b: &StackRope, positions: &[u64], out: &mut Vec<Difference>) {
+    let pair = [a.stack, b.stack];
+    let blank = |field: &'static str| Difference::blank(pair, field);
+    let modelled = out
+        .iter()
+        .any(|d| d.stacks == pair && !d.rounding_only && d.field != "max_positions");
+    let (mut d, missing, worst) = measure_cos_sin(a, b, positions);
     if !d.positions.is_empty() {
         d.max_abs = worst.0;
-        d.features = feats.into_iter().collect();
         let fields = ["inv_freq", "attention_factor", "factor_list", "supported"];
         let named: Vec<(String, String)> = fields.iter().filter_map(|f| causes(b, f)).collect();
         let (cause, effect) = if named.is_empty() || !modelled {

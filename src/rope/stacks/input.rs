@@ -39,20 +39,49 @@ pub struct StackInput {
     pub plain: ModelRope,
 }
 
+/// The lab's importer (transformers' reading) on `text` at `ctx`.
+fn import(text: &str, opts: &StackOptions, ctx: Option<u64>) -> Result<ModelRope, ImportError> {
+    parse_config(
+        text,
+        "config",
+        &ImportOptions {
+            layer_type: opts.layer_type.clone(),
+            seq_len: ctx,
+            eval_len: None,
+        },
+    )
+}
+
+/// The language model's top-level fields: `text_config` for a multimodal file (one whose top
+/// level holds no RoPE keys), else the top level; and whether they came from `text_config`.
+fn language_fields(root: &Map<String, Value>) -> (Map<String, Value>, bool) {
+    match root.get("text_config") {
+        Some(Value::Object(tc))
+            if !["rope_theta", "rope_scaling", "rope_parameters", "head_dim"]
+                .iter()
+                .any(|k| root.contains_key(*k)) =>
+        {
+            (tc.clone(), true)
+        }
+        _ => (root.clone(), false),
+    }
+}
+
+/// Gemma 4's full-attention layers use `global_head_dim` (per_layer_config in transformers,
+/// gemma4.py:516 in vLLM, key_length in llama.cpp's GGUF).
+fn global_head_dim(top: &Map<String, Value>, plain: &mut ModelRope, first: Option<&mut ModelRope>) {
+    if let Some(g) = top.get("global_head_dim").and_then(Value::as_u64) {
+        for m in std::iter::once(plain).chain(first) {
+            m.head_dim = g as usize;
+            m.config.dim = g as usize;
+        }
+    }
+}
+
 impl StackInput {
     /// Reads `text` for the options; errors name the field (bad JSON, no head size, ...).
     pub fn parse(text: &str, opts: &StackOptions) -> Result<StackInput, ImportError> {
-        let imp = |t: &str, ctx: Option<u64>| {
-            parse_config(
-                t,
-                "config",
-                &ImportOptions {
-                    layer_type: opts.layer_type.clone(),
-                    seq_len: ctx,
-                    eval_len: None,
-                },
-            )
-        };
+        let imp = |t: &str, ctx: Option<u64>| import(t, opts, ctx);
         // a first reading for the errors every stack shares (syntax, head size, lengths)
         let first = imp(text, opts.context);
         let root: Value = match serde_json::from_str(text) {
@@ -62,16 +91,7 @@ impl StackInput {
         let Value::Object(root) = root else {
             return Err(first.expect_err("a non-object fails the import"));
         };
-        let (top, text_config) = match root.get("text_config") {
-            Some(Value::Object(tc))
-                if !["rope_theta", "rope_scaling", "rope_parameters", "head_dim"]
-                    .iter()
-                    .any(|k| root.contains_key(*k)) =>
-            {
-                (tc.clone(), true)
-            }
-            _ => (root.clone(), false),
-        };
+        let (top, text_config) = language_fields(&root);
         let str_of = |m: &Map<String, Value>, k: &str| {
             m.get(k).and_then(Value::as_str).unwrap_or("").to_string()
         };
@@ -80,8 +100,7 @@ impl StackInput {
             .get("architectures")
             .and_then(Value::as_array)
             .and_then(|a| a.first())
-            .and_then(Value::as_str)
-            .unwrap_or("")
+            .map_or("", |a| a.as_str().unwrap_or(""))
             .to_string();
         let scaling = top.get("rope_scaling").and_then(Value::as_object);
         let params = top.get("rope_parameters").and_then(Value::as_object);
@@ -114,16 +133,8 @@ impl StackInput {
         };
         let mut plain = plain;
         let mut first = first;
-        // Gemma 4's full-attention layers use `global_head_dim` (per_layer_config in
-        // transformers, gemma4.py:516 in vLLM, key_length in llama.cpp's GGUF)
-        if model_type.starts_with("gemma4")
-            && layer_type.as_deref() == Some("full_attention")
-            && let Some(g) = top.get("global_head_dim").and_then(Value::as_u64)
-        {
-            for m in std::iter::once(&mut plain).chain(first.as_mut().ok()) {
-                m.head_dim = g as usize;
-                m.config.dim = g as usize;
-            }
+        if model_type.starts_with("gemma4") && layer_type.as_deref() == Some("full_attention") {
+            global_head_dim(&top, &mut plain, first.as_mut().ok());
         }
         let context = opts.context.unwrap_or(plain.max_position_embeddings);
         Ok(StackInput {

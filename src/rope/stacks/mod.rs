@@ -248,6 +248,71 @@ pub struct CosSinRow {
 }
 
 impl StackRope {
+    /// A stack's answer before its rope branch fills it in: supported, no frequencies, unit
+    /// scales, half-split pairs, no notes. Each stack module starts from it.
+    pub(super) fn blank(stack: Stack, input: &StackInput) -> StackRope {
+        StackRope {
+            stack,
+            stack_version: stack.version(),
+            context: input.context,
+            supported: true,
+            reason: None,
+            runs_instead: None,
+            rope_class: String::new(),
+            rope_type: input.rope_type.clone(),
+            head_dim: input.plain.head_dim,
+            rotary_dim: 0,
+            inv_freq: Vec::new(),
+            attention_factor: 1.0,
+            attention_factor_applied_to: AppliedTo::Nowhere,
+            cos_sin_scale: 1.0,
+            softmax_scale_factor: None,
+            pair_layout: "half-split",
+            max_positions: None,
+            factor_list: None,
+            angles: Angles::Product,
+            notes: Vec::new(),
+            quirks: Vec::new(),
+        }
+    }
+
+    /// A stack that cannot build the model: no values, the reason, and `effect` as its quirk
+    /// when there is one.
+    pub(super) fn unbuildable(
+        stack: Stack,
+        input: &StackInput,
+        reason: String,
+        effect: Option<&str>,
+    ) -> StackRope {
+        let mut r = StackRope::blank(stack, input);
+        r.supported = false;
+        if let Some(effect) = effect {
+            r.quirks.push(Quirk {
+                field: "supported",
+                cause: reason.clone(),
+                effect: effect.into(),
+            });
+        }
+        r.reason = Some(reason);
+        r
+    }
+
+    /// Records a departure from transformers (see [`Quirk`]).
+    pub(super) fn quirk(
+        &mut self,
+        field: &'static str,
+        cause: impl Into<String>,
+        effect: impl Into<String>,
+    ) {
+        self.quirks.push(Quirk {
+            field,
+            cause: cause.into(),
+            effect: effect.into(),
+        });
+    }
+}
+
+impl StackRope {
     /// The angle of each pair at `position`, as the stack forms it in f32.
     pub fn angles_at(&self, position: u64) -> Vec<f32> {
         let p = position as f32;

@@ -2,7 +2,7 @@
 //! values), plus the model-file quirks around them: DeepSeek's interleaved pairs and softmax
 //! mscale, HunYuan's static `ntk_alpha`, and rope types transformers cannot build.
 
-use super::{Angles, AppliedTo, Stack, StackInput, StackRope};
+use super::{AppliedTo, Stack, StackInput, StackRope};
 use crate::rope::hf_config::ImportError;
 use crate::rope::methods::{dynamic_ntk, get_mscale, longrope};
 use crate::rope::{Method, Schedule};
@@ -15,13 +15,15 @@ pub(super) fn compute(input: &StackInput) -> Result<StackRope, ImportError> {
     let model = match &input.transformers {
         Ok(m) => m,
         Err(e) => {
-            return Ok(unbuildable(
+            return Ok(StackRope::unbuildable(
+                Stack::Transformers,
                 input,
                 format!(
                     "transformers cannot build the model: {} (ROPE_INIT_FUNCTIONS has no such type, \
                      modeling_rope_utils.py:669; <Model>RotaryEmbedding(config) raises KeyError)",
                     e.message
                 ),
+                None,
             ));
         }
     };
@@ -72,60 +74,22 @@ pub(super) fn compute(input: &StackInput) -> Result<StackRope, ImportError> {
             input.context, c.train_len
         ));
     }
-    Ok(StackRope {
-        stack: Stack::Transformers,
-        stack_version: Stack::Transformers.version(),
-        context: input.context,
-        supported: true,
-        reason: None,
-        runs_instead: None,
-        rope_class: format!("{}RotaryEmbedding", class_prefix(&input.model_type)),
-        rope_type: model.rope_type.clone(),
-        head_dim: model.head_dim,
-        rotary_dim: 2 * sched.inv_freq.len(),
-        attention_factor: sched.attention_factor,
-        attention_factor_applied_to: AppliedTo::CosSin,
-        cos_sin_scale: sched.attention_factor,
-        softmax_scale_factor: Some(softmax),
-        pair_layout: if deepseek {
-            "interleaved"
-        } else {
-            "half-split"
-        },
-        max_positions: None,
-        factor_list,
-        inv_freq: sched.inv_freq,
-        angles: Angles::Product,
-        notes,
-        quirks: Vec::new(),
-    })
-}
-
-/// A model transformers cannot build: no values, the reason.
-fn unbuildable(input: &StackInput, reason: String) -> StackRope {
-    StackRope {
-        stack: Stack::Transformers,
-        stack_version: Stack::Transformers.version(),
-        context: input.context,
-        supported: false,
-        reason: Some(reason),
-        runs_instead: None,
-        rope_class: String::new(),
-        rope_type: input.rope_type.clone(),
-        head_dim: input.plain.head_dim,
-        rotary_dim: 0,
-        inv_freq: Vec::new(),
-        attention_factor: 1.0,
-        attention_factor_applied_to: AppliedTo::Nowhere,
-        cos_sin_scale: 1.0,
-        softmax_scale_factor: None,
-        pair_layout: "half-split",
-        max_positions: None,
-        factor_list: None,
-        angles: Angles::Product,
-        notes: Vec::new(),
-        quirks: Vec::new(),
+    let mut r = StackRope::blank(Stack::Transformers, input);
+    r.rope_class = format!("{}RotaryEmbedding", class_prefix(&input.model_type));
+    r.rope_type = model.rope_type.clone();
+    r.head_dim = model.head_dim;
+    r.rotary_dim = 2 * sched.inv_freq.len();
+    r.attention_factor = sched.attention_factor;
+    r.attention_factor_applied_to = AppliedTo::CosSin;
+    r.cos_sin_scale = sched.attention_factor;
+    r.softmax_scale_factor = Some(softmax);
+    if deepseek {
+        r.pair_layout = "interleaved";
     }
+    r.factor_list = factor_list;
+    r.inv_freq = sched.inv_freq;
+    r.notes = notes;
+    Ok(r)
 }
 
 /// The model class prefix transformers uses for a model type (`llama` -> `Llama`).
