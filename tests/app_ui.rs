@@ -479,6 +479,60 @@ fn the_gap_detail_window_reaches_the_whole_range_gap_at_real_model_scale() {
 }
 
 #[test]
+fn the_stacks_tab_shows_where_each_stack_switches_longrope_lists() {
+    let st = AppState {
+        tab: Tab::Stacks,
+        stack_context: 131_072,
+        ..AppState::from_hash("#model=Phi-3.5-mini-instruct").state
+    };
+    let mut h = harness(st);
+    let s = h.state().published.borrow().stacks.clone().unwrap();
+    assert_eq!(s["context"], 131_072, "{s}");
+    let stacks = s["stacks"].as_array().unwrap();
+    let names: Vec<&str> = stacks
+        .iter()
+        .map(|x| x["stack"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["transformers", "vllm", "llama.cpp", "mlx"]);
+    // past the original 4096 every stack runs the long list
+    assert!(stacks.iter().all(|x| x["factor_list"] == "long"), "{s}");
+    let effect_of = |s: &serde_json::Value, stack: &str, field: &str| -> Option<String> {
+        s["differences"].as_array().unwrap().iter().find_map(|d| {
+            (d["stacks"][1] == stack && d["field"] == field)
+                .then(|| d["effect"].as_str().unwrap().to_string())
+        })
+    };
+    // vLLM fixes the list by max_model_len: also a short prompt gets the long factors
+    let e = effect_of(&s, "vllm", "factor_list").unwrap();
+    assert!(e.contains("long factors for every sequence"), "{e}");
+    // at the original length, vLLM and llama.cpp switch to the short list, mlx-lm does not
+    h.get_by_label("original length 4096").click();
+    settle(&mut h);
+    let s = h.state().published.borrow().stacks.clone().unwrap();
+    assert_eq!(s["context"], 4096, "{s}");
+    let list = |s: &serde_json::Value, i: usize| s["stacks"][i]["factor_list"].clone();
+    assert_eq!(list(&s, 0), "short");
+    assert_eq!(list(&s, 1), "short");
+    assert_eq!(list(&s, 2), "short");
+    assert_eq!(list(&s, 3), "long");
+    let e = effect_of(&s, "mlx", "factor_list").unwrap();
+    assert!(e.contains("long factors for every sequence"), "{e}");
+    assert_eq!(effect_of(&s, "vllm", "factor_list"), None, "{s}");
+    // the permalink carries the tab's context and twin choice
+    h.get_by_label("Resonance twin").click();
+    settle(&mut h);
+    assert!(h.state().state.stack_twin);
+    assert_eq!(
+        h.state().published.borrow().stacks.clone().unwrap()["twin"],
+        true
+    );
+    let hash = h.state().published.borrow().hash.clone();
+    assert!(hash.contains("stack_context=4096"), "{hash}");
+    assert_eq!(AppState::from_hash(&hash).state, h.state().state);
+    h.snapshot("stacks_phi35_twin");
+}
+
+#[test]
 fn snapshot_pair_layout() {
     snapshot(
         "pair_layout",

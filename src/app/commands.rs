@@ -35,6 +35,14 @@ pub enum AppCommand {
         /// Length in positions.
         len: u64,
     },
+    /// Set the Stacks tab's context (0: the model's `max_position_embeddings`) and whether it
+    /// audits the Resonance twin.
+    SetStackView {
+        /// The context every stack runs at.
+        context: u64,
+        /// Audit the twin instead of the model.
+        twin: bool,
+    },
     /// Save a PNG of the whole view (the page's `exportPng`).
     ExportPng,
     /// Import a model config: A becomes the model and B its Resonance twin (the panel, a

@@ -25,6 +25,7 @@ pub mod posgen_panel;
 pub mod posgen_run;
 pub mod self_check;
 pub mod series;
+pub mod stacks_view;
 pub mod state;
 pub mod study_view;
 pub mod tabs;
@@ -179,6 +180,8 @@ pub struct ResonanceApp {
     pub posgen: posgen_panel::PosgenPanel,
     /// The model section (config.json import and the twin's export).
     pub model: model_panel::ModelPanel,
+    /// The Stacks tab (the loaded model in transformers, vLLM, llama.cpp and mlx-lm).
+    stacks: stacks_view::StacksView,
     /// GPU gaps and feature tables on the renderer's device; `None` on WebGL2 / no device.
     gpu: Option<gpu_link::GpuLink>,
     /// Why there is no GPU compute (WebGL2, no adapter, ...), for the status bar and self-check.
@@ -211,6 +214,7 @@ impl ResonanceApp {
             published: Rc::new(RefCell::new(Published::default())),
             posgen: posgen_panel::PosgenPanel::new(commands.sender()),
             model: model_panel::ModelPanel::default(),
+            stacks: stacks_view::StacksView::default(),
             gpu: None,
             gpu_unavailable: Some("no GPU compute device was given".into()),
             commands,
@@ -414,6 +418,10 @@ impl ResonanceApp {
                     self.posgen.apply(run, message.into_update());
                 }
                 AppCommand::StudyText { index, text } => self.posgen.study_loaded(index, text),
+                AppCommand::SetStackView { context, twin } => {
+                    self.state.stack_context = context;
+                    self.state.stack_twin = twin;
+                }
             }
         }
     }
@@ -777,6 +785,11 @@ impl ResonanceApp {
         let [sa, sb] = &mut self.sides;
         match (&f.a, st.compare) {
             _ if st.tab == Tab::PosGen => self.posgen.ui(ui),
+            _ if st.tab == Tab::Stacks => {
+                let edited = self.model.edited(st);
+                self.stacks
+                    .ui(ui, self.model.loaded.as_ref(), edited, st, &tx);
+            }
             (None, _) => no_plot(ui, "A", f.errors[0].as_ref(), sa.busy()),
             (Some(a), false) => draw_tab(ui, st, "A", a, sa, &f.rasters[0], &tx),
             (Some(a), true) if self.narrow => {
@@ -882,6 +895,9 @@ impl ResonanceApp {
         p.model_status = model_panel::status(&self.model, &self.state);
         p.status_height = self.status_height;
         p.detail = self.detail_status(ctx, f);
+        p.stacks = (self.state.tab == Tab::Stacks)
+            .then(|| self.stacks.status())
+            .flatten();
     }
 
     fn take_screenshot(&mut self) {

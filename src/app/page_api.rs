@@ -44,6 +44,9 @@ pub struct Published {
     pub detail: Option<DetailStatus>,
     /// Height of the status bar in points (one line unless its full text was opened).
     pub status_height: f32,
+    /// The Stacks tab's audit as drawn (`None` on other tabs): context, twin choice, each
+    /// stack's support and attention factor, the differences.
+    pub stacks: Option<serde_json::Value>,
     /// The PosGen tab's runs (`resonanceLab.posgen()`).
     #[serde(skip)]
     pub posgen: serde_json::Value,

@@ -29,17 +29,20 @@ pub enum Tab {
     Pairs,
     /// The PosGen benchmark panel.
     PosGen,
+    /// What transformers, vLLM, llama.cpp and mlx-lm compute for the loaded model.
+    Stacks,
 }
 
 impl Tab {
     /// Every tab in display order.
-    pub const ALL: [Tab; 7] = [
+    pub const ALL: [Tab; 8] = [
         Tab::Wavelengths,
         Tab::PhaseWheel,
         Tab::FeatureCurve,
         Tab::Gap,
         Tab::Heatmap,
         Tab::Pairs,
+        Tab::Stacks,
         Tab::PosGen,
     ];
 
@@ -53,6 +56,7 @@ impl Tab {
             Tab::Heatmap => "Heatmap",
             Tab::Pairs => "Pair layout",
             Tab::PosGen => "PosGen",
+            Tab::Stacks => "Stacks",
         }
     }
 }
@@ -196,6 +200,11 @@ pub struct AppState {
     pub detail_start: u64,
     /// The detail window's length in positions; 0 is the default window (around L).
     pub detail_len: u64,
+    /// The context the Stacks tab runs every stack at (each stack's own knob: the sequence
+    /// length, `max_model_len`, `n_ctx`); 0 is the model's `max_position_embeddings`.
+    pub stack_context: u64,
+    /// Whether the Stacks tab audits the model's Resonance twin instead of the model.
+    pub stack_twin: bool,
 }
 
 impl Default for AppState {
@@ -215,6 +224,8 @@ impl Default for AppState {
             gap_compute: GapCompute::Auto,
             detail_start: 0,
             detail_len: 0,
+            stack_context: 0,
+            stack_twin: false,
         }
     }
 }
@@ -376,6 +387,8 @@ impl AppState {
             gap_compute: self.gap_compute,
             detail_start: self.detail_start,
             detail_len: self.detail_len,
+            stack_context: self.stack_context,
+            stack_twin: self.stack_twin,
         };
         to_map(&v)
     }
@@ -462,6 +475,8 @@ struct ViewFields {
     gap_compute: GapCompute,
     detail_start: u64,
     detail_len: u64,
+    stack_context: u64,
+    stack_twin: bool,
 }
 
 impl ViewFields {
@@ -476,6 +491,8 @@ impl ViewFields {
         s.gap_compute = self.gap_compute;
         s.detail_start = self.detail_start;
         s.detail_len = self.detail_len;
+        s.stack_context = self.stack_context;
+        s.stack_twin = self.stack_twin;
     }
 }
 

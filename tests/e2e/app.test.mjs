@@ -252,6 +252,36 @@ test("at real-model scale the feature value's detail window shows single oscilla
   await page.close();
 });
 
+// The Stacks tab in the page: Phi-3.5's LongRoPE list in each stack as the context crosses the
+// original 4096 (vLLM and llama.cpp switch by their start-up length, mlx-lm never), by the
+// page API, and restored by its permalink.
+test("the Stacks tab shows each stack's LongRoPE list and its permalink restores it", async () => {
+  const { page, errors } = await open(`${URL}#model=Phi-3.5-mini-instruct&tab=stacks&stack_context=131072`);
+  await page.waitForFunction(() => window.resonanceLab.state().stacks, null, { timeout: 30000 });
+  const stacks = async () => (await stateOf(page)).stacks;
+  const long = await stacks();
+  assert.equal(long.context, 131072);
+  assert.deepEqual(long.stacks.map((s) => s.factor_list), ["long", "long", "long", "long"]);
+  const vllm = long.differences.find((d) => d.stacks[1] === "vllm" && d.field === "factor_list");
+  assert.match(vllm.effect, /long factors for every sequence/);
+  await page.screenshot({ path: `${OUT}/stacks-phi35.png` });
+  const st = (await stateOf(page)).s;
+  st.stack_context = 4096;
+  await page.evaluate((s) => window.resonanceLab.setState(s), st);
+  await page.waitForFunction(() => window.resonanceLab.state().stacks?.context === 4096);
+  const short = await stacks();
+  assert.deepEqual(short.stacks.map((s) => s.factor_list), ["short", "short", "short", "long"]);
+  const { hash } = await stateOf(page);
+  assert.match(hash, /stack_context=4096/);
+  const { page: p2 } = await open(`${URL}#${hash}`);
+  await p2.waitForFunction(() => window.resonanceLab.state().stacks, null, { timeout: 30000 });
+  const back = await p2.evaluate(() => window.resonanceLab.state().stacks);
+  assert.deepEqual(back, short);
+  await p2.close();
+  assert.deepEqual(errors.filter((e) => !/WebGPU is experimental/i.test(e)), []);
+  await page.close();
+});
+
 test("an exported PNG decodes and is under 1 MB", async () => {
   const { page } = await open(URL);
   const [download] = await Promise.all([
