@@ -766,6 +766,45 @@ fn bench_frame_time_loading_a_1m_position_config() {
 /// A harness of the app showing `st` with GPU compute on a headless device (lavapipe in CI),
 /// and whether that device is a software rasterizer; `None` (the test skips) when there is no
 /// adapter, which fails instead when the env var `CI` is set.
+/// Frame times with the Stacks tab open on Phi-3.5 (four stacks, 48 pairs): steady frames
+/// (the audit is kept) and frames that each move the context, as dragging the slider does
+/// (the audit runs again in that frame).
+#[test]
+#[ignore]
+fn bench_frame_time_stacks_tab() {
+    fn time(h: &mut Harness<'static, ResonanceApp>, moving: bool) -> (f64, f64, f64) {
+        let mut t = Vec::new();
+        for k in 0..120u64 {
+            if moving {
+                h.state_mut().state.stack_context = 2048 + 997 * k;
+            }
+            let t0 = std::time::Instant::now();
+            h.step();
+            t.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        t.sort_by(f64::total_cmp);
+        (t[60], t[108], t[119])
+    }
+    let st = AppState {
+        tab: Tab::Stacks,
+        ..AppState::from_hash("#model=Phi-3.5-mini-instruct").state
+    };
+    let app = ResonanceApp::new(st, "bench");
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_ui_state(|ui, app: &mut ResonanceApp| app.draw(ui), app);
+    h.run_steps(3);
+    let steady = time(&mut h, false);
+    let moving = time(&mut h, true);
+    assert!(h.state().published.borrow().stacks.is_some());
+    for (what, (med, p90, max)) in [("steady", steady), ("context moved every frame", moving)] {
+        println!(
+            "Stacks tab, Phi-3.5 mini, 120 frames, {what}: median {med:.1} ms, p90 {p90:.1} ms, \
+             max {max:.1} ms per frame"
+        );
+    }
+}
+
 fn gpu_harness(st: AppState) -> Option<(Harness<'static, ResonanceApp>, bool)> {
     let gpu = match resonance_lab::gpu::GpuCompute::new_headless_blocking() {
         Ok(g) => g,
