@@ -766,7 +766,8 @@ fn bench_frame_time_loading_a_1m_position_config() {
 /// A harness of the app showing `st` with GPU compute on a headless device (lavapipe in CI),
 /// and whether that device is a software rasterizer; `None` (the test skips) when there is no
 /// adapter, which fails instead when the env var `CI` is set.
-/// Frame times with the Stacks tab open on Phi-3.5 (four stacks, 48 pairs): steady frames
+/// Frame times with the Stacks tab open on Phi-3.5 (four stacks, 48 pairs) and on a
+/// 1M-position config with head_dim 256: steady frames
 /// (the audit is kept) and frames that each move the context, as dragging the slider does
 /// (the audit runs again in that frame).
 #[test]
@@ -794,13 +795,47 @@ fn bench_frame_time_stacks_tab() {
         .with_size(egui::vec2(1280.0, 800.0))
         .build_ui_state(|ui, app: &mut ResonanceApp| app.draw(ui), app);
     h.run_steps(3);
+    while h.state().busy() {
+        h.step();
+    }
     let steady = time(&mut h, false);
     let moving = time(&mut h, true);
-    assert!(h.state().published.borrow().stacks.is_some());
-    for (what, (med, p90, max)) in [("steady", steady), ("context moved every frame", moving)] {
+    let drawn = h.state().published.borrow().stacks.clone().unwrap();
+    assert_eq!(drawn["context"], 2048 + 997 * 119, "{drawn}");
+    // a 1M-position config with head_dim 256 (the frames include its audits)
+    let config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/stack_configs/llama-1m-d256.json"
+    ))
+    .unwrap();
+    let tx = h.state().command_sender();
+    assert!(tx.send(AppCommand::LoadModel(Box::new(
+        resonance_lab::app::model_load::ModelLoad {
+            text: config,
+            fallback_name: "1m".into(),
+            layer_type: None,
+            origin: "bench".into(),
+        }
+    ))));
+    h.state_mut().state.stack_context = 0;
+    h.run_steps(3);
+    // the other tabs' results for the new model finish first (time-sliced, off this tab)
+    while h.state().busy() {
+        h.step();
+    }
+    let big_steady = time(&mut h, false);
+    let big_moving = time(&mut h, true);
+    let drawn = h.state().published.borrow().stacks.clone().unwrap();
+    assert_eq!(drawn["context"], 2048 + 997 * 119, "{drawn}");
+    for (what, (med, p90, max)) in [
+        ("Phi-3.5 mini (d 96), steady", steady),
+        ("Phi-3.5 mini (d 96), context moved every frame", moving),
+        ("1M positions, d 256, steady", big_steady),
+        ("1M positions, d 256, context moved every frame", big_moving),
+    ] {
         println!(
-            "Stacks tab, Phi-3.5 mini, 120 frames, {what}: median {med:.1} ms, p90 {p90:.1} ms, \
-             max {max:.1} ms per frame"
+            "Stacks tab, {what}, 120 frames: median {med:.1} ms, p90 {p90:.1} ms, max {max:.1} ms \
+             per frame"
         );
     }
 }
