@@ -292,12 +292,11 @@ fn compare_factor_list(
     original: u64,
     out: &mut Vec<Difference>,
 ) {
-    let blank = |field: &'static str| Difference::blank([a.stack, b.stack], field);
     if let (Some(la), Some(lb)) = (a.factor_list, b.factor_list) {
         let vs_short = lb == "long" && short_ref.is_some();
         if la != lb || vs_short || b.stack == Stack::Mlx && la == "short" {
             let reference = if vs_short { short_ref.unwrap_or(a) } else { a };
-            let mut d = blank("factor_list");
+            let mut d = Difference::blank([a.stack, b.stack], "factor_list");
             for (i, (&x, &y)) in reference.inv_freq.iter().zip(&b.inv_freq).enumerate() {
                 if rel(x as f64, y as f64) > ROUNDING_REL {
                     d.features.push(i);

@@ -100,7 +100,8 @@ impl StackInput {
             .get("architectures")
             .and_then(Value::as_array)
             .and_then(|a| a.first())
-            .map_or("", |a| a.as_str().unwrap_or(""))
+            .and_then(Value::as_str)
+            .unwrap_or("")
             .to_string();
         let scaling = top.get("rope_scaling").and_then(Value::as_object);
         let params = top.get("rope_parameters").and_then(Value::as_object);

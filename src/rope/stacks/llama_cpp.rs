@@ -4,7 +4,7 @@
 //! references are to the vendored tree (docs/stack-notes/llama.cpp.md).
 
 use super::transformers::DEEPSEEK;
-use super::{Angles, AppliedTo, GgmlRope, Quirk, Stack, StackInput, StackRope, logf};
+use super::{Angles, AppliedTo, GgmlRope, Stack, StackInput, StackRope, logf};
 use crate::rope::hf_config::ImportError;
 use crate::rope::methods::{dynamic_ntk, llama3, longrope, yarn};
 
@@ -191,7 +191,7 @@ fn yarn(
          the correction range always floored/ceiled (ggml/src/ggml.c:4486-4487)"
             .into(),
     );
-    yarn_quirks(input, cfg, deepseek, &mut r.quirks);
+    yarn_quirks(input, cfg, deepseek, r);
 }
 
 /// Phi-3's LongRoPE: both lists written, one picked for every sequence by `n_ctx`.
@@ -330,57 +330,49 @@ fn yarn_quirks(
     input: &StackInput,
     cfg: &crate::rope::ScheduleConfig,
     deepseek: bool,
-    quirks: &mut Vec<Quirk>,
+    r: &mut StackRope,
 ) {
     if !cfg.truncate {
-        quirks.push(Quirk {
-            field: "inv_freq",
-            cause: "ggml_rope_yarn_corr_dims always floors and ceils the correction range; \
-                    truncate is never written (ggml/src/ggml.c:4486-4487)"
-                .into(),
-            effect: "the ramp features rotate at other speeds than with truncate: false".into(),
-        });
+        r.quirk(
+            "inv_freq",
+            "ggml_rope_yarn_corr_dims always floors and ceils the correction range; \
+                    truncate is never written (ggml/src/ggml.c:4486-4487)",
+            "the ramp features rotate at other speeds than with truncate: false",
+        );
     }
     if input.sec_f64("attention_factor").is_some() {
-        quirks.push(Quirk {
-            field: "attention_factor",
-            cause: "rope.scaling.yarn_attn_factor is written but read by Grok only, and the \
-                    context recomputes the factor from the scale (src/llama-context.cpp:177-211)"
-                .into(),
-            effect: "the explicit attention_factor is ignored: cos/sin carry 0.1 ln s + 1".into(),
-        });
+        r.quirk(
+            "attention_factor",
+            "rope.scaling.yarn_attn_factor is written but read by Grok only, and the \
+                    context recomputes the factor from the scale (src/llama-context.cpp:177-211)",
+            "the explicit attention_factor is ignored: cos/sin carry 0.1 ln s + 1",
+        );
     }
     let has_m = input.sec_f64("mscale").is_some();
     let has_all = input.sec_f64("mscale_all_dim").is_some();
     if (has_m || has_all) && !deepseek {
-        quirks.push(Quirk {
-            field: "attention_factor",
-            cause: "mscale / mscale_all_dim are not converted outside DeepSeek \
-                    (conversion/base.py:1483 commented out)"
-                .into(),
-            effect: "cos/sin carry 0.1 ln s + 1 instead of the mscale ratio".into(),
-        });
+        r.quirk(
+            "attention_factor",
+            "mscale / mscale_all_dim are not converted outside DeepSeek \
+                    (conversion/base.py:1483 commented out)",
+            "cos/sin carry 0.1 ln s + 1 instead of the mscale ratio",
+        );
     }
     if deepseek && has_m && has_all && input.sec_f64("mscale") != input.sec_f64("mscale_all_dim") {
-        quirks.push(Quirk {
-            field: "attention_factor",
-            cause: "the context assumes mscale == 1 and DeepSeek 2 sets it to mscale_all_dim \
-                    (src/llama-context.cpp:186-195)"
-                .into(),
-            effect:
-                "cos/sin factor 1 instead of get_mscale(s, mscale)/get_mscale(s, mscale_all_dim)"
-                    .into(),
-        });
+        r.quirk(
+            "attention_factor",
+            "the context assumes mscale == 1 and DeepSeek 2 sets it to mscale_all_dim \
+                    (src/llama-context.cpp:186-195)",
+            "cos/sin factor 1 instead of get_mscale(s, mscale)/get_mscale(s, mscale_all_dim)",
+        );
     }
     if deepseek && has_all {
-        quirks.push(Quirk {
-            field: "softmax_scale_factor",
-            cause:
-                "yarn_log_multiplier is stored x0.1 by the converter (conversion/deepseek.py:386) \
+        r.quirk(
+            "softmax_scale_factor",
+            "yarn_log_multiplier is stored x0.1 by the converter (conversion/deepseek.py:386) \
                     and divided by 0.1 on load (src/models/deepseek2.cpp:37): the net softmax \
-                    factor equals transformers'"
-                    .into(),
-            effect: "none beyond f32 rounding".into(),
-        });
+                    factor equals transformers'",
+            "none beyond f32 rounding",
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! Line references are to the installed mlx-lm (docs/stack-notes/mlx.md).
 
 use super::transformers::DEEPSEEK;
-use super::{Angles, AppliedTo, Quirk, Stack, StackInput, StackRope, logf};
+use super::{Angles, AppliedTo, Stack, StackInput, StackRope, logf};
 use crate::rope::ScheduleConfig;
 use crate::rope::hf_config::ImportError;
 use crate::rope::methods::{common, dynamic_ntk, get_mscale, llama3, longrope, yarn};
@@ -329,22 +329,20 @@ fn yarn(input: &StackInput, a: &Args, r: &mut StackRope) -> Vec<f32> {
             .into(),
     );
     if input.section.get("truncate") == Some(&Value::Bool(false)) {
-        r.quirks.push(Quirk {
-            field: "inv_freq",
-            cause: "mlx-lm's YarnRoPE always floors and ceils the correction range; \
-                        truncate is not read (rope_utils.py:151-152)"
-                .into(),
-            effect: "the ramp features rotate at other speeds than with truncate: false".into(),
-        });
+        r.quirk(
+            "inv_freq",
+            "mlx-lm's YarnRoPE always floors and ceils the correction range; \
+                        truncate is not read (rope_utils.py:151-152)",
+            "the ramp features rotate at other speeds than with truncate: false",
+        );
     }
     if input.sec_f64("attention_factor").is_some() {
-        r.quirks.push(Quirk {
-            field: "attention_factor",
-            cause: "mlx-lm's initialize_rope does not pass YaRN's attention_factor \
-                        (rope_utils.py:328-338)"
-                .into(),
-            effect: "cos and sin carry the mscale ratio instead of the explicit factor".into(),
-        });
+        r.quirk(
+            "attention_factor",
+            "mlx-lm's initialize_rope does not pass YaRN's attention_factor \
+                        (rope_utils.py:328-338)",
+            "cos and sin carry the mscale ratio instead of the explicit factor",
+        );
     }
     reciprocal(&yarn::mlx_periods(&c))
 }
@@ -368,24 +366,22 @@ fn su(input: &StackInput, a: &Args, r: &mut StackRope) -> Vec<f32> {
         .sec_f64("long_mscale")
         .unwrap_or_else(|| longrope::max_ratio_attention_factor(input.max_pos(), original))
         as f32 as f64;
-    r.quirks.push(Quirk {
-        field: "factor_list",
-        cause: "mlx-lm's SuScaledRoPE uses long_factor at every length; short_factor is \
-                    never used (rope_utils.py:49-50)"
-            .into(),
-        effect: format!(
+    r.quirk(
+        "factor_list",
+        "mlx-lm's SuScaledRoPE uses long_factor at every length; short_factor is \
+                    never used (rope_utils.py:49-50)",
+        format!(
             "mlx-lm uses the long factors for every sequence, also those shorter than \
                  {original} tokens"
         ),
-    });
+    );
     if input.sec_f64("factor").is_some() || input.sec_f64("attention_factor").is_some() {
-        r.quirks.push(Quirk {
-            field: "attention_factor",
-            cause: "SuScaledRoPE's scale comes from max/original (rope_utils.py:57-58); \
-                        the section's factor and attention_factor are not read"
-                .into(),
-            effect: "cos and sin carry another temperature than in transformers".into(),
-        });
+        r.quirk(
+            "attention_factor",
+            "SuScaledRoPE's scale comes from max/original (rope_utils.py:57-58); \
+                        the section's factor and attention_factor are not read",
+            "cos and sin carry another temperature than in transformers",
+        );
     }
     reciprocal(&periods)
 }

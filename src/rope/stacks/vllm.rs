@@ -4,7 +4,7 @@
 //! (docs/stack-notes/vllm.md).
 
 use super::transformers::DEEPSEEK;
-use super::{Angles, AppliedTo, Quirk, Stack, StackInput, StackRope};
+use super::{Angles, AppliedTo, Stack, StackInput, StackRope};
 use crate::rope::hf_config::ImportError;
 use crate::rope::methods::{common, dynamic_ntk, get_mscale, longrope, ntk};
 use crate::rope::{Method, Schedule, ScheduleConfig};
@@ -130,13 +130,12 @@ fn ntk(input: &StackInput, c: &ScheduleConfig, r: &mut StackRope) -> Vec<f32> {
             ""
         }
     ));
-    r.quirks.push(Quirk {
-        field: "supported",
-        cause: "ntk is a vLLM-only rope type (rotary_embedding/__init__.py:199); \
-                    transformers has no such type"
-            .into(),
-        effect: "the config serves in vLLM and fails to load in transformers".into(),
-    });
+    r.quirk(
+        "supported",
+        "ntk is a vLLM-only rope type (rotary_embedding/__init__.py:199); \
+                    transformers has no such type",
+        "the config serves in vLLM and fails to load in transformers",
+    );
     ntk::vllm_inv_freq_f32(c.base, factor, mixed_b, d)
 }
 
@@ -152,15 +151,13 @@ fn dynamic(input: &StackInput, c: &ScheduleConfig, r: &mut StackRope) -> Vec<f32
             "dynamic with alpha: static base = theta * alpha^(d/(d-2)) = {b} \
                  (dynamic_ntk_alpha_rope.py:33)"
         ));
-        r.quirks.push(Quirk {
-            field: "inv_freq",
-            cause: "vLLM stretches the base by alpha (dynamic_ntk_alpha_rope.py:33); \
-                        transformers' Llama class never reads alpha"
-                .into(),
-            effect: "every position rotates with the alpha-stretched base in vLLM, \
-                         the plain (or factor-dynamic) base in transformers"
-                .into(),
-        });
+        r.quirk(
+            "inv_freq",
+            "vLLM stretches the base by alpha (dynamic_ntk_alpha_rope.py:33); \
+                        transformers' Llama class never reads alpha",
+            "every position rotates with the alpha-stretched base in vLLM, \
+                         the plain (or factor-dynamic) base in transformers",
+        );
         common::default_f32(b, d)
     } else {
         r.rope_class = "DynamicNTKScalingRotaryEmbedding".into();
@@ -173,17 +170,16 @@ fn dynamic(input: &StackInput, c: &ScheduleConfig, r: &mut StackRope) -> Vec<f32
                  ({max_pos} / {trained}): base {b} at every length; the cache has {max_pos} rows \
                  (dynamic_ntk_scaling_rope.py:58-67)"
         ));
-        r.quirks.push(Quirk {
-            field: "inv_freq",
-            cause: "vLLM's dynamic NTK is static: the base is fixed at construction from \
+        r.quirk(
+            "inv_freq",
+            "vLLM's dynamic NTK is static: the base is fixed at construction from \
                         max_position_embeddings / max_trained_positions (plain RoPE unless the \
-                        section spells max_trained_positions), dynamic_ntk_scaling_rope.py:58"
-                .into(),
-            effect: format!(
+                        section spells max_trained_positions), dynamic_ntk_scaling_rope.py:58",
+            format!(
                 "past {max_pos} tokens transformers stretches the base, vLLM keeps plain \
                      RoPE (and has no cache rows past {max_pos})"
             ),
-        });
+        );
         common::default_f32(b, d)
     }
 }
@@ -246,38 +242,33 @@ fn deepseek_yarn(
         }
     ));
     if !c.truncate {
-        r.quirks.push(Quirk {
-            field: "inv_freq",
-            cause: "vLLM's DeepSeek class has no truncate argument and always floors/ceils \
+        r.quirk(
+            "inv_freq",
+            "vLLM's DeepSeek class has no truncate argument and always floors/ceils \
                         the correction range (deepseek_scaling_rope.py:86-92; vLLM 27722 still \
-                        open for this class)"
-                .into(),
-            effect: "the ramp features rotate at other speeds than transformers computes \
-                         with truncate: false"
-                .into(),
-        });
+                        open for this class)",
+            "the ramp features rotate at other speeds than transformers computes \
+                         with truncate: false",
+        );
     }
     if llama_scaling {
-        r.quirks.push(Quirk {
-            field: "softmax_scale_factor",
-            cause: "attention_factor 1.0 renames the type to deepseek_llama_scaling \
+        r.quirk(
+            "softmax_scale_factor",
+            "attention_factor 1.0 renames the type to deepseek_llama_scaling \
                         (deepseek_v2.py:1115-1120), which drops the softmax mscale; the explicit \
-                        attention_factor itself is not an argument of the class (vLLM PR 48351)"
-                .into(),
-            effect: "attention logits are not sharpened by mscale_all_dim^2 as in \
-                         transformers"
-                .into(),
-        });
+                        attention_factor itself is not an argument of the class (vLLM PR 48351)",
+            "attention logits are not sharpened by mscale_all_dim^2 as in \
+                         transformers",
+        );
     }
     if input.sec_f64("mscale").is_some() && input.sec_f64("mscale_all_dim").is_none() {
-        r.quirks.push(Quirk {
-            field: "attention_factor",
-            cause: "vLLM's DeepSeek class uses mscale alone (divides by get_mscale(f, 0) = \
+        r.quirk(
+            "attention_factor",
+            "vLLM's DeepSeek class uses mscale alone (divides by get_mscale(f, 0) = \
                         1, deepseek_scaling_rope.py:52-55); transformers needs both keys and \
-                        falls back to 0.1 ln(f) + 1 (modeling_rope_utils.py:438)"
-                .into(),
-            effect: "q and k are scaled by another temperature than in transformers".into(),
-        });
+                        falls back to 0.1 ln(f) + 1 (modeling_rope_utils.py:438)",
+            "q and k are scaled by another temperature than in transformers",
+        );
     }
     let mut y = c.clone();
     y.truncate = true;
@@ -298,13 +289,12 @@ fn yarn(
         // gpt_oss.py:111-124 rebuilds the section from six keys, without attention_factor
         y.attention_factor = None;
         if c.attention_factor.is_some() {
-            r.quirks.push(Quirk {
-                field: "attention_factor",
-                cause: "gpt-oss's model file rebuilds the YaRN section without \
-                            attention_factor (gpt_oss.py:111-124)"
-                    .into(),
-                effect: "the explicit attention factor is ignored".into(),
-            });
+            r.quirk(
+                "attention_factor",
+                "gpt-oss's model file rebuilds the YaRN section without \
+                            attention_factor (gpt_oss.py:111-124)",
+                "the explicit attention factor is ignored",
+            );
         }
     }
     let s = Schedule::new(&y).map_err(sched_err)?;
@@ -348,13 +338,12 @@ fn longrope(
         if long { ">" } else { "<=" },
         if long { "long" } else { "short" }
     ));
-    r.quirks.push(Quirk {
-        field: "factor_list",
-        cause: "vLLM picks the LongRoPE list once, by max_model_len > original \
+    r.quirk(
+        "factor_list",
+        "vLLM picks the LongRoPE list once, by max_model_len > original \
                     (phi3_long_rope_scaled_rope.py:54-55; vLLM 27414); transformers per forward \
-                    by the sequence length"
-            .into(),
-        effect: if long {
+                    by the sequence length",
+        if long {
             format!(
                 "with max_model_len {ctx}, vLLM uses the long factors for every sequence, \
                      also those shorter than {original} tokens"
@@ -365,16 +354,15 @@ fn longrope(
                      position past {original}"
             )
         },
-    });
+    );
     if input.sec_f64("factor").is_some() || input.sec_f64("attention_factor").is_some() {
-        r.quirks.push(Quirk {
-            field: "attention_factor",
-            cause: "vLLM's LongRoPE attention factor is always sqrt(1 + ln(max/original) / \
+        r.quirk(
+            "attention_factor",
+            "vLLM's LongRoPE attention factor is always sqrt(1 + ln(max/original) / \
                         ln(original)); the section's factor and attention_factor are not read \
-                        (phi3_long_rope_scaled_rope.py:67-77)"
-                .into(),
-            effect: "cos and sin carry another temperature than in transformers".into(),
-        });
+                        (phi3_long_rope_scaled_rope.py:67-77)",
+            "cos and sin carry another temperature than in transformers",
+        );
     }
     Ok(Schedule::new(&l).map_err(sched_err)?.inv_freq)
 }
@@ -385,12 +373,11 @@ fn proportional(c: &ScheduleConfig, r: &mut StackRope) -> Result<Vec<f32>, Impor
     let mut p = c.clone();
     p.scale = 1.0;
     if c.scale != 1.0 {
-        r.quirks.push(Quirk {
-            field: "inv_freq",
-            cause: "vLLM's proportional RoPE ignores the section's factor (gemma4_rope.py:64-76)"
-                .into(),
-            effect: "frequencies are not divided by the factor as in transformers".into(),
-        });
+        r.quirk(
+            "inv_freq",
+            "vLLM's proportional RoPE ignores the section's factor (gemma4_rope.py:64-76)",
+            "frequencies are not divided by the factor as in transformers",
+        );
     }
     Ok(Schedule::new(&p).map_err(sched_err)?.inv_freq)
 }
@@ -418,16 +405,14 @@ fn length_check(input: &StackInput, mut r: StackRope, factor: f64) -> StackRope 
              embedding shown here"
                 .into(),
         );
-        r.quirks.push(Quirk {
-            field: "supported",
-            cause: format!(
-                "vLLM's derived maximum length is {derived} (config/model.py:2647-2678)"
-            ),
-            effect: format!(
+        r.quirk(
+            "supported",
+            format!("vLLM's derived maximum length is {derived} (config/model.py:2647-2678)"),
+            format!(
                 "`vllm serve --max-model-len {}` fails unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1",
                 input.context
             ),
-        });
+        );
     }
     r
 }
