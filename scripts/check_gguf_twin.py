@@ -23,14 +23,13 @@ Run: python3 scripts/check_gguf_twin.py [path/to/resonance-lab]
 assets/models/llama-3.1-8b.json` creates it; llama-cpp-python builds from source, tens of minutes.)
 """
 import json
-import math
-import struct
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from export_checks import POSITIONS, ROOT, binary_from_argv, compare_to_twin, lab, twin_doc
+
 WORKER = ROOT / "scripts" / "stack_ref" / "llamacpp_worker.py"
 VENV_PY = Path.home() / ".cache" / "resonance-lab" / "venvs" / "llama.cpp" / "bin" / "python"
 CONFIGS = [
@@ -41,12 +40,6 @@ CONFIGS = [
     "assets/models/phi-3.5-mini-instruct.json",
 ]
 U = 2.0**-24  # float32 unit roundoff
-POSITIONS = [0, 1, 2, 77, 1000, 4095, 4096, 8191, 32767, 131071]
-
-
-def f32(x):
-    """x rounded to float32."""
-    return struct.unpack("f", struct.pack("f", x))[0]
 
 
 def run(cmd):
@@ -57,41 +50,28 @@ def run(cmd):
 
 
 def check(binary, tmp, config):
-    twin_path = tmp / "twin.json"
-    run([binary, "config", config, "--export-resonance", twin_path])
-    twin = json.loads(twin_path.read_text())
+    twin, twin_path = twin_doc(binary, tmp, config)
     src, dst = tmp / "in.gguf", tmp / "out.gguf"
     for p in (src, dst):
         p.unlink(missing_ok=True)
     run([VENV_PY, WORKER, "convert", "--config", ROOT / config, "--out", src])
-    patch = json.loads(run([binary, "gguf-patch", src, dst, "--twin", twin_path]))
+    patch = lab(binary, "gguf-patch", src, dst, "--twin", twin_path)
     cfg = json.loads((ROOT / config).read_text())
     max_pos = cfg.get("max_position_embeddings", max(POSITIONS) + 1)
     positions = [p for p in POSITIONS if p < max_pos]
     r = json.loads(run([VENV_PY, WORKER, "rope-from-gguf", dst, "--positions",
                         ",".join(map(str, positions)), "--context", max_pos]))
-    a = twin["attention_factor"]
-    inv = [f32(w) for w in twin["inv_freq"]]
-    per_token = r["inv_freq"]
-    worst, worst_small, within = 0.0, 0.0, True
-    for k, p in enumerate(positions):
-        for i, w in enumerate(inv):
-            ang = f32(f32(p) * w)
-            err = max(abs(r["cos"][k][i] - math.cos(ang) * a), abs(r["sin"][k][i] - math.sin(ang) * a))
-            worst = max(worst, err)
-            if p < 4096:
-                worst_small = max(worst_small, err)
-            tol = 2e-6 + a * ang * (2 * i + 5) * U
-            within &= err <= tol
-    inv_rel = max(abs(g - w) / w for g, w in zip(per_token, inv) if w > 0)
+    worst_small, worst, within = compare_to_twin(
+        twin, positions, r["cos"], r["sin"], lambda i, ang, a: 2e-6 + a * ang * (2 * i + 5) * U)
+    inv_rel = max(abs(g - w) / w for g, w in zip(r["inv_freq"], twin["inv_freq"]) if w > 0)
     return {"worst": worst, "worst_small": worst_small, "within": within, "inv_rel": inv_rel,
-            "scale": r["cos_sin_scale"], "twin_scale": a, "tensors": patch.get("tensors_written"),
+            "scale": r["cos_sin_scale"], "twin_scale": twin["attention_factor"],
+            "tensors": patch.get("tensors_written"),
             "bitexact": r.get("kernel_transcription_bitexact")}
 
 
 def main():
-    binary = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target" / "release" / "resonance-lab")
-    binary = str(Path(binary).resolve())
+    binary = binary_from_argv()
     if not VENV_PY.exists():
         raise SystemExit(f"no llama.cpp venv at {VENV_PY}: run scripts/stack_reference.py --stacks llama.cpp first")
     failed = False

@@ -25,9 +25,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from export_checks import (POSITIONS, binary_from_argv, compare_to_twin, export_both,
+                           within_angle_rounding)
+
 VENV = Path.home() / ".cache" / "resonance-lab" / "venvs" / "mlx-export"
 PACKAGES = ["mlx==0.32.4", "mlx-cpu==0.32.4", "mlx-lm==0.32.2", "numpy"]
-ROOT = Path(__file__).resolve().parent.parent
 
 CONFIGS = [
     ("assets/models/llama-3.1-8b.json", []),
@@ -41,7 +43,6 @@ CONFIGS = [
 ]
 FILL = {"intermediate_size": 64, "rms_norm_eps": 1e-5, "vocab_size": 32,
         "tie_word_embeddings": False}
-POSITIONS = [0, 1, 2, 77, 1000, 4095, 4096, 8191, 32767, 131071]
 
 
 def ensure_venv():
@@ -55,13 +56,6 @@ def ensure_venv():
     if probe.returncode != 0:
         subprocess.check_call([str(py), "-m", "pip", "install", "-q", *PACKAGES])
     os.execv(str(py), [str(py), *sys.argv])
-
-
-def lab(binary, *args):
-    out = subprocess.run([binary, *args], capture_output=True, text=True, cwd=ROOT)
-    if out.returncode != 0:
-        raise SystemExit(f"resonance-lab {' '.join(args)}: {out.stderr.strip()}")
-    return json.loads(out.stdout)
 
 
 def rope_module(cfg, layer_type):
@@ -112,40 +106,24 @@ def mlx_cos_sin(rope, dim, traditional, positions):
 
 
 def check(binary, tmp, config, extra):
-    import numpy as np
-    twin_path = tmp / "twin.json"
-    lab(binary, "config", config, *extra, "--export-resonance", str(twin_path))
-    twin = json.loads(twin_path.read_text())
-    d = tmp / "export"
-    d.mkdir(exist_ok=True)
-    out = lab(binary, "config", config, *extra, "--export-resonance", str(d / "config.json"),
-              "--format", "hf-config")
+    twin, out, d = export_both(binary, tmp, config, extra)
     verdict = out["stacks"]["mlx-lm"]
     if not verdict["loads_twin"]:
         return None, verdict["reason"]
     cfg = json.loads((d / "config.json").read_text())
     rope = rope_module(cfg, twin.get("layer_type"))
-    dim = twin["dim"]
     traditional = bool(getattr(rope, "traditional", False))
-    cos, sin = mlx_cos_sin(rope, dim, traditional, POSITIONS)
-    inv = np.array(twin["inv_freq"], dtype=np.float32)
-    ang = np.array(POSITIONS, dtype=np.float32)[:, None] * inv[None, :]
-    a = twin["attention_factor"]
-    wc = np.cos(ang.astype(np.float64)) * a
-    ws = np.sin(ang.astype(np.float64)) * a
-    err = np.maximum(np.abs(cos - wc), np.abs(sin - ws))
-    ulp_ang = (np.nextafter(np.abs(ang), np.float32(np.inf)) - np.abs(ang)).astype(np.float64)
-    tol = np.maximum(2 * ulp_ang * a, 2e-6)
-    small = [i for i, p in enumerate(POSITIONS) if p < 4096]
-    return (err.max(), err[small].max(), bool((err <= tol).all()), type(rope).__name__), None
+    cos, sin = mlx_cos_sin(rope, twin["dim"], traditional, POSITIONS)
+    worst_small, worst, within = compare_to_twin(twin, POSITIONS, cos.tolist(), sin.tolist(),
+                                                 within_angle_rounding)
+    return (worst, worst_small, within, type(rope).__name__), None
 
 
 def main():
     ensure_venv()
     import mlx.core as mx
     import mlx_lm
-    binary = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target" / "release" / "resonance-lab")
-    binary = str(Path(binary).resolve())
+    binary = binary_from_argv()
     print(f"mlx {mx.__version__}, mlx-lm {mlx_lm.__version__}, CPU")
     failed = False
     with tempfile.TemporaryDirectory() as t:

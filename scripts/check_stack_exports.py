@@ -19,7 +19,6 @@ vLLM and mlx-lm are not run here (each needs its own multi-GB environment, see
 
 Run: python3 scripts/check_stack_exports.py [path/to/resonance-lab]
 """
-import json
 import math
 import os
 import subprocess
@@ -27,9 +26,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from export_checks import POSITIONS, binary_from_argv, export_both, lab, twin_doc
+
 VENV = Path.home() / ".cache" / "resonance-lab" / "venvs" / "stack-exports"
 PACKAGES = ["gguf", "numpy", "torch", "transformers"]
-ROOT = Path(__file__).resolve().parent.parent
 
 CONFIGS = [
     ("assets/models/llama-3.1-8b.json", []),
@@ -42,7 +42,6 @@ CONFIGS = [
     ("tests/data/stack_configs/gemma-3-27b-rope-parameters.json", ["--layer-type", "sliding_attention"]),
     ("assets/models/deepseek-v3.json", []),
 ]
-POSITIONS = [0, 1, 2, 77, 1000, 4095, 4096, 8191, 32767, 131071]
 
 
 def ensure_venv():
@@ -57,13 +56,6 @@ def ensure_venv():
     if probe.returncode != 0:
         subprocess.check_call([str(py), "-m", "pip", "install", "-q", *PACKAGES])
     os.execv(str(py), [str(py), *sys.argv])
-
-
-def lab(binary, *args):
-    out = subprocess.run([binary, *args], capture_output=True, text=True, cwd=ROOT)
-    if out.returncode != 0:
-        raise SystemExit(f"resonance-lab {' '.join(args)}: {out.stderr.strip()}")
-    return json.loads(out.stdout)
 
 
 def twin_cos_sin(twin, positions):
@@ -91,13 +83,7 @@ def rotary_module(config_dir):
 
 def check_hf_config(binary, tmp, config, extra, positions):
     import torch
-    twin_path = tmp / "twin.json"
-    lab(binary, "config", config, *extra, "--export-resonance", str(twin_path))
-    twin = json.loads(twin_path.read_text())
-    d = tmp / "export"
-    d.mkdir(exist_ok=True)
-    out = lab(binary, "config", config, *extra, "--export-resonance", str(d / "config.json"),
-              "--format", "hf-config")
+    twin, out, d = export_both(binary, tmp, config, extra)
     rot = rotary_module(str(d))
     dim = twin["dim"]
     x = torch.zeros(1, len(positions), 8, dtype=torch.float32)
@@ -153,9 +139,7 @@ def write_gguf(path, arch, dim, base, rope_meta, factor_names):
 def check_gguf(binary, tmp, config, arch, rope_meta, factor_names):
     import gguf
     import numpy as np
-    twin_path = tmp / "twin.json"
-    lab(binary, "config", config, "--export-resonance", str(twin_path))
-    twin = json.loads(twin_path.read_text())
+    twin, twin_path = twin_doc(binary, tmp, config)
     src, dst = tmp / "in.gguf", tmp / "out.gguf"
     write_gguf(src, arch, twin["dim"], twin["rope_theta"], rope_meta, factor_names)
     lab(binary, "gguf-patch", str(src), str(dst), "--twin", str(twin_path))
@@ -184,8 +168,7 @@ def main():
     ensure_venv()
     import torch
     import transformers
-    binary = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target" / "release" / "resonance-lab")
-    binary = str(Path(binary).resolve())
+    binary = binary_from_argv()
     print(f"transformers {transformers.__version__}, torch {torch.__version__}")
     failed = False
     with tempfile.TemporaryDirectory() as t:

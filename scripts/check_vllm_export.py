@@ -22,7 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from export_checks import (POSITIONS, ROOT, binary_from_argv, compare_to_twin, export_both,
+                           within_angle_rounding)
+
 CONFIGS = [
     ("assets/models/llama-3.1-8b.json", []),
     ("tests/data/stack_configs/llama-3.1-8b-rope-parameters.json", []),
@@ -33,25 +35,6 @@ CONFIGS = [
     ("assets/models/gemma-3-1b-it.json", []),
     ("assets/models/deepseek-v3.json", []),
 ]
-POSITIONS = [0, 1, 2, 77, 1000, 4095, 4096, 8191, 32767, 131071]
-
-
-def f32(x):
-    """x rounded to float32."""
-    return struct.unpack("f", struct.pack("f", x))[0]
-
-
-def ulp32(x):
-    """The spacing of float32 values at |x|."""
-    bits = struct.unpack("I", struct.pack("f", abs(x)))[0]
-    return struct.unpack("f", struct.pack("I", bits + 1))[0] - abs(x)
-
-
-def lab(binary, *args):
-    out = subprocess.run([binary, *args], capture_output=True, text=True, cwd=ROOT)
-    if out.returncode != 0:
-        raise SystemExit(f"resonance-lab {' '.join(args)}: {out.stderr.strip()}")
-    return json.loads(out.stdout)
 
 
 def vllm_entry(config_json, layer_type, positions):
@@ -67,46 +50,25 @@ def vllm_entry(config_json, layer_type, positions):
 
 
 def check(binary, tmp, config, extra):
-    twin_path = tmp / "twin.json"
-    lab(binary, "config", config, *extra, "--export-resonance", str(twin_path))
-    twin = json.loads(twin_path.read_text())
-    d = tmp / "export"
-    d.mkdir(exist_ok=True)
-    out = lab(binary, "config", config, *extra, "--export-resonance", str(d / "config.json"),
-              "--format", "hf-config")
+    twin, out, d = export_both(binary, tmp, config, extra)
     verdict = out["stacks"]["vllm"]
     if not verdict["loads_twin"]:
         return None, verdict["reason"]
-    lt = twin.get("layer_type")
     cfg = json.loads((d / "config.json").read_text())
     max_pos = cfg.get("text_config", cfg).get("max_position_embeddings", max(POSITIONS) + 1)
     positions = [p for p in POSITIONS if p < max_pos]
-    e = vllm_entry(d / "config.json", lt, positions)
+    e = vllm_entry(d / "config.json", twin.get("layer_type"), positions)
     if not e["supported"]:
         return (math.inf, math.inf, False, e.get("reason", "not supported"), 0), None
-    a = twin["attention_factor"]
-    inv = [f32(w) for w in twin["inv_freq"]]
-    got_inv = e["inv_freq"]
-    inv_ulps = max(abs(struct.unpack("i", struct.pack("f", g))[0]
-                       - struct.unpack("i", struct.pack("f", w))[0]) for g, w in zip(got_inv, inv))
-    worst, worst_small, within = 0.0, 0.0, True
-    for k, p in enumerate(positions):
-        if e["cos"][k] is None:
-            within = False
-            continue
-        for i, w in enumerate(inv):
-            ang = f32(f32(p) * w)
-            err = max(abs(e["cos"][k][i] - math.cos(ang) * a), abs(e["sin"][k][i] - math.sin(ang) * a))
-            worst = max(worst, err)
-            if p < 4096:
-                worst_small = max(worst_small, err)
-            within &= err <= max(2e-6, 2 * ulp32(ang) * a)
+    bits = lambda x: struct.unpack("i", struct.pack("f", x))[0]
+    inv_ulps = max(abs(bits(g) - bits(w)) for g, w in zip(e["inv_freq"], twin["inv_freq"]))
+    worst_small, worst, within = compare_to_twin(twin, positions, e["cos"], e["sin"],
+                                                 within_angle_rounding)
     return (worst, worst_small, within, e["rope_class"], inv_ulps), None
 
 
 def main():
-    binary = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target" / "release" / "resonance-lab")
-    binary = str(Path(binary).resolve())
+    binary = binary_from_argv()
     failed = False
     with tempfile.TemporaryDirectory() as t:
         for config, extra in CONFIGS:
