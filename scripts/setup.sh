@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need and a fresh Debian 12 machine lacks: rustup components and the
-# wasm32 target, Vulkan lavapipe, Xvfb and X11 libraries, Chromium, wasm-bindgen-cli matching
-# Cargo.lock, and the npm browser-test driver. Idempotent and quick when everything is present
-# (every install is skipped then); apt-get needs root. check.sh runs it first.
+# wasm32 target, Vulkan lavapipe, Xvfb and X11 libraries, Chromium, the two text corpora of
+# `lm`, wasm-bindgen-cli matching Cargo.lock, and the npm browser-test driver. Idempotent and
+# quick when everything is present (every install is skipped then); apt-get needs root.
+# check.sh runs it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,9 @@ rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup targe
 # Chromium + chromedriver for the browser tests.
 pkgs=(mesa-vulkan-drivers libvulkan1 libegl1 libgl1-mesa-dri xvfb xauth libxkbcommon-x11-0
       libxcursor1 libxrandr2 libxi6 chromium chromium-driver)
+# The real-text corpora of `resonance-lab lm` (read in place, never committed): the Python
+# standard library sources and the kernel documentation.
+pkgs+=(libpython3.11-stdlib linux-doc-6.1)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

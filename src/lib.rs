@@ -9,5 +9,6 @@ pub mod app;
 pub mod cli;
 pub mod gguf;
 pub mod gpu;
+pub mod lm;
 pub mod posgen;
 pub mod rope;

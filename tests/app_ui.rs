@@ -532,6 +532,46 @@ fn the_stacks_tab_shows_where_each_stack_switches_longrope_lists() {
     h.snapshot("stacks_phi35_twin");
 }
 
+/// The Language model tab reads the committed real-text studies: its runs and verdicts are the
+/// committed JSON's, and the corpus selector switches between them.
+#[test]
+fn the_language_model_tab_shows_the_committed_studies() {
+    let mut h = harness(with_tab(Tab::LanguageModel));
+    let lm = |h: &Harness<'static, ResonanceApp>| h.state().published.borrow().lm.clone().unwrap();
+    let s = lm(&h);
+    assert_eq!(s["corpora"], serde_json::json!(["code", "prose"]), "{s}");
+    for corpus in ["code", "prose"] {
+        if s["corpus"] != corpus {
+            h.get_by_label_contains(&format!("{corpus} (")).click();
+            settle(&mut h);
+        }
+        let s = lm(&h);
+        assert_eq!(s["corpus"], corpus);
+        let path = format!("results/lm_study_{corpus}.json");
+        let file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(s["finished_runs"], file["runs"].as_array().unwrap().len());
+        assert_eq!(s["planned_runs"], file["planned_runs"]);
+        let want: Vec<&serde_json::Value> = file["comparisons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| &c["verdict"])
+            .collect();
+        let got: Vec<&serde_json::Value> = s["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| &c["verdict"])
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(s["arms"].as_array().unwrap().len(), 8, "{s}");
+        if corpus == "code" {
+            h.snapshot("language_model_code");
+        }
+    }
+}
+
 #[test]
 fn snapshot_pair_layout() {
     snapshot(

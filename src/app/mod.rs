@@ -16,6 +16,7 @@ pub mod compute;
 pub mod controls;
 pub mod export;
 pub mod gpu_link;
+pub mod lm_view;
 pub mod model_load;
 pub mod model_panel;
 pub mod models;
@@ -182,6 +183,8 @@ pub struct ResonanceApp {
     pub model: model_panel::ModelPanel,
     /// The Stacks tab (the loaded model in transformers, vLLM, llama.cpp and mlx-lm).
     stacks: stacks_view::StacksView,
+    /// The Language model tab (the committed real-text studies).
+    lm: lm_view::LmView,
     /// GPU gaps and feature tables on the renderer's device; `None` on WebGL2 / no device.
     gpu: Option<gpu_link::GpuLink>,
     /// Why there is no GPU compute (WebGL2, no adapter, ...), for the status bar and self-check.
@@ -215,6 +218,7 @@ impl ResonanceApp {
             posgen: posgen_panel::PosgenPanel::new(commands.sender()),
             model: model_panel::ModelPanel::default(),
             stacks: stacks_view::StacksView::default(),
+            lm: lm_view::LmView::default(),
             gpu: None,
             gpu_unavailable: Some("no GPU compute device was given".into()),
             commands,
@@ -785,6 +789,7 @@ impl ResonanceApp {
         let [sa, sb] = &mut self.sides;
         match (&f.a, st.compare) {
             _ if st.tab == Tab::PosGen => self.posgen.ui(ui),
+            _ if st.tab == Tab::LanguageModel => self.lm.ui(ui),
             _ if st.tab == Tab::Stacks => {
                 let edited = self.model.edited(st);
                 self.stacks
@@ -898,6 +903,7 @@ impl ResonanceApp {
         p.stacks = (self.state.tab == Tab::Stacks)
             .then(|| self.stacks.status())
             .flatten();
+        p.lm = (self.state.tab == Tab::LanguageModel).then(|| self.lm.status());
     }
 
     fn take_screenshot(&mut self) {

@@ -47,6 +47,9 @@ pub struct Published {
     /// The Stacks tab's audit as drawn (`None` on other tabs): context, twin choice, each
     /// stack's support and attention factor, the differences.
     pub stacks: Option<serde_json::Value>,
+    /// The Language model tab as drawn (`None` on other tabs): the corpus shown, its runs, and
+    /// each paired difference's verdict.
+    pub lm: Option<serde_json::Value>,
     /// The PosGen tab's runs (`resonanceLab.posgen()`).
     #[serde(skip)]
     pub posgen: serde_json::Value,

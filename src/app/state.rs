@@ -31,11 +31,13 @@ pub enum Tab {
     PosGen,
     /// What transformers, vLLM, llama.cpp and mlx-lm compute for the loaded model.
     Stacks,
+    /// The committed real-text studies: perplexity against length per arm.
+    LanguageModel,
 }
 
 impl Tab {
     /// Every tab in display order.
-    pub const ALL: [Tab; 8] = [
+    pub const ALL: [Tab; 9] = [
         Tab::Wavelengths,
         Tab::PhaseWheel,
         Tab::FeatureCurve,
@@ -44,6 +46,7 @@ impl Tab {
         Tab::Pairs,
         Tab::Stacks,
         Tab::PosGen,
+        Tab::LanguageModel,
     ];
 
     /// The tab's button label.
@@ -57,6 +60,7 @@ impl Tab {
             Tab::Pairs => "Pair layout",
             Tab::PosGen => "PosGen",
             Tab::Stacks => "Stacks",
+            Tab::LanguageModel => "Language model",
         }
     }
 }

@@ -6,6 +6,8 @@ mod atomic;
 mod common;
 mod config_cmd;
 mod gguf_patch;
+mod lm_cmds;
+mod lm_study_cmd;
 mod posgen_cmds;
 mod reproduce_cmd;
 mod runner;
@@ -57,6 +59,8 @@ pub enum Command {
     /// Write a Resonance twin into a GGUF as llama.cpp reads it (frequency factors + metadata).
     #[command(name = "gguf-patch")]
     GgufPatch(gguf_patch::GgufPatchArgs),
+    /// Byte-level language model on real text: pretrain, fine-tune, evaluate, paired study.
+    Lm(lm_cmds::LmArgs),
 }
 
 /// Why a headless command failed.
@@ -120,6 +124,7 @@ pub fn run(command: &Command) -> Result<serde_json::Value, CliError> {
         Command::Config(a) => config_cmd::config(a),
         Command::Audit(a) => stacks_cmd::audit(a),
         Command::GgufPatch(a) => gguf_patch::gguf_patch(a),
+        Command::Lm(a) => lm_cmds::run(a),
     }
 }
 

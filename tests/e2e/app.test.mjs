@@ -282,6 +282,21 @@ test("the Stacks tab shows each stack's LongRoPE list and its permalink restores
   await page.close();
 });
 
+// The Language model tab in the page: the committed real-text studies, read from the same
+// files as natively (the verdicts equal the committed JSON's), for both corpora.
+test("the Language model tab shows the committed real-text studies", async () => {
+  const { page, errors } = await open(`${URL}#tab=language-model`);
+  await page.waitForFunction(() => window.resonanceLab.state().lm, null, { timeout: 30000 });
+  const lm = (await stateOf(page)).lm;
+  assert.deepEqual(lm.corpora, ["code", "prose"]);
+  const file = JSON.parse(readFileSync(`results/lm_study_${lm.corpus}.json`, "utf8"));
+  assert.equal(lm.finished_runs, file.runs.length);
+  assert.deepEqual(lm.verdicts.map((v) => v.verdict), file.comparisons.map((c) => c.verdict));
+  await page.screenshot({ path: `${OUT}/language-model.png` });
+  assert.deepEqual(errors.filter((e) => !/WebGPU is experimental/i.test(e)), []);
+  await page.close();
+});
+
 test("an exported PNG decodes and is under 1 MB", async () => {
   const { page } = await open(URL);
   const [download] = await Promise.all([

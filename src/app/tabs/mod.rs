@@ -145,6 +145,6 @@ pub fn plot_tab(tab: Tab) -> Option<&'static dyn PlotTab> {
         Tab::Gap => &gap::Gap,
         Tab::Heatmap => &heatmap::Heatmap,
         Tab::Pairs => &pairs::Pairs,
-        Tab::PosGen | Tab::Stacks => return None,
+        Tab::PosGen | Tab::Stacks | Tab::LanguageModel => return None,
     })
 }
