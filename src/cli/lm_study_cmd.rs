@@ -67,8 +67,103 @@ fn s(v: impl ToString) -> String {
     v.to_string()
 }
 
+/// The steps of one (seed, budget) of a study.
+struct Unit<'a> {
+    c: &'a LmStudyConfig,
+    work: PathBuf,
+    dir_args: Vec<String>,
+    lengths: String,
+    seed: u64,
+    budget: Budget,
+}
+
+impl Unit<'_> {
+    fn dir(&self, name: &str) -> PathBuf {
+        let tag = match self.budget {
+            Budget::Main => "main",
+            Budget::Doubled => "doubled",
+        };
+        self.work.join(format!("s{}-{tag}-{name}", self.seed))
+    }
+
+    /// The pretraining step (RoPE, or Resonance RoPE) and the checkpoint it writes.
+    fn pretrain(&self, res: bool) -> (Vec<String>, Option<PathBuf>) {
+        let c = self.c;
+        let dir = self.dir(if res { "resonance-rope" } else { "rope" });
+        let mut a = vec![
+            s("lm"),
+            s("pretrain"),
+            s("--corpus"),
+            c.corpus.clone(),
+            s("--preset"),
+            s(c.preset.name()),
+            s("--seed"),
+            s(self.seed),
+        ];
+        if res {
+            a.push(s("--resonance"));
+        }
+        if self.budget == Budget::Doubled {
+            a.extend([s("--budget"), s(2)]);
+        }
+        a.extend([s("--out"), dir.display().to_string()]);
+        a.extend(self.dir_args.iter().cloned());
+        (a, Some(dir))
+    }
+
+    /// Every step of `arm`: pretraining, the fine-tune if any, the evaluation.
+    fn arm(&self, arm: Arm) -> Planned {
+        let c = self.c;
+        let mut steps = vec![self.pretrain(arm.pretrained_resonance())];
+        let mut model = steps[0].1.clone().unwrap_or_default();
+        let yarn = |a: &mut Vec<String>| {
+            a.extend([s("--method"), s("yarn"), s("--scale"), s(c.scale)]);
+            if arm.resonance() {
+                a.push(s("--resonance"));
+            }
+        };
+        if let Some(long) = arm.finetune_long() {
+            let dir = self.dir(arm.name());
+            let len = if long {
+                c.scale * c.train_len
+            } else {
+                c.train_len
+            };
+            let mut a = vec![
+                s("lm"),
+                s("finetune"),
+                s("--from"),
+                model.display().to_string(),
+            ];
+            yarn(&mut a);
+            a.extend([s("--length"), s(len), s("--out"), dir.display().to_string()]);
+            a.extend(self.dir_args.iter().cloned());
+            steps.push((a, Some(dir.clone())));
+            model = dir;
+        }
+        let mut e = vec![
+            s("lm"),
+            s("eval"),
+            s("--model"),
+            model.display().to_string(),
+            s("--lengths"),
+            self.lengths.clone(),
+        ];
+        if arm.yarn() && arm.finetune_long().is_none() {
+            yarn(&mut e);
+        }
+        e.extend(self.dir_args.iter().cloned());
+        steps.push((e, None));
+        Planned {
+            seed: self.seed,
+            budget: self.budget,
+            arm,
+            steps,
+        }
+    }
+}
+
 fn plan(c: &LmStudyConfig) -> Vec<Planned> {
-    let work = PathBuf::from(&c.work_dir);
     let dir_args: Vec<String> = c
         .corpus_dir
         .iter()
@@ -80,88 +175,20 @@ fn plan(c: &LmStudyConfig) -> Vec<Planned> {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    let mut out = Vec::new();
     let units = (0..c.seeds)
         .map(|seed| (seed, Budget::Main))
         .chain((0..c.budget_check_seeds).map(|seed| (seed, Budget::Doubled)));
+    let mut out = Vec::new();
     for (seed, budget) in units {
-        let tag = match budget {
-            Budget::Main => "main",
-            Budget::Doubled => "doubled",
+        let unit = Unit {
+            c,
+            work: PathBuf::from(&c.work_dir),
+            dir_args: dir_args.clone(),
+            lengths: lengths.clone(),
+            seed,
+            budget,
         };
-        let pre = |res: bool| {
-            let dir = work.join(format!(
-                "s{seed}-{tag}-{}",
-                if res { "resonance-rope" } else { "rope" }
-            ));
-            let mut a = vec![
-                s("lm"),
-                s("pretrain"),
-                s("--corpus"),
-                c.corpus.clone(),
-                s("--preset"),
-                s(c.preset.name()),
-                s("--seed"),
-                s(seed),
-            ];
-            if res {
-                a.push(s("--resonance"));
-            }
-            if budget == Budget::Doubled {
-                a.extend([s("--budget"), s(2)]);
-            }
-            a.extend([s("--out"), dir.display().to_string()]);
-            a.extend(dir_args.iter().cloned());
-            (a, Some(dir))
-        };
-        for arm in Arm::ALL {
-            let mut steps = vec![pre(arm.pretrained_resonance())];
-            let mut model = steps[0].1.clone().unwrap_or_default();
-            let yarn = |a: &mut Vec<String>| {
-                a.extend([s("--method"), s("yarn"), s("--scale"), s(c.scale)]);
-                if arm.resonance() {
-                    a.push(s("--resonance"));
-                }
-            };
-            if let Some(long) = arm.finetune_long() {
-                let dir = work.join(format!("s{seed}-{tag}-{}", arm.name()));
-                let len = if long {
-                    c.scale * c.train_len
-                } else {
-                    c.train_len
-                };
-                let mut a = vec![
-                    s("lm"),
-                    s("finetune"),
-                    s("--from"),
-                    model.display().to_string(),
-                ];
-                yarn(&mut a);
-                a.extend([s("--length"), s(len), s("--out"), dir.display().to_string()]);
-                a.extend(dir_args.iter().cloned());
-                steps.push((a, Some(dir.clone())));
-                model = dir;
-            }
-            let mut e = vec![
-                s("lm"),
-                s("eval"),
-                s("--model"),
-                model.display().to_string(),
-                s("--lengths"),
-                lengths.clone(),
-            ];
-            if arm.yarn() && arm.finetune_long().is_none() {
-                yarn(&mut e);
-            }
-            e.extend(dir_args.iter().cloned());
-            steps.push((e, None));
-            out.push(Planned {
-                seed,
-                budget,
-                arm,
-                steps,
-            });
-        }
+        out.extend(Arm::ALL.map(|arm| unit.arm(arm)));
     }
     out
 }
@@ -360,6 +387,100 @@ fn study_config(a: &LmStudyArgs) -> Result<LmStudyConfig, CliError> {
     })
 }
 
+/// Runs every unit (the arms of one seed and budget, in order), `jobs` units at a time;
+/// `save` gets all runs so far after each finished one. Returns the runs and the first
+/// failure (no new run starts after one).
+fn run_units(
+    units: VecDeque<VecDeque<Planned>>,
+    finished: Vec<LmRun>,
+    jobs: usize,
+    config: &LmStudyConfig,
+    save: &(dyn Fn(&[LmRun]) -> Result<LmStudyResult, CliError> + Sync),
+) -> Result<(Vec<LmRun>, Option<String>), CliError> {
+    let todo: usize = units.iter().map(VecDeque::len).sum();
+    let queue = Mutex::new(units);
+    let state = Mutex::new((finished, 0usize, None::<String>));
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::Runtime(format!("cannot find this program's path: {e}")))?;
+    let start = Instant::now();
+    // no worker panics while holding a lock; recover the data if one did
+    let lock = |m| -> std::sync::MutexGuard<'_, _> {
+        Mutex::lock(m).unwrap_or_else(PoisonError::into_inner)
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                while lock(&state).2.is_none() {
+                    let Some(unit) = queue
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .pop_front()
+                    else {
+                        return;
+                    };
+                    for p in unit {
+                        let done = execute(&exe, &p, &config.corpus);
+                        let mut st = lock(&state);
+                        let run = match done {
+                            Ok(run) => run,
+                            Err(e) => {
+                                st.2 = Some(e);
+                                return;
+                            }
+                        };
+                        st.1 += 1;
+                        let eta =
+                            start.elapsed().as_secs_f64() / st.1 as f64 * (todo - st.1) as f64;
+                        eprintln!(
+                            "lm study: [{}/{todo}] {} seed {} {:?}: ppl {:?}; ETA {:.0} min",
+                            st.1,
+                            run.arm.name(),
+                            run.seed,
+                            run.budget,
+                            run.perplexity,
+                            eta / 60.0
+                        );
+                        st.0.push(run);
+                        if let Err(e) = save(&st.0) {
+                            st.2 = Some(e.message().to_string());
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let (runs, _, failure) = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+    Ok((runs, failure))
+}
+
+/// A results file with no runs yet: the settings, the command and the corpus's splits.
+fn empty_result(
+    config: &LmStudyConfig,
+    corpus: &Corpus,
+    study_command: String,
+    planned_runs: usize,
+) -> LmStudyResult {
+    LmStudyResult {
+        config: config.clone(),
+        study_command,
+        splits: corpus.files.clone(),
+        split_tokens: BTreeMap::from([
+            ("train".into(), corpus.train.len()),
+            ("validation".into(), corpus.validation.len()),
+            ("test".into(), corpus.test.len()),
+        ]),
+        runs: Vec::new(),
+        comparisons: Vec::new(),
+        comparisons_doubled: Vec::new(),
+        summary: Vec::new(),
+        budget_check: None,
+        position_curves: Vec::new(),
+        finished_runs: 0,
+        planned_runs,
+    }
+}
+
 /// `lm study`.
 pub fn study(a: &LmStudyArgs) -> Result<Value, CliError> {
     let config = study_config(a)?;
@@ -383,24 +504,7 @@ pub fn study(a: &LmStudyArgs) -> Result<Value, CliError> {
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")
     );
     let finished = previous.map(|p| p.runs).unwrap_or_default();
-    let base = LmStudyResult {
-        config: config.clone(),
-        study_command,
-        splits: corpus.files.clone(),
-        split_tokens: BTreeMap::from([
-            ("train".into(), corpus.train.len()),
-            ("validation".into(), corpus.validation.len()),
-            ("test".into(), corpus.test.len()),
-        ]),
-        runs: Vec::new(),
-        comparisons: Vec::new(),
-        comparisons_doubled: Vec::new(),
-        summary: Vec::new(),
-        budget_check: None,
-        position_curves: Vec::new(),
-        finished_runs: 0,
-        planned_runs: planned.len(),
-    };
+    let base = empty_result(&config, &corpus, study_command, planned.len());
     drop(corpus);
     let save = |runs: &[LmRun]| -> Result<LmStudyResult, CliError> {
         let r = LmStudyResult {
@@ -426,58 +530,13 @@ pub fn study(a: &LmStudyArgs) -> Result<Value, CliError> {
             units.entry((p.budget, p.seed)).or_default().push_back(p);
         }
     }
-    let todo: usize = units.values().map(VecDeque::len).sum();
-    let queue = Mutex::new(units.into_values().collect::<VecDeque<_>>());
-    let state = Mutex::new((finished, 0usize, None::<String>));
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::Runtime(format!("cannot find this program's path: {e}")))?;
-    let start = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
-            scope.spawn(|| {
-                loop {
-                    // no worker panics while holding a lock; recover the data if one did
-                    if state.lock().unwrap_or_else(PoisonError::into_inner).2.is_some() {
-                        return;
-                    }
-                    let Some(unit) = queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front()
-                    else {
-                        return;
-                    };
-                    for p in unit {
-                        let done = execute(&exe, &p, &config.corpus);
-                        let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
-                        match done {
-                            Ok(run) => {
-                                st.1 += 1;
-                                let eta = start.elapsed().as_secs_f64() / st.1 as f64
-                                    * (todo - st.1) as f64;
-                                eprintln!(
-                                    "lm study: [{}/{todo}] {} seed {} {:?}: ppl {:?}; ETA {:.0} min",
-                                    st.1,
-                                    run.arm.name(),
-                                    run.seed,
-                                    run.budget,
-                                    run.perplexity,
-                                    eta / 60.0
-                                );
-                                st.0.push(run);
-                                if let Err(e) = save(&st.0) {
-                                    st.2 = Some(e.message().to_string());
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                st.2 = Some(e);
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    let (runs, _, failure) = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let (runs, failure) = run_units(
+        units.into_values().collect(),
+        finished,
+        jobs,
+        &config,
+        &save,
+    )?;
     let result = save(&runs)?;
     if let Some(f) = failure {
         return Err(CliError::Runtime(format!(

@@ -89,7 +89,9 @@ pub struct CheckpointMeta {
     pub val_loss: f64,
     /// The checkpoint it was fine-tuned from.
     pub parent: Option<String>,
-    /// FNV-1a digest of every window offset it was trained on (equal digests: equal data order).
+    /// FNV-1a digest of every window offset it was trained on (equal digests: equal data order;
+    /// paired runs that stop at different steps differ here, though the shorter one's windows
+    /// are the first ones of the longer).
     pub data_order: String,
     /// Wall seconds of its training stage.
     pub seconds: f64,

@@ -87,7 +87,7 @@ impl LmPreset {
                 lr: 3e-3,
                 warmup: 50,
                 check_every: 100,
-                patience: 3,
+                patience: 6,
                 min_delta: 5e-3,
                 max_steps: 2500,
                 val_tokens: 16_384,

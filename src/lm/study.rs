@@ -172,7 +172,9 @@ pub struct LmRun {
     pub bits_per_byte: BTreeMap<usize, f64>,
     /// Loss per position at the longest length.
     pub loss_per_position: PositionCurve,
-    /// Digest of the pretraining windows (paired arms share it).
+    /// Digest of the pretraining windows: every arm built on the same pretrained model shares
+    /// it; RoPE and Resonance RoPE draw the same windows in the same order but may stop at
+    /// different steps.
     pub data_order: String,
     /// Wall seconds of all its steps (pretraining, fine-tune, evaluation).
     pub seconds: f64,

@@ -67,6 +67,8 @@ pub struct StageOutcome {
     pub val_curve: Vec<[f64; 2]>,
     /// Digest of the window offsets.
     pub data_order: OrderDigest,
+    /// Every window offset, in training order (paired runs' lists agree up to the shorter).
+    pub offsets: Vec<usize>,
     /// Wall seconds.
     pub seconds: f64,
     /// Training tokens per second.
@@ -94,6 +96,20 @@ fn copy_weights(model: &Model) -> Result<Vec<Tensor>, LmError> {
         .iter()
         .map(|(_, v)| v.as_tensor().copy())
         .collect::<candle_core::Result<_>>()?)
+}
+
+/// The input ids `(B, t)` and targets `(B * t)` of the windows of `train` at `offsets`.
+fn windows(train: &[u16], offsets: &[usize], t: usize) -> Result<(Tensor, Tensor), LmError> {
+    let mut ids = Vec::with_capacity(offsets.len() * t);
+    let mut targets = Vec::with_capacity(offsets.len() * t);
+    for &o in offsets {
+        ids.extend(train[o..o + t].iter().map(|&x| u32::from(x)));
+        targets.extend(train[o + 1..=o + t].iter().map(|&x| u32::from(x)));
+    }
+    Ok((
+        Tensor::from_vec(ids, (offsets.len(), t), &Device::Cpu)?,
+        Tensor::from_vec(targets, offsets.len() * t, &Device::Cpu)?,
+    ))
 }
 
 /// Trains `model` for one stage on `train`, checking on `val`.
@@ -125,6 +141,7 @@ pub fn run_stage(
     );
     let mut rng = SplitMix64::derive(seed, &stage.order);
     let mut digest = OrderDigest::new();
+    let mut offsets = Vec::new();
     let mut curve = Vec::new();
     let mut best: Option<(f64, Vec<Tensor>)> = None;
     let mut since_best = 0;
@@ -133,16 +150,13 @@ pub fn run_stage(
     while step < stage.steps {
         let warm = (step + 1) as f64 / stage.warmup.max(1) as f64;
         opt.set_learning_rate(stage.lr * warm.min(1.0));
-        let mut ids = Vec::with_capacity(stage.batch * t);
-        let mut targets = Vec::with_capacity(stage.batch * t);
+        let first = offsets.len();
         for _ in 0..stage.batch {
             let o = rng.below(span) as usize;
             digest.add(o as u64);
-            ids.extend(train[o..o + t].iter().map(|&x| u32::from(x)));
-            targets.extend(train[o + 1..=o + t].iter().map(|&x| u32::from(x)));
+            offsets.push(o);
         }
-        let ids = Tensor::from_vec(ids, (stage.batch, t), &Device::Cpu)?;
-        let targets = Tensor::from_vec(targets, stage.batch * t, &Device::Cpu)?;
+        let (ids, targets) = windows(train, &offsets[first..], t)?;
         let logits = model.forward(&ids, &rope)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
         opt.backward_step(&loss)?;
@@ -180,6 +194,7 @@ pub fn run_stage(
         val_loss,
         val_curve: curve,
         data_order: digest,
+        offsets,
         seconds,
         tokens_per_second: (step * stage.batch * t) as f64 / seconds.max(1e-9),
     })
