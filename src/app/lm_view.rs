@@ -131,8 +131,12 @@ impl LmView {
                 if let Some(b) = &study.budget_check {
                     ui.label(format!(
                         "Budget check: seeds {:?} also ran with patience and step cap doubled; \
-                         the largest change of an arm's mean perplexity is {:.2}%.",
-                        b.seeds, b.max_change_percent
+                         the largest change of an arm's mean perplexity is {:.2}%, and {} of {} \
+                         paired differences change sign ({path}).",
+                        b.seeds,
+                        b.max_change_percent,
+                        b.sign_changes,
+                        b.differences.len()
                     ));
                 }
             });

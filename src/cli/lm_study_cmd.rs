@@ -341,8 +341,45 @@ fn report_md(r: &LmStudyResult) -> String {
     if let Some(b) = &r.budget_check {
         md.push_str(&format!(
             "\n## Budget check\n\nSeeds {:?} also ran with patience and step cap doubled; the \
-             largest change of an arm's perplexity is {:.2}%.\n",
-            b.seeds, b.max_change_percent
+             largest change of an arm's perplexity is {:.2}%, and {} of {} paired differences \
+             change sign.\n\n| length | a - b | main | doubled |\n|---|---|---|---|\n",
+            b.seeds,
+            b.max_change_percent,
+            b.sign_changes,
+            b.differences.len()
+        ));
+        for d in &b.differences {
+            md.push_str(&format!(
+                "| {} | {} - {} | {:+.4} | {:+.4} |\n",
+                d.length,
+                d.a.label(),
+                d.b.label(),
+                d.main,
+                d.doubled
+            ));
+        }
+        md.push_str("\n| arm | length | main | doubled | change |\n|---|---|---|---|---|\n");
+        for c in &b.perplexity {
+            md.push_str(&format!(
+                "| {} | {} | {:.3} | {:.3} | {:+.2}% |\n",
+                c.arm.label(),
+                c.length,
+                c.main,
+                c.doubled,
+                c.change_percent
+            ));
+        }
+    }
+    let steps: Vec<usize> = r
+        .runs
+        .iter()
+        .filter(|x| x.budget == Budget::Main && !x.arm.yarn())
+        .map(|x| x.steps)
+        .collect();
+    if let (Some(lo), Some(hi)) = (steps.iter().min(), steps.iter().max()) {
+        md.push_str(&format!(
+            "\nPretraining ran {lo} to {hi} steps under the main budget (cap {}).\n",
+            LmPreset::get(c.preset).max_steps
         ));
     }
     md.push_str(&format!(
@@ -499,9 +536,14 @@ pub fn study(a: &LmStudyArgs) -> Result<Value, CliError> {
         )));
     }
     let planned = plan(&config);
+    // the command that ran the study: `--report-only` recomputes statistics, it runs nothing
     let study_command = format!(
         "resonance-lab {}",
-        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        std::env::args()
+            .skip(1)
+            .filter(|x| x != "--report-only")
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let finished = previous.map(|p| p.runs).unwrap_or_default();
     let base = empty_result(&config, &corpus, study_command, planned.len());

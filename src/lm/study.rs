@@ -357,6 +357,27 @@ pub struct BudgetCheck {
     pub perplexity: Vec<BudgetCell>,
     /// Largest |change| over arms and lengths, percent.
     pub max_change_percent: f64,
+    /// Each paired difference on the check seeds under both budgets.
+    #[serde(default)]
+    pub differences: Vec<BudgetDifference>,
+    /// How many of `differences` change sign with the doubled budget.
+    #[serde(default)]
+    pub sign_changes: usize,
+}
+
+/// One paired difference `a - b` of perplexity, mean over the check seeds, under both budgets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetDifference {
+    /// Evaluation length.
+    pub length: usize,
+    /// Arm a.
+    pub a: Arm,
+    /// Arm b.
+    pub b: Arm,
+    /// Mean difference, main budget.
+    pub main: f64,
+    /// Mean difference, doubled budget.
+    pub doubled: f64,
 }
 
 /// One arm at one length under both budgets.
@@ -412,10 +433,37 @@ pub fn budget_check(runs: &[LmRun], lengths: &[usize]) -> Option<BudgetCheck> {
         .iter()
         .map(|c| c.change_percent.abs())
         .fold(0.0, f64::max);
+    let on_check: Vec<LmRun> = runs
+        .iter()
+        .filter(|r| seeds.contains(&r.seed))
+        .cloned()
+        .collect();
+    let doubled = comparisons(&on_check, Budget::Doubled, lengths);
+    let differences: Vec<BudgetDifference> = comparisons(&on_check, Budget::Main, lengths)
+        .into_iter()
+        .filter_map(|m| {
+            let d = doubled
+                .iter()
+                .find(|d| d.length == m.length && d.a == m.a && d.b == m.b)?;
+            Some(BudgetDifference {
+                length: m.length,
+                a: m.a,
+                b: m.b,
+                main: m.mean_diff,
+                doubled: d.mean_diff,
+            })
+        })
+        .collect();
+    let sign_changes = differences
+        .iter()
+        .filter(|d| d.main * d.doubled < 0.0)
+        .count();
     Some(BudgetCheck {
         seeds,
         perplexity: cells,
         max_change_percent,
+        differences,
+        sign_changes,
     })
 }
 
