@@ -566,6 +566,16 @@ fn the_language_model_tab_shows_the_committed_studies() {
             .collect();
         assert_eq!(got, want);
         assert_eq!(s["arms"].as_array().unwrap().len(), 8, "{s}");
+        // its CSV holds the committed summary, one row per arm and length
+        let mut view = resonance_lab::app::lm_view::LmView::default();
+        view.selected = view.corpora().iter().position(|c| *c == corpus).unwrap();
+        let (name, csv) = view.csv().unwrap();
+        assert_eq!(name, format!("resonance-lab-lm-{corpus}.csv"));
+        let summary = file["summary"].as_array().unwrap();
+        assert_eq!(csv.lines().count(), summary.len() + 1);
+        let first = csv.lines().nth(1).unwrap();
+        let mean = summary[0]["perplexity"]["mean"].as_f64().unwrap();
+        assert!(first.contains(&format!(",{mean},")), "{first}");
         if corpus == "code" {
             h.snapshot("language_model_code");
         }

@@ -6,7 +6,7 @@
 
 use crate::lm::study::{Arm, ArmCurve, ArmSummary, LmComparison, LmStudyResult};
 use egui::{Color32, RichText, Ui};
-use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, Polygon, VLine};
+use egui_plot::{Corner, Legend, Line, LineStyle, Plot, PlotPoints, Polygon, VLine};
 
 include!(concat!(env!("OUT_DIR"), "/lm_studies.rs"));
 
@@ -88,6 +88,34 @@ impl LmView {
         })
     }
 
+    /// The shown study's perplexity per arm and length (mean and 95% interval over seeds) as
+    /// a CSV file: `(file name, text)`.
+    pub fn csv(&self) -> Option<(String, String)> {
+        let (corpus, _, _) = self.studies.get(self.selected)?;
+        let study = self.shown()?;
+        let mut csv = String::from("corpus,arm,length,seeds,perplexity_mean,ci95_lo,ci95_hi\n");
+        for s in &study.summary {
+            let [lo, hi] = s.perplexity.ci95.unwrap_or([f64::NAN; 2]);
+            csv.push_str(&format!(
+                "{corpus},{},{},{},{},{lo},{hi}\n",
+                s.arm.name(),
+                s.length,
+                s.perplexity.n,
+                s.perplexity.mean
+            ));
+        }
+        Some((format!("resonance-lab-lm-{corpus}.csv"), csv))
+    }
+
+    /// Saves [`LmView::csv`]; returns what happened, for the status bar.
+    pub fn export_csv(&self) -> String {
+        match self.csv() {
+            Some((file, csv)) => super::platform::save_file(&file, "text/csv", csv.as_bytes())
+                .unwrap_or_else(|e| format!("CSV export failed: {e}")),
+            None => "no committed real-text study to export".into(),
+        }
+    }
+
     /// Draws the tab.
     pub fn ui(&mut self, ui: &mut Ui) {
         if self.studies.is_empty() {
@@ -111,7 +139,7 @@ impl LmView {
         };
         let c = &study.config;
         ui.label(format!(
-            "{} of {} runs, seeds 0..{}, byte-level model (preset {}) pretrained at L = {} \
+            "{} of {} runs, {} paired seeds, byte-level model (preset {}) pretrained at L = {} \
              bytes, YaRN s = {}; perplexity per byte on the test files, mean [95% CI] over \
              seeds ({path}). Lower is better.",
             study.finished_runs,
@@ -179,7 +207,7 @@ fn perplexity_plot(ui: &mut Ui, summary: &[ArmSummary], train_len: usize, h: f32
     ui.label("Perplexity per byte against evaluation length, each arm's mean with its 95% band");
     Plot::new("lm-ppl")
         .height(h)
-        .legend(Legend::default())
+        .legend(Legend::default().position(Corner::LeftTop))
         .x_axis_label("evaluation length (bytes, log scale)")
         .y_axis_label("perplexity per byte")
         .x_axis_formatter(|m, _| pow2_label(m.value))
@@ -218,7 +246,7 @@ fn position_plot(ui: &mut Ui, curves: &[ArmCurve], train_len: usize, scale: usiz
     ));
     Plot::new("lm-pos")
         .height(h)
-        .legend(Legend::default())
+        .legend(Legend::default().position(Corner::RightBottom))
         .x_axis_label("position in the window (bytes)")
         .y_axis_label("loss (nats per byte)")
         .show(ui, |p| {
@@ -226,7 +254,7 @@ fn position_plot(ui: &mut Ui, curves: &[ArmCurve], train_len: usize, scale: usiz
                 VLine::new(format!("L = {train_len}"), train_len as f64).color(Color32::DARK_GREEN),
             );
             let sl = (scale * train_len) as f64;
-            p.add(VLine::new(format!("sL = {sl}"), sl).color(Color32::DARK_GRAY));
+            p.add(VLine::new(format!("sL = {sl}"), sl).color(Color32::from_rgb(190, 140, 40)));
             for c in curves {
                 let (color, style) = arm_style(c.arm);
                 let x = |k: usize| ((k as f64) + 0.5) * c.bin as f64;

@@ -827,7 +827,10 @@ impl ResonanceApp {
             .on_hover_text("this plot's data")
             .clicked()
         {
-            self.message = Some(export_csv(&self.state, f.a.as_ref(), f.b.as_ref()));
+            self.message = Some(match self.state.tab {
+                Tab::LanguageModel => self.lm.export_csv(),
+                _ => export_csv(&self.state, f.a.as_ref(), f.b.as_ref()),
+            });
         }
         if ui
             .button("Export PNG")
@@ -989,7 +992,12 @@ fn export_csv(
     b: Option<&(Arc<Results>, Arc<Series>)>,
 ) -> String {
     let Some(tab) = tabs::plot_tab(st.tab) else {
-        return "use the PosGen panel's own Export CSV".into();
+        return match st.tab {
+            Tab::Stacks => "the Stacks tab has no CSV: `resonance-lab audit FILE` prints its \
+                            audit as JSON"
+                .into(),
+            _ => "use the PosGen panel's own Export CSV".into(),
+        };
     };
     let mut out = Vec::new();
     for (name, side) in [("A", a), ("B", b)] {
