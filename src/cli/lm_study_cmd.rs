@@ -12,7 +12,9 @@ use super::train_command::{RUN_ENV, command_line};
 use crate::lm::CheckpointMeta;
 use crate::lm::corpus::{Corpus, CorpusName};
 use crate::lm::preset::{LmPreset, LmPresetName};
-use crate::lm::study::{Arm, Budget, LmRun, LmStudyConfig, LmStudyResult, PositionCurve};
+use crate::lm::study::{
+    Arm, Budget, BudgetCheck, LmRun, LmStudyConfig, LmStudyResult, PositionCurve,
+};
 use clap::Args;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
@@ -286,6 +288,40 @@ fn execute(exe: &Path, p: &Planned, corpus: &str) -> Result<LmRun, String> {
     })
 }
 
+/// The budget-check section of a study's report.
+fn budget_md(md: &mut String, b: &BudgetCheck) {
+    md.push_str(&format!(
+        "\n## Budget check\n\nSeeds {:?} also ran with patience and step cap doubled; the \
+         largest change of an arm's perplexity is {:.2}%, and {} of {} paired differences \
+         change sign.\n\n| length | a - b | main | doubled |\n|---|---|---|---|\n",
+        b.seeds,
+        b.max_change_percent,
+        b.sign_changes,
+        b.differences.len()
+    ));
+    for d in &b.differences {
+        md.push_str(&format!(
+            "| {} | {} - {} | {:+.4} | {:+.4} |\n",
+            d.length,
+            d.a.label(),
+            d.b.label(),
+            d.main,
+            d.doubled
+        ));
+    }
+    md.push_str("\n| arm | length | main | doubled | change |\n|---|---|---|---|---|\n");
+    for c in &b.perplexity {
+        md.push_str(&format!(
+            "| {} | {} | {:.3} | {:.3} | {:+.2}% |\n",
+            c.arm.label(),
+            c.length,
+            c.main,
+            c.doubled,
+            c.change_percent
+        ));
+    }
+}
+
 fn report_md(r: &LmStudyResult) -> String {
     let c = &r.config;
     let mut md = format!(
@@ -339,36 +375,7 @@ fn report_md(r: &LmStudyResult) -> String {
         ));
     }
     if let Some(b) = &r.budget_check {
-        md.push_str(&format!(
-            "\n## Budget check\n\nSeeds {:?} also ran with patience and step cap doubled; the \
-             largest change of an arm's perplexity is {:.2}%, and {} of {} paired differences \
-             change sign.\n\n| length | a - b | main | doubled |\n|---|---|---|---|\n",
-            b.seeds,
-            b.max_change_percent,
-            b.sign_changes,
-            b.differences.len()
-        ));
-        for d in &b.differences {
-            md.push_str(&format!(
-                "| {} | {} - {} | {:+.4} | {:+.4} |\n",
-                d.length,
-                d.a.label(),
-                d.b.label(),
-                d.main,
-                d.doubled
-            ));
-        }
-        md.push_str("\n| arm | length | main | doubled | change |\n|---|---|---|---|---|\n");
-        for c in &b.perplexity {
-            md.push_str(&format!(
-                "| {} | {} | {:.3} | {:.3} | {:+.2}% |\n",
-                c.arm.label(),
-                c.length,
-                c.main,
-                c.doubled,
-                c.change_percent
-            ));
-        }
+        budget_md(&mut md, b);
     }
     let steps: Vec<usize> = r
         .runs
