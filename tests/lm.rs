@@ -422,3 +422,47 @@ fn check_reproduce(json: &Path, w: &Path, full: &Value) {
     assert_eq!(code, 1, "{err}");
     assert!(doc["max_relative_difference"].as_f64().unwrap() > 0.01);
 }
+
+/// The model the page ships is a whole `small` checkpoint pretrained with RoPE at L, and
+/// `lm score` (what the tab computes live) reads the README far better than uniform bytes
+/// within L, while past L plain RoPE breaks and YaRN holds (the committed studies' pattern).
+#[test]
+fn the_shipped_model_scores_the_readme_and_rope_breaks_past_l() {
+    let ck = Checkpoint::load(Path::new("web/assets/lm-small-prose"), "--model").unwrap();
+    let p = LmPreset::get(LmPresetName::Small);
+    assert_eq!(ck.meta.preset, LmPresetName::Small);
+    assert_eq!(
+        (ck.meta.stage.as_str(), ck.meta.length),
+        ("pretrain", p.train_len)
+    );
+    assert_eq!(ck.meta.rope, RopeSpec::rope(false));
+    let (code, doc, err) = lab(&["lm", "score", "--text", "README.md"]);
+    assert_eq!(code, 0, "{err}");
+    let r = &doc["result"];
+    assert_eq!(r["length"], 4 * p.train_len);
+    assert_eq!(r["text_bytes"], std::fs::read("README.md").unwrap().len());
+    let arms = r["arms"].as_array().unwrap();
+    let labels: Vec<&str> = arms.iter().map(|a| a["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["RoPE", "YaRN s=4", "Resonance YaRN s=4"]);
+    let f = |a: usize, k: &str| arms[a][k].as_f64().unwrap();
+    assert!(f(0, "loss_within").exp() < 32.0, "{}", f(0, "loss_within"));
+    assert!(f(0, "loss_beyond") > f(0, "loss_within") + 0.2, "{r}");
+    assert!(f(1, "loss_beyond") < f(0, "loss_beyond") - 0.2, "{r}");
+    assert!(f(2, "loss_beyond") < f(0, "loss_beyond") - 0.2, "{r}");
+    let d = &r["resonance_minus_yarn_beyond"];
+    assert!(
+        (d["mean"].as_f64().unwrap() - (f(2, "loss_beyond") - f(1, "loss_beyond"))).abs() < 1e-9
+    );
+    // bad input: one line, exit 2
+    let empty = temp_dir("score").join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    for args in [
+        vec!["lm", "score", "--text", "no/such/file.txt"],
+        vec!["lm", "score", "--text", empty.to_str().unwrap()],
+        vec!["lm", "score", "--text", "README.md", "--model", "src"],
+    ] {
+        let (code, _, err) = lab(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}

@@ -1,4 +1,4 @@
-//! `lm pretrain | finetune | eval | study | reproduce`: the byte-level language model on real
+//! `lm pretrain | finetune | eval | score | study | reproduce`: the byte-level language model on real
 //! text, headless. Each command prints one JSON document; checkpoints are directories
 //! ([`crate::lm::Checkpoint`]).
 
@@ -35,6 +35,9 @@ pub enum LmCommand {
     Finetune(FinetuneArgs),
     /// Perplexity, bits per byte and loss per position on the test split at each length.
     Eval(EvalArgs),
+    /// Loss per position of one text with RoPE, YaRN and Resonance YaRN zero-shot (what the
+    /// Language model tab computes live).
+    Score(ScoreArgs),
     /// Paired study: every arm for each seed, 95% intervals; one process per run, resumable.
     Study(super::lm_study_cmd::LmStudyArgs),
     /// Rerun recorded runs of a study from scratch and compare perplexities.
@@ -143,12 +146,27 @@ pub struct EvalArgs {
     pub dir: CorpusDir,
 }
 
+/// Options of `lm score`.
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// Checkpoint directory [default: the model the page ships, web/assets/lm-small-prose].
+    #[arg(long, default_value = "web/assets/lm-small-prose")]
+    pub model: PathBuf,
+    /// The text file to score (its bytes are the tokens).
+    #[arg(long)]
+    pub text: PathBuf,
+    /// Window length in bytes, 1..=2048 [default: s x L with s = 4].
+    #[arg(long, allow_negative_numbers = true)]
+    pub length: Option<i64>,
+}
+
 /// Runs an `lm` subcommand.
 pub fn run(a: &LmArgs) -> Result<Value, CliError> {
     match &a.command {
         LmCommand::Pretrain(a) => pretrain_cmd(a),
         LmCommand::Finetune(a) => finetune_cmd(a),
         LmCommand::Eval(a) => eval_cmd(a),
+        LmCommand::Score(a) => score_cmd(a),
         LmCommand::Study(a) => super::lm_study_cmd::study(a),
         LmCommand::Reproduce(a) => super::lm_study_cmd::reproduce(a),
     }
@@ -338,6 +356,37 @@ fn eval_cmd(a: &EvalArgs) -> Result<Value, CliError> {
     };
     let corpus = corpus_of(&ck, &a.dir, "--model")?;
     eval_doc(&ck, &rope, &corpus.test, &lengths, tokens)
+}
+
+fn score_cmd(a: &ScoreArgs) -> Result<Value, CliError> {
+    let ck = Checkpoint::load(&a.model, "--model")?;
+    let bytes = std::fs::read(&a.text)
+        .map_err(|e| CliError::Usage(format!("invalid --text: {}: {e}", a.text.display())))?;
+    let weights = std::fs::read(a.model.join("model.safetensors"))
+        .map_err(|e| CliError::Runtime(format!("{}: {e}", a.model.display())))?;
+    let length = match a.length {
+        Some(n) => in_range("length", n, 1, crate::lm::live::MAX_LENGTH as i64)? as usize,
+        None => crate::lm::live::default_length(ck.meta.preset),
+    };
+    let job = crate::lm::live::TextScoreJob {
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+        weights,
+        preset: ck.meta.preset,
+        length,
+    };
+    let mut scoring = crate::lm::live::TextScoring::new(&job)?;
+    scoring.step_for(f64::INFINITY)?;
+    let result = scoring
+        .result()
+        .ok_or_else(|| CliError::Runtime("the scoring did not finish".into()))?;
+    Ok(json!({
+        "command": "lm score",
+        "model": a.model.display().to_string(),
+        "text": a.text.display().to_string(),
+        "checkpoint": ck.meta,
+        "threads": candle_core::utils::get_num_threads(),
+        "result": result,
+    }))
 }
 
 /// Whether `dir` holds a whole checkpoint.

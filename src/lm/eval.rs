@@ -50,20 +50,50 @@ pub fn score_logits(logits: &[f32], vocab: usize, targets: &[u16]) -> Vec<Option
         .collect()
 }
 
-/// Sums of token losses by position, and their counts.
-struct Tally {
+/// Sums of token losses by position in the window, and their counts (BOS targets skipped).
+pub struct Tally {
     sum: Vec<f64>,
     count: Vec<usize>,
 }
 
 impl Tally {
-    fn add(&mut self, losses: &[Option<f64>], length: usize) {
+    /// An empty tally for windows of `length` positions.
+    pub fn new(length: usize) -> Tally {
+        Tally {
+            sum: vec![0.0; length],
+            count: vec![0; length],
+        }
+    }
+
+    /// Adds the token losses of whole windows, in window order.
+    pub fn add(&mut self, losses: &[Option<f64>]) {
+        let length = self.sum.len();
         for (i, l) in losses.iter().enumerate() {
             if let Some(l) = l {
                 self.sum[i % length] += l;
                 self.count[i % length] += 1;
             }
         }
+    }
+
+    /// Targets scored at positions `range` of the window.
+    pub fn scored(&self, range: std::ops::Range<usize>) -> usize {
+        self.count.get(range).map_or(0, |c| c.iter().sum())
+    }
+
+    /// Mean token loss over positions `range` (`None` when nothing there was scored).
+    pub fn mean(&self, range: std::ops::Range<usize>) -> Option<f64> {
+        let n = self.scored(range.clone());
+        (n > 0).then(|| self.sum[range].iter().sum::<f64>() / n as f64)
+    }
+
+    /// Mean loss at each position (0 where nothing was scored).
+    pub fn per_position(&self) -> Vec<f64> {
+        self.sum
+            .iter()
+            .zip(&self.count)
+            .map(|(s, &c)| s / c.max(1) as f64)
+            .collect()
     }
 }
 
@@ -115,15 +145,12 @@ pub fn evaluate(
     let all: Vec<&[u16]> = (0..n)
         .map(|k| &stream[k * length..=(k + 1) * length])
         .collect();
-    let mut tally = Tally {
-        sum: vec![0.0; length],
-        count: vec![0; length],
-    };
+    let mut tally = Tally::new(length);
     for batch in all.chunks(per_batch) {
-        tally.add(&window_losses(model, &rope, batch, length)?, length);
+        tally.add(&window_losses(model, &rope, batch, length)?);
     }
-    let scored: usize = tally.count.iter().sum();
-    let mean_loss = tally.sum.iter().sum::<f64>() / scored.max(1) as f64;
+    let scored = tally.scored(0..length);
+    let mean_loss = tally.mean(0..length).unwrap_or(0.0);
     Ok(LengthScore {
         length,
         windows: n,
@@ -131,12 +158,7 @@ pub fn evaluate(
         mean_loss,
         perplexity: mean_loss.exp(),
         bits_per_byte: mean_loss / std::f64::consts::LN_2,
-        loss_per_position: tally
-            .sum
-            .iter()
-            .zip(&tally.count)
-            .map(|(s, &c)| s / c.max(1) as f64)
-            .collect(),
+        loss_per_position: tally.per_position(),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod corpus;
 pub mod error;
 pub mod eval;
+pub mod live;
 pub mod preset;
 pub mod study;
 pub mod tokens;
