@@ -567,7 +567,8 @@ fn the_language_model_tab_shows_the_committed_studies() {
         assert_eq!(got, want);
         assert_eq!(s["arms"].as_array().unwrap().len(), 8, "{s}");
         // its CSV holds the committed summary, one row per arm and length
-        let mut view = resonance_lab::app::lm_view::LmView::default();
+        let queue = resonance_lab::app::commands::CommandQueue::default();
+        let mut view = resonance_lab::app::lm_view::LmView::new(queue.sender());
         view.selected = view.corpora().iter().position(|c| *c == corpus).unwrap();
         let (name, csv) = view.csv().unwrap();
         assert_eq!(name, format!("resonance-lab-lm-{corpus}.csv"));
@@ -591,6 +592,93 @@ fn snapshot_pair_layout() {
             ..with_tab(Tab::Pairs)
         },
     );
+}
+
+/// Frames until the Language model tab's scoring has finished (at most two minutes).
+fn wait_for_scoring(h: &mut Harness<'static, ResonanceApp>) {
+    let start = std::time::Instant::now();
+    h.run_steps(2);
+    while h.state().lm.live.busy() && start.elapsed().as_secs() < 120 {
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(!h.state().lm.live.busy(), "the scoring did not finish");
+    h.run_steps(2);
+}
+
+/// Opening the Language model tab loads the shipped model and scores the README in a worker;
+/// the live section shows what direct scoring of the README gives, and a dropped text file is
+/// scored in its place.
+#[test]
+fn the_language_model_tab_scores_a_text_live() {
+    use resonance_lab::lm::live::{TextScoreJob, TextScoring};
+    let mut h = harness_sized(with_tab(Tab::LanguageModel), 1280.0, 900.0);
+    wait_for_scoring(&mut h);
+    h.get_by_label("Score a text").click();
+    h.run_steps(3);
+    let live = h.state().published.borrow().lm.clone().unwrap()["live"].clone();
+    assert_eq!(live["error"], serde_json::Value::Null, "{live}");
+    let weights = std::fs::read("web/assets/lm-small-prose/model.safetensors").unwrap();
+    assert_eq!(live["weights"], format!("{} bytes", weights.len()));
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let job = TextScoreJob {
+        text: readme.clone(),
+        weights,
+        preset: resonance_lab::lm::preset::LmPresetName::Small,
+        length: 512,
+    };
+    let mut direct = TextScoring::new(&job).unwrap();
+    direct.step_for(f64::INFINITY).unwrap();
+    let want = direct.result().unwrap();
+    let got = &live["result"];
+    assert_eq!(got["text_bytes"], readme.len());
+    for (g, w) in got["arms"].as_array().unwrap().iter().zip(&want.arms) {
+        assert_eq!(g["label"], w.label.as_str());
+        assert_eq!(g["loss_beyond"].as_f64(), w.loss_beyond, "{}", w.label);
+    }
+    h.snapshot("language_model_live");
+    // another window length rescores the text in windows of that length
+    h.get_by_label("256 bytes (2L)").click();
+    wait_for_scoring(&mut h);
+    let live = h.state().published.borrow().lm.clone().unwrap()["live"].clone();
+    assert_eq!(live["result"]["length"], 256, "{live}");
+    let want256 = {
+        let mut j = job.clone();
+        j.length = 256;
+        let mut d = TextScoring::new(&j).unwrap();
+        d.step_for(f64::INFINITY).unwrap();
+        d.result().unwrap()
+    };
+    let rope = &live["result"]["arms"][0]["loss_beyond"];
+    assert_eq!(rope.as_f64(), want256.arms[0].loss_beyond);
+    h.get_by_label("512 bytes (4L)").click();
+    wait_for_scoring(&mut h);
+    // a dropped text replaces the README and is scored
+    #[derive(Debug)]
+    struct Dropped;
+    impl egui::DroppedFile for Dropped {
+        fn path(&self) -> &std::path::Path {
+            std::path::Path::new("/tmp/notes.txt")
+        }
+        fn bytes(&self) -> Result<Vec<u8>, String> {
+            Ok("a short note, dropped on the tab. ".repeat(30).into_bytes())
+        }
+    }
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped));
+    wait_for_scoring(&mut h);
+    let live = h.state().published.borrow().lm.clone().unwrap()["live"].clone();
+    assert_eq!(live["result"]["text_bytes"], 34 * 30, "{live}");
+    assert_eq!(
+        h.state().state.model,
+        AppState::default().model,
+        "not read as a config"
+    );
+    h.get_by_label("Use the README").click();
+    wait_for_scoring(&mut h);
+    let live = h.state().published.borrow().lm.clone().unwrap()["live"].clone();
+    assert_eq!(live["result"]["text_bytes"], readme.len());
 }
 
 fn snapshot(name: &str, state: AppState) {

@@ -49,6 +49,9 @@
     // read their status
     posgenTrain: (args) => window.resonanceLabNative && window.resonanceLabNative.posgenTrainJson(JSON.stringify(args)),
     posgen: () => parse(window.resonanceLabNative && (window.resonanceLabNative.posgenJson() || null)),
+    // the Language model tab: score a text ({text?, length?}; null or the error) with the
+    // shipped model; the result is in state().lm.live
+    lmScore: (args) => window.resonanceLabNative && window.resonanceLabNative.lmScoreJson(JSON.stringify(args || {})),
     // seconds from a cold start until the tiny preset's validation ID accuracy reaches `target`
     benchPosgenConverge: (task, target) =>
       parse(window.resonanceLabNative && window.resonanceLabNative.benchPosgenConvergeJson(task, target)),

@@ -22,6 +22,17 @@ pub struct PosgenTrainArgs {
     pub steps: usize,
 }
 
+/// Arguments of the page's `resonanceLab.lmScore({text?, length?})`: score a text (the one
+/// shown when absent) in windows of `length` bytes (the one chosen when absent).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LmScoreArgs {
+    /// The text.
+    pub text: Option<String>,
+    /// Window length in bytes.
+    pub length: Option<usize>,
+}
+
 /// Something the app should do at the start of its next frame.
 #[derive(Clone, Debug)]
 pub enum AppCommand {
@@ -59,6 +70,19 @@ pub enum AppCommand {
         /// Its text, or why it could not be fetched.
         text: Result<String, String>,
     },
+    /// The Language model tab's weights arrived (or why they could not be fetched).
+    LmWeights(Result<Vec<u8>, String>),
+    /// A text dropped on the Language model tab (score it), or why it could not be read.
+    LmText(Result<String, String>),
+    /// Show the Language model tab's live section and score (the page's `lmScore`).
+    LmScore(LmScoreArgs),
+    /// A scoring worker's message (progress, the result, or a failure).
+    LmWorker {
+        /// The scoring the message belongs to (messages of earlier scorings are dropped).
+        run: RunId,
+        /// The message.
+        message: FromWorker,
+    },
     /// A training worker's message: what its run did since its previous update, that it
     /// paused, or that it failed.
     Worker {
@@ -70,8 +94,13 @@ pub enum AppCommand {
 }
 
 impl AppCommand {
-    /// The command for a dropped file's bytes: a load, or a failure when it is not UTF-8 text.
-    pub fn from_dropped_file(name: &str, bytes: Vec<u8>) -> AppCommand {
+    /// The command for a dropped file's bytes (or why they could not be read): a model
+    /// load, or a failure when it is not UTF-8 text.
+    pub fn from_dropped_file(name: &str, bytes: Result<Vec<u8>, String>) -> AppCommand {
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(e) => return AppCommand::ModelLoadFailed(format!("{name}: cannot read it: {e}")),
+        };
         match String::from_utf8(bytes) {
             Ok(text) => AppCommand::LoadModel(Box::new(ModelLoad {
                 text,
@@ -82,6 +111,17 @@ impl AppCommand {
             Err(_) => AppCommand::ModelLoadFailed(format!(
                 "{name}: not a text file (expected a config.json)"
             )),
+        }
+    }
+}
+
+impl AppCommand {
+    /// The command for a file dropped on the Language model tab: its text to score (invalid
+    /// UTF-8 replaced, the model reads bytes), or why it could not be read.
+    pub fn from_dropped_text(name: &str, bytes: Result<Vec<u8>, String>) -> AppCommand {
+        match bytes {
+            Ok(b) => AppCommand::LmText(Ok(String::from_utf8_lossy(&b).into_owned())),
+            Err(e) => AppCommand::LmText(Err(format!("{name}: cannot read it: {e}"))),
         }
     }
 }

@@ -1,12 +1,17 @@
-//! The Language model tab: the committed real-text studies (`results/lm_study_<corpus>.json`,
+//! The Language model tab: live scoring of a text with the lab's own model ([`LiveView`]) and
+//! the committed real-text studies (`results/lm_study_<corpus>.json`,
 //! embedded by `build.rs` without their runs): perplexity per byte against evaluation length
 //! for every arm with its 95% band, the loss per position at the longest length (where a
 //! schedule breaks past L), and the paired differences with their verdicts. Every number shown
 //! is read from the committed files.
 
+use super::commands::CommandSender;
+use super::lm_live::LiveView;
 use crate::lm::study::{Arm, ArmCurve, ArmSummary, LmComparison, LmStudyResult};
 use egui::{Color32, RichText, Ui};
-use egui_plot::{Corner, Legend, Line, LineStyle, Plot, PlotPoints, Polygon, VLine};
+use egui_plot::{
+    ColorConflictHandling, Corner, Legend, Line, LineStyle, Plot, PlotPoints, Polygon, VLine,
+};
 
 include!(concat!(env!("OUT_DIR"), "/lm_studies.rs"));
 
@@ -34,15 +39,31 @@ fn arm_style(arm: Arm) -> (Color32, LineStyle) {
     (FAMILY_COLORS[family], style)
 }
 
-/// The tab's state: the committed studies, parsed once, and which corpus is shown.
+/// The tab's two sections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LmSection {
+    /// The committed studies.
+    Studies,
+    /// A text scored live.
+    Live,
+}
+
+/// The tab's state: the committed studies, parsed once, which corpus is shown, and the live
+/// scoring.
 pub struct LmView {
     studies: Vec<(&'static str, &'static str, Result<LmStudyResult, String>)>,
     /// Index of the corpus shown.
     pub selected: usize,
+    /// The section shown.
+    pub section: LmSection,
+    /// The live scoring.
+    pub live: LiveView,
 }
 
-impl Default for LmView {
-    fn default() -> Self {
+impl LmView {
+    /// The tab showing the committed studies; the live section's weights and worker reports
+    /// arrive through `commands`.
+    pub fn new(commands: CommandSender) -> Self {
         LmView {
             studies: LM_STUDIES
                 .iter()
@@ -53,11 +74,11 @@ impl Default for LmView {
                 })
                 .collect(),
             selected: 0,
+            section: LmSection::Studies,
+            live: LiveView::new(commands),
         }
     }
-}
 
-impl LmView {
     /// The corpora of the committed studies.
     pub fn corpora(&self) -> Vec<&'static str> {
         self.studies.iter().map(|s| s.0).collect()
@@ -70,11 +91,21 @@ impl LmView {
 
     /// What the tab shows, for the page API and tests.
     pub fn status(&self) -> serde_json::Value {
+        let section = match self.section {
+            LmSection::Studies => "studies",
+            LmSection::Live => "live",
+        };
         let Some((corpus, path, study)) = self.studies.get(self.selected) else {
-            return serde_json::json!({ "corpora": self.corpora() });
+            return serde_json::json!({
+                "corpora": self.corpora(),
+                "section": section,
+                "live": self.live.status(),
+            });
         };
         let study = study.as_ref().ok();
         serde_json::json!({
+            "section": section,
+            "live": self.live.status(),
             "corpora": self.corpora(),
             "corpus": corpus,
             "path": path,
@@ -116,8 +147,25 @@ impl LmView {
         }
     }
 
-    /// Draws the tab.
+    /// Draws the tab: the section selector, then the section.
     pub fn ui(&mut self, ui: &mut Ui) {
+        // the weights come when the tab first opens, so the default text is scored by the
+        // time the live section is looked at (and the first frame waits for nothing)
+        self.live.shown();
+        ui.horizontal_wrapped(|ui| {
+            ui.selectable_value(&mut self.section, LmSection::Studies, "Committed studies")
+                .on_hover_text("perplexity against length per arm, 5 paired seeds per corpus");
+            ui.selectable_value(&mut self.section, LmSection::Live, "Score a text")
+                .on_hover_text("the lab's own model reads a text with RoPE, YaRN, Resonance YaRN");
+        });
+        ui.separator();
+        match self.section {
+            LmSection::Studies => self.studies_ui(ui),
+            LmSection::Live => self.live.ui(ui),
+        }
+    }
+
+    fn studies_ui(&mut self, ui: &mut Ui) {
         if self.studies.is_empty() {
             ui.label("No real-text study is committed (results/lm_study_<corpus>.json).");
             return;
@@ -189,6 +237,14 @@ fn pow2_label(v: f64) -> String {
     }
 }
 
+/// The legend of the arm plots: an arm's line comes first and gives its entry the colour
+/// (its band shares the name, so one click hides both).
+fn arm_legend(corner: Corner) -> Legend {
+    Legend::default()
+        .position(corner)
+        .color_conflict_handling(ColorConflictHandling::PickFirst)
+}
+
 fn band(p: &mut egui_plot::PlotUi<'_>, name: &str, color: Color32, pts: &[(f64, [f64; 2])]) {
     // one convex quad per step (a plot polygon is filled as a convex shape)
     for w in pts.windows(2) {
@@ -207,7 +263,7 @@ fn perplexity_plot(ui: &mut Ui, summary: &[ArmSummary], train_len: usize, h: f32
     ui.label("Perplexity per byte against evaluation length, each arm's mean with its 95% band");
     Plot::new("lm-ppl")
         .height(h)
-        .legend(Legend::default().position(Corner::LeftTop))
+        .legend(arm_legend(Corner::LeftTop))
         .x_axis_label("evaluation length (bytes, log scale)")
         .y_axis_label("perplexity per byte")
         .x_axis_formatter(|m, _| pow2_label(m.value))
@@ -225,13 +281,14 @@ fn perplexity_plot(ui: &mut Ui, summary: &[ArmSummary], train_len: usize, h: f32
                     .iter()
                     .filter_map(|s| Some((x(s), s.perplexity.ci95?)))
                     .collect();
-                band(p, arm.label(), color, &bands);
                 let pts: Vec<[f64; 2]> = cells.iter().map(|s| [x(s), s.perplexity.mean]).collect();
+                // the line first: the legend takes an arm's colour from its first item
                 p.add(
                     Line::new(arm.label(), PlotPoints::new(pts))
                         .color(color)
                         .style(style),
                 );
+                band(p, arm.label(), color, &bands);
             }
         });
 }
@@ -246,7 +303,7 @@ fn position_plot(ui: &mut Ui, curves: &[ArmCurve], train_len: usize, scale: usiz
     ));
     Plot::new("lm-pos")
         .height(h)
-        .legend(Legend::default().position(Corner::RightBottom))
+        .legend(arm_legend(Corner::RightBottom))
         .x_axis_label("position in the window (bytes)")
         .y_axis_label("loss (nats per byte)")
         .show(ui, |p| {
@@ -264,7 +321,6 @@ fn position_plot(ui: &mut Ui, curves: &[ArmCurve], train_len: usize, scale: usiz
                     .enumerate()
                     .filter_map(|(k, ci)| Some((x(k), (*ci)?)))
                     .collect();
-                band(p, c.arm.label(), color, &bands);
                 let pts: Vec<[f64; 2]> =
                     c.mean.iter().enumerate().map(|(k, m)| [x(k), *m]).collect();
                 p.add(
@@ -272,6 +328,7 @@ fn position_plot(ui: &mut Ui, curves: &[ArmCurve], train_len: usize, scale: usiz
                         .color(color)
                         .style(style),
                 );
+                band(p, c.arm.label(), color, &bands);
             }
         });
 }

@@ -16,6 +16,7 @@ pub mod compute;
 pub mod controls;
 pub mod export;
 pub mod gpu_link;
+pub mod lm_live;
 pub mod lm_view;
 pub mod model_load;
 pub mod model_panel;
@@ -183,8 +184,8 @@ pub struct ResonanceApp {
     pub model: model_panel::ModelPanel,
     /// The Stacks tab (the loaded model in transformers, vLLM, llama.cpp and mlx-lm).
     stacks: stacks_view::StacksView,
-    /// The Language model tab (the committed real-text studies).
-    lm: lm_view::LmView,
+    /// The Language model tab (the committed real-text studies and a text scored live).
+    pub lm: lm_view::LmView,
     /// GPU gaps and feature tables on the renderer's device; `None` on WebGL2 / no device.
     gpu: Option<gpu_link::GpuLink>,
     /// Why there is no GPU compute (WebGL2, no adapter, ...), for the status bar and self-check.
@@ -218,7 +219,7 @@ impl ResonanceApp {
             posgen: posgen_panel::PosgenPanel::new(commands.sender()),
             model: model_panel::ModelPanel::default(),
             stacks: stacks_view::StacksView::default(),
-            lm: lm_view::LmView::default(),
+            lm: lm_view::LmView::new(commands.sender()),
             gpu: None,
             gpu_unavailable: Some("no GPU compute device was given".into()),
             commands,
@@ -335,9 +336,10 @@ impl ResonanceApp {
         }
     }
 
-    /// True while a time-sliced computation is still running for either side.
+    /// True while a computation is still running: either side's time-sliced tables, or the
+    /// Language model tab's scoring of a text.
     pub fn busy(&self) -> bool {
-        self.sides.iter().any(SideView::busy)
+        self.sides.iter().any(SideView::busy) || self.lm.live.busy()
     }
 
     /// Number of computations run for side A and B (cache misses).
@@ -372,6 +374,7 @@ impl ResonanceApp {
         self.model.sync(&self.state);
         self.take_screenshot();
         self.posgen.update(ui.ctx());
+        self.lm.live.update(ui.ctx());
         let frame = self.compute(ui.ctx());
         self.narrow = ui.available_width() < NARROW_WIDTH;
         self.status_bar(ui, &frame);
@@ -420,6 +423,21 @@ impl ResonanceApp {
                 }
                 AppCommand::Worker { run, message } => {
                     self.posgen.apply(run, message.into_update());
+                }
+                AppCommand::LmWorker { run, message } => self.lm.live.apply(run, message),
+                AppCommand::LmWeights(bytes) => self.lm.live.weights_arrived(bytes),
+                AppCommand::LmText(Ok(text)) => {
+                    self.state.tab = Tab::LanguageModel;
+                    self.lm.section = lm_view::LmSection::Live;
+                    self.lm.live.set_text(text);
+                }
+                AppCommand::LmText(Err(e)) => self.message = Some(e),
+                AppCommand::LmScore(args) => {
+                    self.state.tab = Tab::LanguageModel;
+                    self.lm.section = lm_view::LmSection::Live;
+                    if let Err(e) = self.lm.live.score_args(args.text, args.length) {
+                        self.message = Some(e);
+                    }
                 }
                 AppCommand::StudyText { index, text } => self.posgen.study_loaded(index, text),
                 AppCommand::SetStackView { context, twin } => {
@@ -680,8 +698,14 @@ impl ResonanceApp {
     fn take_dropped_files(&mut self, ctx: &egui::Context) {
         let (dropped, hovering) =
             ctx.input(|i| (i.raw.dropped_files.clone(), !i.raw.hovered_files.is_empty()));
+        let lm = self.state.tab == Tab::LanguageModel;
+        let make = if lm {
+            AppCommand::from_dropped_text
+        } else {
+            AppCommand::from_dropped_file
+        };
         for file in dropped {
-            platform::read_dropped(file, self.commands.sender());
+            platform::read_dropped(file, make, self.commands.sender());
         }
         if hovering {
             let screen = ctx.content_rect();
@@ -693,7 +717,11 @@ impl ResonanceApp {
             painter.text(
                 screen.center(),
                 egui::Align2::CENTER_CENTER,
-                "Drop a config.json: A becomes the model, B its Resonance twin",
+                if lm {
+                    "Drop a text file: the model scores it with RoPE, YaRN and Resonance YaRN"
+                } else {
+                    "Drop a config.json: A becomes the model, B its Resonance twin"
+                },
                 egui::FontId::proportional(20.0),
                 Color32::WHITE,
             );
@@ -789,7 +817,10 @@ impl ResonanceApp {
         let [sa, sb] = &mut self.sides;
         match (&f.a, st.compare) {
             _ if st.tab == Tab::PosGen => self.posgen.ui(ui),
-            _ if st.tab == Tab::LanguageModel => self.lm.ui(ui),
+            _ if st.tab == Tab::LanguageModel => {
+                self.lm.live.show_timings = self.show_timings;
+                self.lm.ui(ui);
+            }
             _ if st.tab == Tab::Stacks => {
                 let edited = self.model.edited(st);
                 self.stacks

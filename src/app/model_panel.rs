@@ -390,7 +390,7 @@ mod tests {
         assert_eq!(p.error.as_deref(), Some(e.as_str()));
         assert!(p.load(&mut st, &load("")).unwrap_err().contains("empty"));
         assert!(
-            matches!(AppCommand::from_dropped_file("x.bin", vec![0xff, 0xfe]), AppCommand::ModelLoadFailed(m) if m.contains("x.bin"))
+            matches!(AppCommand::from_dropped_file("x.bin", Ok(vec![0xff, 0xfe])), AppCommand::ModelLoadFailed(m) if m.contains("x.bin"))
         );
     }
 

@@ -4,9 +4,10 @@
 //! a [`WorkerRun`] turns a [`Trainer`] into [`RunUpdate`]s (JSON across a worker boundary) and
 //! the panel shows the [`RunView`] those updates build, so the two paths cannot drift apart.
 
+use super::commands::AppCommand;
 use super::commands::CommandSender;
 use super::platform::TrainWorker;
-use super::worker::{RunId, RunUpdate, TrainJob, WorkerRun};
+use super::worker::{RunId, RunUpdate, ToWorker, TrainJob, WORKER_SLICE_S, WorkerRun};
 use crate::posgen::{EvalPoint, Progress, RunConfig, RunResult, TrainPhase};
 use egui::Color32;
 
@@ -80,7 +81,12 @@ impl PanelRun {
         let config = job.config();
         config.validate().map_err(|e| e.to_string())?;
         let worker = if off_thread {
-            match TrainWorker::spawn(job, id, updates.clone()) {
+            let start = ToWorker::Start {
+                job: job.clone(),
+                slice_s: WORKER_SLICE_S,
+            };
+            let route = |run, message| AppCommand::Worker { run, message };
+            match TrainWorker::spawn(start, id, route, updates.clone()) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     log::warn!("training in place: no worker ({e})");

@@ -3,7 +3,7 @@
 //! setters queue typed commands. In a training worker (no window) it installs the worker's
 //! side of the protocol instead.
 
-use super::commands::{AppCommand, CommandSender, PosgenTrainArgs};
+use super::commands::{AppCommand, CommandSender, LmScoreArgs, PosgenTrainArgs};
 use super::page_api::Published;
 use super::platform::{export, fail, install_worker_api};
 use super::{ResonanceApp, state::AppState};
@@ -83,7 +83,7 @@ fn install_js_api(published: Rc<RefCell<Published>>, commands: CommandSender) {
             move |text: String, layer_type: Option<String>| load_config(&c, text, layer_type),
         ),
     );
-    let c = commands;
+    let c = commands.clone();
     export(
         &api,
         "posgenTrainJson",
@@ -94,10 +94,32 @@ fn install_js_api(published: Rc<RefCell<Published>>, commands: CommandSender) {
             js_result(r)
         }),
     );
+    install_lm_api(&api, commands);
     install_bench_api(&api);
     if let Some(w) = web_sys::window() {
         let _ = js_sys::Reflect::set(&w, &"resonanceLabNative".into(), &api);
     }
+}
+
+/// `resonanceLab.lmScore({text?, length?})`: a length out of range is refused at once, else
+/// the scoring is queued.
+fn install_lm_api(api: &js_sys::Object, c: CommandSender) {
+    export(
+        api,
+        "lmScoreJson",
+        Closure::<dyn Fn(String) -> JsValue>::new(move |json: String| {
+            let max = crate::lm::live::MAX_LENGTH;
+            let r = serde_json::from_str::<LmScoreArgs>(&json)
+                .map_err(|e| format!("lmScore: {e}"))
+                .and_then(|a| match a.length {
+                    Some(n) if !(1..=max).contains(&n) => {
+                        Err(format!("lmScore: length {n} is not in 1..={max}"))
+                    }
+                    _ => queued(c.send_and_wake(AppCommand::LmScore(a))),
+                });
+            js_result(r)
+        }),
+    );
 }
 
 /// `resonanceLab.loadConfig(text, layerType?)`: imports the config now (to answer at once

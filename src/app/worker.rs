@@ -1,8 +1,10 @@
-//! The training-worker protocol: the messages between the app and a PosGen training worker
-//! (JSON across a Web Worker boundary, a channel to a native thread) and the worker's side of
-//! it ([`WorkerState`], [`WorkerRun`]), which the page's worker script and the native thread
-//! both drive. It knows nothing of the panel or of the platform.
+//! The worker protocol: the messages between the app and a worker (JSON across a Web Worker
+//! boundary, a channel to a native thread) that trains a PosGen run or scores a text with the
+//! Language model tab's model, and the worker's side of it ([`WorkerState`], [`WorkerRun`],
+//! [`ScoreRun`]), which the page's worker script and the native thread both drive. It knows
+//! nothing of the panels or of the platform.
 
+use crate::lm::live::{TextScoreJob, TextScoreResult, TextScoring};
 use crate::posgen::{EvalPoint, PresetName, RunConfig, RunResult, Task, TrainPhase, Trainer};
 use crate::rope::Method;
 use serde::{Deserialize, Serialize};
@@ -75,6 +77,14 @@ pub enum ToWorker {
         /// Seconds of training between two updates.
         slice_s: f64,
     },
+    /// Score the text of `job` under each live schedule in slices of `slice_s` seconds,
+    /// reporting progress after each and the result at the end.
+    Score {
+        /// The text and the model's weights.
+        job: Box<TextScoreJob>,
+        /// Seconds of scoring between two updates.
+        slice_s: f64,
+    },
     /// Stop training until [`ToWorker::Resume`] (the slice in flight still reports).
     Pause,
     /// Continue training.
@@ -93,6 +103,8 @@ pub enum FromWorker {
         /// Optimiser steps taken.
         step: usize,
     },
+    /// What a scoring worker did in one slice.
+    Scored(Box<ScoreUpdate>),
     /// The worker could not run at all (its WebAssembly did not load, or a message was bad).
     Failed {
         /// Why.
@@ -110,15 +122,114 @@ impl FromWorker {
                 ..RunUpdate::default()
             },
             FromWorker::Failed { error } => RunUpdate::failed(error),
+            FromWorker::Scored(_) => RunUpdate::failed("a scoring worker reported to a run"),
+        }
+    }
+
+    /// The update a scoring view applies: a failure becomes an update that ends the scoring.
+    pub fn into_score_update(self) -> ScoreUpdate {
+        match self {
+            FromWorker::Scored(u) => *u,
+            FromWorker::Paused { .. } => ScoreUpdate::default(),
+            FromWorker::Failed { error } => ScoreUpdate::failed(error),
+            FromWorker::Update(_) => ScoreUpdate::failed("a training worker reported to a scoring"),
+        }
+    }
+
+    /// Nothing more will come after this message (a failure, or the last update of a job).
+    pub fn is_last(&self) -> bool {
+        match self {
+            FromWorker::Failed { .. } => true,
+            FromWorker::Update(u) => u.error.is_some(),
+            FromWorker::Scored(u) => u.error.is_some() || u.result.is_some(),
+            FromWorker::Paused { .. } => false,
         }
     }
 }
 
-/// A worker's side of the protocol: the run it trains (once started) and whether it should be
-/// training now. The page's worker script and the native thread both drive one of these.
+/// What a scoring worker reports after each slice.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScoreUpdate {
+    /// Units (windows under one schedule) done.
+    pub done: usize,
+    /// Units in all.
+    pub total: usize,
+    /// The result, once, when every unit is done.
+    pub result: Option<TextScoreResult>,
+    /// An error that ended the scoring.
+    pub error: Option<String>,
+}
+
+impl ScoreUpdate {
+    /// An update that only reports `error`.
+    pub fn failed(error: impl Into<String>) -> ScoreUpdate {
+        ScoreUpdate {
+            error: Some(error.into()),
+            ..ScoreUpdate::default()
+        }
+    }
+}
+
+/// A text being scored and whether its end was reported: the scoring side of a worker.
+pub struct ScoreRun {
+    scoring: TextScoring,
+    over: bool,
+}
+
+impl ScoreRun {
+    /// Loads the model of `job` and prepares its text.
+    pub fn new(job: &TextScoreJob) -> Result<ScoreRun, String> {
+        Ok(ScoreRun {
+            scoring: TextScoring::new(job).map_err(|e| e.to_string())?,
+            over: false,
+        })
+    }
+
+    /// Scores for about `budget_s` seconds (at least one unit) and reports where it stands.
+    pub fn slice(&mut self, budget_s: f64) -> ScoreUpdate {
+        let error = self.scoring.step_for(budget_s).err().map(|e| e.to_string());
+        let (done, total) = self.scoring.progress();
+        let result = if error.is_none() {
+            self.scoring.result()
+        } else {
+            None
+        };
+        self.over = error.is_some() || result.is_some();
+        ScoreUpdate {
+            done,
+            total,
+            result,
+            error,
+        }
+    }
+
+    /// The result or an error was reported: nothing more will come.
+    pub fn finished(&self) -> bool {
+        self.over
+    }
+}
+
+/// The job a worker runs.
+enum Job {
+    Train(Box<WorkerRun>),
+    Score(Box<ScoreRun>),
+}
+
+impl Job {
+    fn finished(&self) -> bool {
+        match self {
+            Job::Train(r) => r.finished(),
+            Job::Score(s) => s.finished(),
+        }
+    }
+}
+
+/// A worker's side of the protocol: the job it runs (once started) and whether it should be
+/// working now. The page's worker script and the native thread both drive one of these.
 #[derive(Default)]
 pub struct WorkerState {
-    run: Option<WorkerRun>,
+    run: Option<Job>,
     slice_s: f64,
     paused: bool,
 }
@@ -130,15 +241,26 @@ impl WorkerState {
         match message {
             ToWorker::Start { job, slice_s } => match WorkerRun::new(&job) {
                 Ok(run) => {
-                    self.run = Some(run);
+                    self.run = Some(Job::Train(Box::new(run)));
                     self.slice_s = slice_s;
                     None
                 }
                 Err(error) => Some(FromWorker::Failed { error }),
             },
+            ToWorker::Score { job, slice_s } => match ScoreRun::new(&job) {
+                Ok(run) => {
+                    self.run = Some(Job::Score(Box::new(run)));
+                    self.slice_s = slice_s;
+                    None
+                }
+                Err(error) => Some(FromWorker::Scored(Box::new(ScoreUpdate::failed(error)))),
+            },
             ToWorker::Pause => {
                 self.paused = true;
-                let step = self.run.as_ref().map_or(0, WorkerRun::step);
+                let step = match &self.run {
+                    Some(Job::Train(r)) => r.step(),
+                    _ => 0,
+                };
                 Some(FromWorker::Paused { step })
             }
             ToWorker::Resume => {
@@ -153,7 +275,7 @@ impl WorkerState {
         match serde_json::from_str::<ToWorker>(json) {
             Ok(m) => self.handle(m),
             Err(e) => Some(FromWorker::Failed {
-                error: format!("bad message to the training worker: {e}"),
+                error: format!("bad message to the worker: {e}"),
             }),
         }
     }
@@ -163,15 +285,16 @@ impl WorkerState {
         !self.paused && self.run.as_ref().is_some_and(|r| !r.finished())
     }
 
-    /// The run has finished or failed: nothing more will come.
+    /// The job has finished or failed: nothing more will come.
     pub fn finished(&self) -> bool {
-        self.run.as_ref().is_some_and(WorkerRun::finished)
+        self.run.as_ref().is_some_and(Job::finished)
     }
 
-    /// Trains one slice of the length the app sent and reports it.
+    /// Works one slice of the length the app sent and reports it.
     pub fn slice(&mut self) -> FromWorker {
         match &mut self.run {
-            Some(run) => FromWorker::Update(Box::new(run.slice(self.slice_s))),
+            Some(Job::Train(run)) => FromWorker::Update(Box::new(run.slice(self.slice_s))),
+            Some(Job::Score(run)) => FromWorker::Scored(Box::new(run.slice(self.slice_s))),
             None => FromWorker::Failed {
                 error: "no run started".into(),
             },

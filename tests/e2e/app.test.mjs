@@ -283,8 +283,9 @@ test("the Stacks tab shows each stack's LongRoPE list and its permalink restores
 });
 
 // The Language model tab in the page: the committed real-text studies, read from the same
-// files as natively (the verdicts equal the committed JSON's), for both corpora.
-test("the Language model tab shows the committed real-text studies", async () => {
+// files as natively (the verdicts equal the committed JSON's), and the README scored live by the
+// shipped model in a Web Worker.
+test("the Language model tab shows the committed studies and scores a text live", async () => {
   const { page, errors } = await open(`${URL}#tab=language-model`);
   await page.waitForFunction(() => window.resonanceLab.state().lm, null, { timeout: 30000 });
   const lm = (await stateOf(page)).lm;
@@ -293,6 +294,34 @@ test("the Language model tab shows the committed real-text studies", async () =>
   assert.equal(lm.finished_runs, file.runs.length);
   assert.deepEqual(lm.verdicts.map((v) => v.verdict), file.comparisons.map((c) => c.verdict));
   await page.screenshot({ path: `${OUT}/language-model.png` });
+  // opening the tab fetched the shipped model and scores the README in a Web Worker
+  const live = () => window.resonanceLab.state().lm.live;
+  await page.waitForFunction(
+    () => { const l = window.resonanceLab.state().lm.live; return l.in_worker && l.progress[1] > 0; },
+    null, { timeout: 60000 });
+  await page.waitForFunction(() => window.resonanceLab.state().lm.live.result, null, { timeout: 300000 });
+  const got = await page.evaluate(live);
+  assert.equal(got.error, null);
+  assert.equal(got.weights, `${readFileSync("web/assets/lm-small-prose/model.safetensors").length} bytes`);
+  const r = got.result;
+  assert.equal(r.text_bytes, readFileSync("README.md").length);
+  assert.deepEqual(r.arms.map((a) => a.label), ["RoPE", "YaRN s=4", "Resonance YaRN s=4"]);
+  // the same pattern as natively (tests/lm.rs): well below uniform within L, RoPE breaks past L
+  assert.ok(Math.exp(r.arms[0].loss_within) < 32, JSON.stringify(r));
+  assert.ok(r.arms[1].loss_beyond < r.arms[0].loss_beyond - 0.2, JSON.stringify(r));
+  console.log(`browser lm scoring at ${r.length} bytes: ${r.tokens_per_second.toFixed(0)} tokens/s ` +
+    `(${r.windows} windows x ${r.arms.length} schedules)`);
+  // the benchmark length of `lm eval`: 2048-byte windows (16L), scored in the worker
+  assert.equal(await page.evaluate(() => window.resonanceLab.lmScore({ length: 4096 })), "lmScore: length 4096 is not in 1..=2048");
+  assert.equal(await page.evaluate(() => window.resonanceLab.lmScore({ length: 2048 })), null);
+  await page.waitForFunction(() => {
+    const l = window.resonanceLab.state().lm.live;
+    return l.result && l.result.length === 2048 && !l.busy;
+  }, null, { timeout: 300000 });
+  const r2048 = (await page.evaluate(live)).result;
+  console.log(`browser lm scoring at 2048 bytes: ${r2048.tokens_per_second.toFixed(0)} tokens/s ` +
+    `(${r2048.windows} windows x ${r2048.arms.length} schedules)`);
+  await page.screenshot({ path: `${OUT}/language-model-live.png` });
   assert.deepEqual(errors.filter((e) => !/WebGPU is experimental/i.test(e)), []);
   await page.close();
 });

@@ -9,8 +9,9 @@ mod native;
 mod web;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{TrainWorker, after_frame, fetch_text, read_dropped, save_file};
+pub use native::{TrainWorker, after_frame, fetch_bytes, fetch_text, read_dropped, save_file};
 #[cfg(target_arch = "wasm32")]
 pub use web::{
-    TrainWorker, after_frame, export, fail, fetch_text, install_worker_api, read_dropped, save_file,
+    TrainWorker, after_frame, export, fail, fetch_bytes, fetch_text, install_worker_api,
+    read_dropped, save_file,
 };

@@ -4,10 +4,11 @@
 
 use crate::app::commands::{AppCommand, CommandSender};
 use crate::app::page_api::Published;
-use crate::app::worker::{FromWorker, RunId, ToWorker, TrainJob, WORKER_SLICE_S, WorkerState};
+use crate::app::worker::{FromWorker, RunId, ToWorker, WorkerState};
 use std::cell::RefCell;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen]
 extern "C" {
@@ -37,35 +38,60 @@ pub fn fetch_text(url: &str, done: impl FnOnce(Result<String, String>) + 'static
     });
 }
 
-/// The text at `url`, or the reason there is none (network error, HTTP status, not text).
-async fn fetch(url: &str) -> Result<String, String> {
-    use wasm_bindgen_futures::JsFuture;
-    let js = |e: JsValue| e.as_string().unwrap_or_else(|| format!("{e:?}"));
+/// Fetches a binary file of the bundle (a URL relative to the page) and hands its bytes, or
+/// why they could not be had, to `done` when they arrive.
+pub fn fetch_bytes(url: &str, done: impl FnOnce(Result<Vec<u8>, String>) + 'static) {
+    let url = url.to_string();
+    wasm_bindgen_futures::spawn_local(async move {
+        let bytes = async {
+            let response = response(&url).await?;
+            let buffer = JsFuture::from(response.array_buffer().map_err(js_error)?)
+                .await
+                .map_err(js_error)?;
+            Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+        };
+        done(bytes.await.map_err(|e: String| format!("{url}: {e}")));
+    });
+}
+
+fn js_error(e: JsValue) -> String {
+    e.as_string().unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// The response for `url` when it is a success, or the reason there is none.
+async fn response(url: &str) -> Result<web_sys::Response, String> {
     let window = web_sys::window().ok_or("no window")?;
     let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
         .await
-        .map_err(js)?
+        .map_err(js_error)?
         .dyn_into()
-        .map_err(js)?;
+        .map_err(js_error)?;
     if !response.ok() {
         return Err(format!("HTTP {}", response.status()));
     }
-    let text = JsFuture::from(response.text().map_err(js)?)
+    Ok(response)
+}
+
+/// The text at `url`, or the reason there is none (network error, HTTP status, not text).
+async fn fetch(url: &str) -> Result<String, String> {
+    let response = response(url).await?;
+    let text = JsFuture::from(response.text().map_err(js_error)?)
         .await
-        .map_err(js)?;
+        .map_err(js_error)?;
     text.as_string().ok_or_else(|| "not text".to_string())
 }
 
-/// Reads a file dropped on the page (browsers read files asynchronously) and queues its load
-/// (or the reason it failed).
-pub fn read_dropped(file: egui::DroppedFileHandle, commands: CommandSender) {
+/// Reads a file dropped on the page (browsers read files asynchronously) and queues
+/// `make(name, its bytes or why not)`.
+pub fn read_dropped(
+    file: egui::DroppedFileHandle,
+    make: fn(&str, Result<Vec<u8>, String>) -> AppCommand,
+    commands: CommandSender,
+) {
     wasm_bindgen_futures::spawn_local(async move {
         let name = file.path().display().to_string();
-        let command = match file.bytes_async().await {
-            Ok(bytes) => AppCommand::from_dropped_file(&name, bytes),
-            Err(e) => AppCommand::ModelLoadFailed(format!("{name}: cannot read it: {e}")),
-        };
-        commands.send_and_wake(command);
+        let bytes = file.bytes_async().await.map_err(|e| e.to_string());
+        commands.send_and_wake(make(&name, bytes));
     });
 }
 
@@ -105,9 +131,9 @@ pub fn export<F: ?Sized + wasm_bindgen::closure::WasmClosure>(
     f.forget();
 }
 
-/// A PosGen run training in a Web Worker (module worker `web/posgen-worker.js`). It is sent
-/// [`ToWorker`] messages and its [`FromWorker`] messages go to the app's command queue; it is
-/// terminated when dropped.
+/// A worker (module worker `web/posgen-worker.js`) training a PosGen run or scoring a text. It
+/// is sent [`ToWorker`] messages and its [`FromWorker`] messages go to the app's command queue;
+/// it is terminated when dropped.
 pub struct TrainWorker {
     worker: web_sys::Worker,
     _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
@@ -115,8 +141,14 @@ pub struct TrainWorker {
 }
 
 impl TrainWorker {
-    /// Starts a worker training `job`; its updates go to `updates`, tagged with `id`.
-    pub fn spawn(job: &TrainJob, id: RunId, updates: CommandSender) -> Result<TrainWorker, String> {
+    /// Starts a worker on `start` (a [`ToWorker::Start`] or [`ToWorker::Score`]); its reports
+    /// go to `updates` as `route(id, report)`.
+    pub fn spawn(
+        start: ToWorker,
+        id: RunId,
+        route: fn(RunId, FromWorker) -> AppCommand,
+        updates: CommandSender,
+    ) -> Result<TrainWorker, String> {
         let options = web_sys::WorkerOptions::new();
         options.set_type(web_sys::WorkerType::Module);
         let worker = web_sys::Worker::new_with_options("web/posgen-worker.js", &options)
@@ -127,25 +159,26 @@ impl TrainWorker {
                 let m = match e.data().as_string() {
                     Some(text) => serde_json::from_str::<FromWorker>(&text).unwrap_or_else(|e| {
                         FromWorker::Failed {
-                            error: format!("bad message from the training worker: {e}"),
+                            error: format!("bad message from the worker: {e}"),
                         }
                     }),
                     None => FromWorker::Failed {
-                        error: "the training worker sent a non-text message".into(),
+                        error: "the worker sent a non-text message".into(),
                     },
                 };
-                // the tab redraws on its own schedule while workers train
-                sink.send(AppCommand::Worker {
-                    run: id,
-                    message: m,
-                });
+                // training runs redraw on their tab's schedule; a scoring is waited on
+                let wake = matches!(m, FromWorker::Scored(_));
+                sink.send(route(id, m));
+                if wake {
+                    CTX.with(|c| c.borrow().as_ref().map(egui::Context::request_repaint));
+                }
             });
         let on_error =
             Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |e: web_sys::ErrorEvent| {
                 let message = FromWorker::Failed {
-                    error: format!("training worker failed: {}", e.message()),
+                    error: format!("worker failed: {}", e.message()),
                 };
-                updates.send(AppCommand::Worker { run: id, message });
+                updates.send(route(id, message));
                 CTX.with(|c| c.borrow().as_ref().map(egui::Context::request_repaint));
             });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -155,10 +188,7 @@ impl TrainWorker {
             _on_message: on_message,
             _on_error: on_error,
         };
-        w.post(&ToWorker::Start {
-            job: job.clone(),
-            slice_s: WORKER_SLICE_S,
-        })?;
+        w.post(&start)?;
         Ok(w)
     }
 
