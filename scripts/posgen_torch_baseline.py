@@ -31,6 +31,11 @@ Data: random token ids in 0..16 (modulus 17) with BOS = 17, in sequences of
 L = 64 tokens, instead of the PosGen task sequences. Throughput does not
 depend on the token values: the shapes and the operations are identical.
 
+`--lm-steps N` also times the text model of `resonance-lab lm bench` (preset
+`small`: vocabulary 257 = 256 bytes + BOS, L = 128, d_model 64, 2 heads of 32,
+d_ff 256, 2 layers, batch 16, every position scored, random bytes), the same
+model and step with the lm preset's shapes.
+
 `--impl fused` swaps in PyTorch's fused kernels (F.rms_norm,
 F.scaled_dot_product_attention with scale=1, strided RoPE rotation,
 F.cross_entropy); it computes the same function and gives an idiomatic
@@ -59,14 +64,23 @@ NUM_SEEDS = 4  # j + k of the paper's tasks (j = 1, k = 3): first scored positio
 TRAIN_LEN = 64  # L: model positions per training sequence (BOS + L-1 tokens)
 ROPE_BASE = 10_000.0
 
+# vocab, length (L), modulus (token values drawn below it) and scored_from (first
+# scored position) default to the PosGen tasks'; the lm preset reads bytes.
+POSGEN = dict(vocab=VOCAB, length=TRAIN_LEN, modulus=MODULUS, scored_from=NUM_SEEDS, bos=BOS)
 PRESETS = {
     "tiny": dict(
         d_model=64, n_heads=2, head_dim=32, d_ff=128, n_layers=2,
-        batch_size=32, lr=3e-3, weight_decay=0.01, train=4_000,
+        batch_size=32, lr=3e-3, weight_decay=0.01, train=4_000, **POSGEN,
     ),
     "paper": dict(
         d_model=512, n_heads=8, head_dim=64, d_ff=2048, n_layers=2,
-        batch_size=128, lr=2e-4, weight_decay=0.01, train=10_000,
+        batch_size=128, lr=2e-4, weight_decay=0.01, train=10_000, **POSGEN,
+    ),
+    # `LmPreset::get(Small)`: bytes and BOS (256), every position scored
+    "lm-small": dict(
+        d_model=64, n_heads=2, head_dim=32, d_ff=256, n_layers=2,
+        batch_size=16, lr=3e-3, weight_decay=0.01, train=4_000,
+        vocab=257, length=128, modulus=256, scored_from=0, bos=256,
     ),
 }
 
@@ -75,7 +89,7 @@ def num_params(p):
     """`ModelDims::num_params`."""
     inner = p["n_heads"] * p["head_dim"]
     per_layer = 2 * p["d_model"] + 4 * p["d_model"] * inner + 2 * p["d_model"] * p["d_ff"]
-    return 2 * VOCAB * p["d_model"] + p["d_model"] + p["n_layers"] * per_layer
+    return 2 * p["vocab"] * p["d_model"] + p["d_model"] + p["n_layers"] * per_layer
 
 
 def one_cycle_lr(step, total, peak):
@@ -138,7 +152,7 @@ class PosGenModel(torch.nn.Module):
         def ones(n):
             return torch.nn.Parameter(torch.ones(n))
 
-        self.embed = normal(VOCAB, d, 1.0)
+        self.embed = normal(p["vocab"], d, 1.0)
         self.blocks = torch.nn.ModuleList()
         for _ in range(p["n_layers"]):
             blk = torch.nn.Module()
@@ -152,7 +166,7 @@ class PosGenModel(torch.nn.Module):
             blk.w2 = normal(dff, d, dff ** -0.5)
             self.blocks.append(blk)
         self.final_norm = ones(d)
-        self.head = normal(d, VOCAB, d ** -0.5)
+        self.head = normal(d, p["vocab"], d ** -0.5)
         cos, sin, rot = rope_tables(dh, max_len)
         self.register_buffer("cos", cos)
         self.register_buffer("sin", sin)
@@ -214,7 +228,8 @@ class Trainer:
         self.p, self.batch_size, self.fused = p, batch_size, fused
         self.gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
-        self.model = PosGenModel(p, TRAIN_LEN, fused=fused)
+        self.length = p["length"]
+        self.model = PosGenModel(p, self.length, fused=fused)
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=p["lr"], betas=(0.9, 0.999), eps=1e-8,
             weight_decay=p["weight_decay"],
@@ -223,10 +238,10 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: one_cycle_lr(s, total_steps, peak) / peak
         )
-        self.data = torch.randint(0, MODULUS, (p["train"], TRAIN_LEN), generator=self.gen)
+        self.data = torch.randint(0, p["modulus"], (p["train"], self.length), generator=self.gen)
         self.order = torch.empty(0, dtype=torch.long)
         self.cursor = 0
-        self.scored = torch.arange(TRAIN_LEN) >= NUM_SEEDS
+        self.scored = torch.arange(self.length) >= p["scored_from"]
         self.losses = []
 
     def next_rows(self):
@@ -247,12 +262,12 @@ class Trainer:
         seqs = self.data[self.next_rows()]
         b = seqs.shape[0]
         assert b == min(self.batch_size, self.data.shape[0])
-        ids = torch.cat([torch.full((b, 1), BOS, dtype=seqs.dtype), seqs[:, :-1]], dim=1)
+        ids = torch.cat([torch.full((b, 1), self.p["bos"], dtype=seqs.dtype), seqs[:, :-1]], dim=1)
         scored = self.scored.repeat(b)
         targets = seqs.reshape(-1)
         if self.fused:
             return ids, targets.masked_fill(~scored, -100), int(scored.sum())
-        w = torch.zeros(b * TRAIN_LEN, VOCAB)
+        w = torch.zeros(b * self.length, self.p["vocab"])
         w[scored, targets[scored]] = 1.0
         return ids, w, int(scored.sum())
 
@@ -286,7 +301,7 @@ def time_steps(p, batch_size, steps, warmup, seed, fused):
 
 
 def report(p, batch_size, steps, seconds, params):
-    tokens = batch_size * TRAIN_LEN
+    tokens = batch_size * p["length"]
     return {
         "parameters": params,
         "batch_size": batch_size,
@@ -329,6 +344,7 @@ def main():
     ap.add_argument("--tiny-steps", type=int, default=30)
     ap.add_argument("--paper-steps", type=int, default=2)
     ap.add_argument("--paper-batch", type=int, default=16)
+    ap.add_argument("--lm-steps", type=int, default=0, help="timed steps of the lm-small model (0: skip)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--impl", choices=["mirror", "fused"], default="mirror")
@@ -353,6 +369,12 @@ def main():
     ps, pn, pp, _ = time_steps(paper, a.paper_batch, a.paper_steps, a.warmup, a.seed, fused)
     paper_doc = report(paper, a.paper_batch, pn, ps, pp)
     paper_doc["seconds_per_paper_step_of_128"] = ps / pn * 128.0 / a.paper_batch
+    lm_doc = None
+    if a.lm_steps > 0:
+        lm = PRESETS["lm-small"]
+        print(f"torch baseline: lm-small, {a.lm_steps} steps", file=sys.stderr)
+        ls, ln, lp, _ = time_steps(lm, lm["batch_size"], a.lm_steps, a.warmup, a.seed, fused)
+        lm_doc = report(lm, lm["batch_size"], ln, ls, lp)
     doc = {
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -360,6 +382,7 @@ def main():
         "warmup_steps": a.warmup,
         "tiny": report(tiny, tiny["batch_size"], tn, ts, tp),
         "paper": paper_doc,
+        "lm": lm_doc,
     }
     print(json.dumps(doc, indent=2))
 

@@ -453,6 +453,15 @@ fn the_shipped_model_scores_the_readme_and_rope_breaks_past_l() {
     assert!(
         (d["mean"].as_f64().unwrap() - (f(2, "loss_beyond") - f(1, "loss_beyond"))).abs() < 1e-9
     );
+    // `lm bench` times the same step on random bytes
+    let (code, doc, err) = lab(&[
+        "lm", "bench", "--preset", "tiny", "--steps", "2", "--warmup", "0",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let tiny = LmPreset::get(LmPresetName::Tiny);
+    assert_eq!(doc["tokens_per_step"], tiny.batch * tiny.train_len);
+    assert_eq!(doc["parameters"], tiny.dims.num_params());
+    assert!(doc["tokens_per_second"].as_f64().unwrap() > 0.0);
     // bad input: one line, exit 2
     let empty = temp_dir("score").join("empty.txt");
     std::fs::write(&empty, "").unwrap();
@@ -460,6 +469,8 @@ fn the_shipped_model_scores_the_readme_and_rope_breaks_past_l() {
         vec!["lm", "score", "--text", "no/such/file.txt"],
         vec!["lm", "score", "--text", empty.to_str().unwrap()],
         vec!["lm", "score", "--text", "README.md", "--model", "src"],
+        vec!["lm", "score", "--text", "README.md", "--length", "0"],
+        vec!["lm", "bench", "--steps", "0"],
     ] {
         let (code, _, err) = lab(&args);
         assert_eq!(code, 2, "{args:?}: {err}");

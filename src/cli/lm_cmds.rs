@@ -38,6 +38,8 @@ pub enum LmCommand {
     /// Loss per position of one text with RoPE, YaRN and Resonance YaRN zero-shot (what the
     /// Language model tab computes live).
     Score(ScoreArgs),
+    /// Training tokens/s of the pretraining step on random bytes (threads: RAYON_NUM_THREADS).
+    Bench(BenchArgs),
     /// Paired study: every arm for each seed, 95% intervals; one process per run, resumable.
     Study(super::lm_study_cmd::LmStudyArgs),
     /// Rerun recorded runs of a study from scratch and compare perplexities.
@@ -160,6 +162,20 @@ pub struct ScoreArgs {
     pub length: Option<i64>,
 }
 
+/// Options of `lm bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Settings preset.
+    #[arg(long, value_parser = lm_preset_parser(), default_value = "small")]
+    pub preset: LmPresetName,
+    /// Timed training steps, 1..=100000.
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
+    pub steps: i64,
+    /// Untimed steps before them, 0..=1000.
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+    pub warmup: i64,
+}
+
 /// Runs an `lm` subcommand.
 pub fn run(a: &LmArgs) -> Result<Value, CliError> {
     match &a.command {
@@ -167,6 +183,7 @@ pub fn run(a: &LmArgs) -> Result<Value, CliError> {
         LmCommand::Finetune(a) => finetune_cmd(a),
         LmCommand::Eval(a) => eval_cmd(a),
         LmCommand::Score(a) => score_cmd(a),
+        LmCommand::Bench(a) => bench_cmd(a),
         LmCommand::Study(a) => super::lm_study_cmd::study(a),
         LmCommand::Reproduce(a) => super::lm_study_cmd::reproduce(a),
     }
@@ -356,6 +373,33 @@ fn eval_cmd(a: &EvalArgs) -> Result<Value, CliError> {
     };
     let corpus = corpus_of(&ck, &a.dir, "--model")?;
     eval_doc(&ck, &rope, &corpus.test, &lengths, tokens)
+}
+
+fn bench_cmd(a: &BenchArgs) -> Result<Value, CliError> {
+    let steps = in_range("steps", a.steps, 1, 100_000)? as usize;
+    let warmup = in_range("warmup", a.warmup, 0, 1000)? as usize;
+    let preset = LmPreset::get(a.preset);
+    eprintln!(
+        "lm bench: preset {}, {warmup} + {steps} steps of {} x {}",
+        a.preset.name(),
+        preset.batch,
+        preset.train_len
+    );
+    let seconds = crate::lm::train::bench(&preset, steps, warmup)?;
+    let tokens = preset.batch * preset.train_len;
+    Ok(json!({
+        "preset": a.preset.name(),
+        "parameters": preset.dims.num_params(),
+        "batch_size": preset.batch,
+        "length": preset.train_len,
+        "tokens_per_step": tokens,
+        "steps": steps,
+        "warmup_steps": warmup,
+        "seconds": seconds,
+        "steps_per_second": steps as f64 / seconds,
+        "tokens_per_second": (steps * tokens) as f64 / seconds,
+        "threads": candle_core::utils::get_num_threads(),
+    }))
 }
 
 fn score_cmd(a: &ScoreArgs) -> Result<Value, CliError> {

@@ -112,6 +112,62 @@ fn windows(train: &[u16], offsets: &[usize], t: usize) -> Result<(Tensor, Tensor
     ))
 }
 
+/// One optimiser step on the windows `ids` with `targets`; returns the training loss. With
+/// several threads it runs on one of the pool's own threads, as PosGen's steps do: the parallel
+/// parts then start on the thread already running and only the others are woken, where a caller
+/// outside the pool wakes them all and sleeps until they finish.
+fn train_step(
+    model: &Model,
+    opt: &mut AdamW,
+    rope: &RopeTables,
+    ids: &Tensor,
+    targets: &Tensor,
+) -> Result<f32, LmError> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1 {
+        return rayon::scope(|_| train_step(model, opt, rope, ids, targets));
+    }
+    let logits = model.forward(ids, rope)?;
+    let loss = candle_nn::loss::cross_entropy(&logits, targets)?;
+    opt.backward_step(&loss)?;
+    Ok(loss.to_scalar::<f32>()?)
+}
+
+/// Training throughput of `preset`'s pretraining step on random bytes (no corpus needed):
+/// `warmup` untimed steps, then `steps` timed ones; returns their wall seconds. The step is
+/// the one [`run_stage`] takes (windows of L, the preset's batch, AdamW), without validation.
+pub fn bench(preset: &LmPreset, steps: usize, warmup: usize) -> Result<f64, LmError> {
+    let mut rng = SplitMix64::derive(0, "lm-bench");
+    let model = Model::new(preset.dims, &mut rng, &Device::Cpu)?;
+    let t = preset.train_len;
+    let stream: Vec<u16> = (0..(1 << 16) + t + 1)
+        .map(|_| rng.below(256) as u16)
+        .collect();
+    let rope = RopeTables::new(&RopeSpec::rope(false).schedule(preset)?, t);
+    let vars: Vec<_> = model.named_vars().into_iter().map(|(_, v)| v).collect();
+    let mut opt = AdamW::new(
+        vars,
+        ParamsAdamW {
+            lr: preset.lr,
+            weight_decay: 0.01,
+            ..ParamsAdamW::default()
+        },
+    );
+    let span = (stream.len() - t - 1) as u64;
+    let mut start = Instant::now();
+    for step in 0..warmup + steps {
+        if step == warmup {
+            start = Instant::now();
+        }
+        let offsets: Vec<usize> = (0..preset.batch)
+            .map(|_| rng.below(span) as usize)
+            .collect();
+        let (ids, targets) = windows(&stream, &offsets, t)?;
+        train_step(&model, &mut opt, &rope, &ids, &targets)?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
 /// Trains `model` for one stage on `train`, checking on `val`.
 pub fn run_stage(
     model: &Model,
@@ -157,11 +213,9 @@ pub fn run_stage(
             offsets.push(o);
         }
         let (ids, targets) = windows(train, &offsets[first..], t)?;
-        let logits = model.forward(&ids, &rope)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
-        opt.backward_step(&loss)?;
+        let loss = train_step(model, &mut opt, &rope, &ids, &targets)?;
         step += 1;
-        report(step, loss.to_scalar::<f32>()?);
+        report(step, loss);
         let Some((every, patience, min_delta)) = stage.stop else {
             continue;
         };
