@@ -636,6 +636,30 @@ fn the_language_model_tab_scores_a_text_live() {
         assert_eq!(g["label"], w.label.as_str());
         assert_eq!(g["loss_beyond"].as_f64(), w.loss_beyond, "{}", w.label);
     }
+    // a dropped text replaces the README and is scored (a fixed text: the snapshot must not
+    // change with every README edit)
+    #[derive(Debug)]
+    struct Dropped;
+    impl egui::DroppedFile for Dropped {
+        fn path(&self) -> &std::path::Path {
+            std::path::Path::new("/tmp/lm_snapshot_text.md")
+        }
+        fn bytes(&self) -> Result<Vec<u8>, String> {
+            Ok(include_bytes!("data/lm_snapshot_text.md").to_vec())
+        }
+    }
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped));
+    wait_for_scoring(&mut h);
+    let live = h.state().published.borrow().lm.clone().unwrap()["live"].clone();
+    let text = include_str!("data/lm_snapshot_text.md");
+    assert_eq!(live["result"]["text_bytes"], text.len(), "{live}");
+    assert_eq!(
+        h.state().state.model,
+        AppState::default().model,
+        "not read as a config"
+    );
     h.snapshot("language_model_live");
     // another window length rescores the text in windows of that length
     h.get_by_label("256 bytes (2L)").click();
@@ -644,6 +668,7 @@ fn the_language_model_tab_scores_a_text_live() {
     assert_eq!(live["result"]["length"], 256, "{live}");
     let want256 = {
         let mut j = job.clone();
+        j.text = text.to_string();
         j.length = 256;
         let mut d = TextScoring::new(&j).unwrap();
         d.step_for(f64::INFINITY).unwrap();
@@ -653,28 +678,6 @@ fn the_language_model_tab_scores_a_text_live() {
     assert_eq!(rope.as_f64(), want256.arms[0].loss_beyond);
     h.get_by_label("512 bytes (4L)").click();
     wait_for_scoring(&mut h);
-    // a dropped text replaces the README and is scored
-    #[derive(Debug)]
-    struct Dropped;
-    impl egui::DroppedFile for Dropped {
-        fn path(&self) -> &std::path::Path {
-            std::path::Path::new("/tmp/notes.txt")
-        }
-        fn bytes(&self) -> Result<Vec<u8>, String> {
-            Ok("a short note, dropped on the tab. ".repeat(30).into_bytes())
-        }
-    }
-    h.input_mut()
-        .dropped_files
-        .push(std::sync::Arc::new(Dropped));
-    wait_for_scoring(&mut h);
-    let live = h.state().published.borrow().lm.clone().unwrap()["live"].clone();
-    assert_eq!(live["result"]["text_bytes"], 34 * 30, "{live}");
-    assert_eq!(
-        h.state().state.model,
-        AppState::default().model,
-        "not read as a config"
-    );
     h.get_by_label("Use the README").click();
     wait_for_scoring(&mut h);
     let live = h.state().published.borrow().lm.clone().unwrap()["live"].clone();
