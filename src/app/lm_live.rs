@@ -7,14 +7,18 @@
 //! checkpoint's `meta.json`.
 
 use super::commands::{AppCommand, CommandSender};
+use super::lm_view::arm_style;
 use super::platform::{self, TrainWorker};
 use super::worker::{FromWorker, RunId, ScoreRun, ScoreUpdate, ToWorker, WORKER_SLICE_S};
-use crate::lm::live::{MAX_LENGTH, TextScoreJob, TextScoreResult, default_length, live_arms};
+use crate::lm::live::{
+    MAX_LENGTH, TextScoreJob, TextScoreResult, check_length, default_length, live_arms,
+};
 use crate::lm::preset::LmPresetName;
+use crate::lm::study::Arm;
 use crate::lm::{CheckpointMeta, LmPreset};
-use crate::posgen::study::Estimate;
+use crate::posgen::study::{Estimate, Verdict};
 use egui::{Color32, RichText, Ui};
-use egui_plot::{Corner, Legend, Line, LineStyle, Plot, PlotPoints, VLine};
+use egui_plot::{Corner, Legend, Line, Plot, PlotPoints, VLine};
 
 /// Where the page fetches the shipped model's weights (natively: embedded in the binary).
 pub const WEIGHTS_URL: &str = "web/assets/lm-small-prose/model.safetensors";
@@ -33,13 +37,6 @@ const FRAME_BUDGET_S: f64 = 0.03;
 
 /// Redraw interval while a worker scores (progress bar).
 const WORKER_REPAINT_S: f64 = 0.1;
-
-/// Colours of the live arms: RoPE, YaRN, Resonance YaRN (as in the committed plots).
-const COLORS: [Color32; 3] = [
-    Color32::from_rgb(120, 120, 120),
-    Color32::from_rgb(52, 120, 220),
-    Color32::from_rgb(52, 120, 220),
-];
 
 /// The weights: not asked for, on their way, or here (or why not).
 enum Weights {
@@ -73,8 +70,8 @@ pub struct LiveView {
     /// Score as soon as the weights arrive (the default text, when the tab first opens).
     pending: bool,
     progress: (usize, usize),
-    /// Bytes of the text being (or last) scored.
-    scored_bytes: usize,
+    /// The text being (or last) scored.
+    scored_text: String,
     /// The last finished scoring.
     pub result: Option<TextScoreResult>,
     /// Why the last scoring (or the weights) failed.
@@ -99,7 +96,7 @@ impl LiveView {
             id: 0,
             pending: false,
             progress: (0, 0),
-            scored_bytes: 0,
+            scored_text: String::new(),
             result: None,
             error: None,
         }
@@ -157,9 +154,7 @@ impl LiveView {
         length: Option<usize>,
     ) -> Result<(), String> {
         if let Some(n) = length {
-            if !(1..=MAX_LENGTH).contains(&n) {
-                return Err(format!("lmScore: length {n} is not in 1..={MAX_LENGTH}"));
-            }
+            check_length(n).map_err(|e| format!("lmScore: length {e}"))?;
             self.length = n;
         }
         if let Some(t) = text {
@@ -195,7 +190,7 @@ impl LiveView {
         self.engine = None;
         self.error = None;
         self.progress = (0, 0);
-        self.scored_bytes = job.text.len();
+        self.scored_text.clone_from(&job.text);
         let worker = if self.off_thread {
             let start = ToWorker::Score {
                 job: Box::new(job.clone()),
@@ -223,16 +218,12 @@ impl LiveView {
     /// Takes in what the worker of scoring `run` reported (dropped when it is not the current
     /// one).
     pub fn apply(&mut self, run: RunId, message: FromWorker) {
-        if run != RunId(self.id) || self.engine.is_none() {
-            return;
-        }
-        let last = message.is_last();
-        self.take(message.into_score_update());
-        if last {
-            self.engine = None;
+        if run == RunId(self.id) && self.engine.is_some() {
+            self.take(message.into_score_update());
         }
     }
 
+    /// Applies a report; its result or error ends the scoring (drops the worker).
     fn take(&mut self, u: ScoreUpdate) {
         if u.total > 0 {
             self.progress = (u.done, u.total);
@@ -349,9 +340,7 @@ impl LiveView {
     fn actions_row(&mut self, ui: &mut Ui) {
         ui.horizontal_wrapped(|ui| {
             let busy = self.engine.is_some();
-            let scored_now = self.result.as_ref().is_some_and(|r| {
-                r.text_bytes == self.text.len() && self.text.len() == self.scored_bytes
-            });
+            let scored_now = self.result.is_some() && self.text == self.scored_text;
             let label = if busy {
                 "Restart scoring"
             } else {
@@ -455,7 +444,7 @@ fn live_plot(ui: &mut Ui, r: &TextScoreResult, h: f32) {
                 VLine::new(format!("L = {}", r.train_len), r.train_len as f64)
                     .color(Color32::DARK_GREEN),
             );
-            for (k, a) in r.arms.iter().enumerate() {
+            for a in &r.arms {
                 let pts: Vec<[f64; 2]> = a
                     .loss_per_position
                     .chunks(BIN)
@@ -465,14 +454,17 @@ fn live_plot(ui: &mut Ui, r: &TextScoreResult, h: f32) {
                         [x, c.iter().sum::<f64>() / c.len() as f64]
                     })
                     .collect();
-                let style = if a.rope.resonance {
-                    LineStyle::Solid
-                } else {
-                    LineStyle::dashed_dense()
+                // the committed studies' zero-shot arms: same colours and line styles
+                let arm = match (a.rope.method == "yarn", a.rope.resonance) {
+                    (false, false) => Arm::Rope,
+                    (false, true) => Arm::ResonanceRope,
+                    (true, false) => Arm::YarnZeroShot,
+                    (true, true) => Arm::ResonanceYarnZeroShot,
                 };
+                let (color, style) = arm_style(arm);
                 p.add(
                     Line::new(a.label.as_str(), PlotPoints::new(pts))
-                        .color(COLORS[k % COLORS.len()])
+                        .color(color)
                         .style(style),
                 );
             }
@@ -514,10 +506,10 @@ fn live_table(ui: &mut Ui, r: &TextScoreResult, timings: bool) {
     let arms = live_arms();
     let verdict = match &r.resonance_minus_yarn_beyond {
         Some(d) => {
-            let words = match d.ci95 {
-                Some([_, hi]) if hi < 0.0 => format!("{} lower", arms[2].label()),
-                Some([lo, _]) if lo > 0.0 => format!("{} lower", arms[1].label()),
-                _ => "no clear difference".to_string(),
+            let words = match Verdict::of(d.ci95) {
+                Verdict::BHigher => format!("{} lower", arms[2].label()),
+                Verdict::AHigher => format!("{} lower", arms[1].label()),
+                Verdict::Unclear => "no clear difference".to_string(),
             };
             format!(
                 "{} - {} past L, paired by window: {} nats per byte (95% CI over {} windows of \

@@ -24,7 +24,7 @@ const FAMILY_COLORS: [Color32; 4] = [
 ];
 
 /// An arm's colour (by family) and line style (Resonance solid, plain dashed).
-fn arm_style(arm: Arm) -> (Color32, LineStyle) {
+pub(super) fn arm_style(arm: Arm) -> (Color32, LineStyle) {
     let family = match arm {
         Arm::Rope | Arm::ResonanceRope => 0,
         Arm::YarnZeroShot | Arm::ResonanceYarnZeroShot => 1,

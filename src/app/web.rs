@@ -108,14 +108,12 @@ fn install_lm_api(api: &js_sys::Object, c: CommandSender) {
         api,
         "lmScoreJson",
         Closure::<dyn Fn(String) -> JsValue>::new(move |json: String| {
-            let max = crate::lm::live::MAX_LENGTH;
             let r = serde_json::from_str::<LmScoreArgs>(&json)
                 .map_err(|e| format!("lmScore: {e}"))
-                .and_then(|a| match a.length {
-                    Some(n) if !(1..=max).contains(&n) => {
-                        Err(format!("lmScore: length {n} is not in 1..={max}"))
-                    }
-                    _ => queued(c.send_and_wake(AppCommand::LmScore(a))),
+                .and_then(|a| {
+                    let length = a.length.map_or(Ok(()), crate::lm::live::check_length);
+                    length.map_err(|e| format!("lmScore: length {e}"))?;
+                    queued(c.send_and_wake(AppCommand::LmScore(a)))
                 });
             js_result(r)
         }),

@@ -37,6 +37,15 @@ pub struct TextScoreJob {
     pub length: usize,
 }
 
+/// Whether `length` is a window length a scoring accepts; the error says why not.
+pub fn check_length(length: usize) -> Result<(), String> {
+    if (1..=MAX_LENGTH).contains(&length) {
+        Ok(())
+    } else {
+        Err(format!("{length} is not in 1..={MAX_LENGTH}"))
+    }
+}
+
 /// The default window length for a model of `preset`: s x L, where YaRN's scaled range ends.
 pub fn default_length(preset: LmPresetName) -> usize {
     (LIVE_SCALE * LmPreset::get(preset).train_len as f64) as usize
@@ -116,12 +125,7 @@ impl TextScoring {
         if job.text.is_empty() {
             return Err(LmError::Usage("the text is empty: nothing to score".into()));
         }
-        if !(1..=MAX_LENGTH).contains(&job.length) {
-            return Err(LmError::Usage(format!(
-                "invalid --length: {} is not in 1..={MAX_LENGTH}",
-                job.length
-            )));
-        }
+        check_length(job.length).map_err(|e| LmError::Usage(format!("invalid --length: {e}")))?;
         let preset = LmPreset::get(job.preset);
         let model = load_model(&job.weights, job.preset, "weights")?;
         let tokens = tokens::encode(job.text.as_bytes());

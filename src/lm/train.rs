@@ -112,6 +112,19 @@ fn windows(train: &[u16], offsets: &[usize], t: usize) -> Result<(Tensor, Tensor
     ))
 }
 
+/// The optimiser of every stage: AdamW over `model`'s weights at `lr`, weight decay 0.01.
+fn optimizer(model: &Model, lr: f64) -> AdamW {
+    let vars = model.named_vars().into_iter().map(|(_, v)| v).collect();
+    AdamW::new(
+        vars,
+        ParamsAdamW {
+            lr,
+            weight_decay: 0.01,
+            ..ParamsAdamW::default()
+        },
+    )
+}
+
 /// One optimiser step on the windows `ids` with `targets`; returns the training loss. With
 /// several threads it runs on one of the pool's own threads, as PosGen's steps do: the parallel
 /// parts then start on the thread already running and only the others are woken, where a caller
@@ -144,15 +157,7 @@ pub fn bench(preset: &LmPreset, steps: usize, warmup: usize) -> Result<f64, LmEr
         .map(|_| rng.below(256) as u16)
         .collect();
     let rope = RopeTables::new(&RopeSpec::rope(false).schedule(preset)?, t);
-    let vars: Vec<_> = model.named_vars().into_iter().map(|(_, v)| v).collect();
-    let mut opt = AdamW::new(
-        vars,
-        ParamsAdamW {
-            lr: preset.lr,
-            weight_decay: 0.01,
-            ..ParamsAdamW::default()
-        },
-    );
+    let mut opt = optimizer(&model, preset.lr);
     let span = (stream.len() - t - 1) as u64;
     let mut start = Instant::now();
     for step in 0..warmup + steps {
@@ -187,14 +192,7 @@ pub fn run_stage(
     let start = Instant::now();
     let rope = RopeTables::new(&stage.rope.schedule(preset)?, t);
     let vars: Vec<_> = model.named_vars().into_iter().map(|(_, v)| v).collect();
-    let mut opt = AdamW::new(
-        vars.clone(),
-        ParamsAdamW {
-            lr: stage.lr,
-            weight_decay: 0.01,
-            ..ParamsAdamW::default()
-        },
-    );
+    let mut opt = optimizer(model, stage.lr);
     let mut rng = SplitMix64::derive(seed, &stage.order);
     let mut digest = OrderDigest::new();
     let mut offsets = Vec::new();

@@ -239,7 +239,8 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    fn of(ci: Option<[f64; 2]>) -> Verdict {
+    /// The verdict of a 95% interval of `a - b` (`None`: too few seeds to say).
+    pub fn of(ci: Option<[f64; 2]>) -> Verdict {
         match ci {
             Some([lo, _]) if lo > 0.0 => Verdict::AHigher,
             Some([_, hi]) if hi < 0.0 => Verdict::BHigher,
