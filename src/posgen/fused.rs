@@ -660,7 +660,7 @@ fn stored(x: &mut [f32]) {
 /// Values a row pass must touch (`work`) before it is split across threads: below this, the
 /// hand-off costs more than the pass.
 #[cfg(not(target_arch = "wasm32"))]
-const PARALLEL_MIN_VALUES: usize = 1 << 19;
+const PARALLEL_MIN_VALUES: usize = 1 << 15;
 
 /// Columns of a weight gradient summed by one task.
 const DW_COLUMNS: usize = 64;
@@ -668,7 +668,7 @@ const DW_COLUMNS: usize = 64;
 /// Calls `f(i, chunk)` for every `size`-value chunk `i` of `y` (the last may be shorter), on
 /// `threads` threads when the pass touches at least [`PARALLEL_MIN_VALUES`] values. Each chunk
 /// is computed by one call whatever the split, so results do not depend on the thread count.
-fn for_each_chunk<F>(threads: usize, work: usize, y: &mut [f32], size: usize, f: F)
+pub(crate) fn for_each_chunk<F>(threads: usize, work: usize, y: &mut [f32], size: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync + Send,
 {
