@@ -8,6 +8,7 @@ use super::checkpoint::{Checkpoint, CheckpointMeta, RopeSpec, weights};
 use super::error::LmError;
 use super::eval::evaluate;
 use super::preset::LmPreset;
+use crate::posgen::fused_loss::loss_and_gradient;
 use crate::posgen::optim::{AdamW, ParamsAdamW};
 use crate::posgen::{Model, RopeTables, SplitMix64};
 use candle_core::{Device, Tensor};
@@ -140,10 +141,10 @@ fn train_step(
     if rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1 {
         return rayon::scope(|_| train_step(model, opt, rope, ids, targets));
     }
-    let logits = model.forward(ids, rope)?;
-    let loss = candle_nn::loss::cross_entropy(&logits, targets)?;
-    opt.backward_step(&loss)?;
-    Ok(loss.to_scalar::<f32>()?)
+    let (logits, tape) = model.forward_tape(ids, rope)?;
+    let (loss, g_logits) = loss_and_gradient(&logits, targets)?;
+    opt.step(&tape.backward(&g_logits)?)?;
+    Ok(loss)
 }
 
 /// Training throughput of `preset`'s pretraining step on random bytes (no corpus needed):

@@ -5,6 +5,7 @@
 pub mod data;
 pub mod error;
 pub mod fused;
+pub mod fused_loss;
 pub mod model;
 pub mod optim;
 pub mod presets;

@@ -10,6 +10,7 @@ use super::rng::SplitMix64;
 use super::run_config::{EarlyStop, RunConfig};
 use super::scoring::{Accuracy, EvalPoint, LossPoint, RunResult, Tally};
 use crate::rope::{ConfigError, Method, Schedule};
+use candle_core::backprop::GradStore;
 use candle_core::{D, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
@@ -225,21 +226,27 @@ impl Trainer {
         Ok((ids, w, count))
     }
 
-    /// Loss of the next training batch (advances the batch order).
-    fn train_loss(&mut self) -> candle_core::Result<Tensor> {
+    /// Loss of the next training batch (advances the batch order) and the gradient of every
+    /// weight, through the model's tape (candle's backward pass for the loss alone).
+    fn train_grads(&mut self) -> candle_core::Result<(f32, GradStore)> {
         let rows = self.next_rows();
         let bos = self.config.spec.modulus;
         let b = Batch::from_split(&self.data.train, &rows, bos, self.config.spec.num_seeds());
         let (ids, w, count) = self.batch_tensors(&b)?;
-        let logits = self.model.forward(&ids, &self.train_rope)?;
-        masked_cross_entropy(&logits, &w, count)
+        let (logits, tape) = self.model.forward_tape(&ids, &self.train_rope)?;
+        let lv = Var::from_tensor(&logits)?;
+        let loss = masked_cross_entropy(lv.as_tensor(), &w, count)?;
+        let g_logits = loss
+            .backward()?
+            .remove(lv.as_tensor())
+            .ok_or_else(|| candle_core::Error::Msg("loss: no gradient for the logits".into()))?;
+        Ok((loss.to_scalar::<f32>()?, tape.backward(&g_logits)?))
     }
 
     /// Per-parameter sum of absolute gradients of one training batch's loss (no update).
     #[cfg(test)]
     fn gradient_magnitudes(&mut self) -> Result<Vec<(String, f64)>, PosgenError> {
-        let loss = self.train_loss()?;
-        let grads = loss.backward()?;
+        let (_, grads) = self.train_grads()?;
         self.model
             .named_vars()
             .into_iter()
@@ -267,9 +274,9 @@ impl Trainer {
         }
         let lr = one_cycle_lr(self.step, self.config.steps, self.config.preset.lr);
         self.opt.set_learning_rate(lr);
-        let loss = self.train_loss()?;
-        self.opt.backward_step(&loss)?;
-        self.loss_curve.push(loss.to_scalar::<f32>()?);
+        let (loss, grads) = self.train_grads()?;
+        self.opt.step(&grads)?;
+        self.loss_curve.push(loss);
         self.step += 1;
         Ok(())
     }
