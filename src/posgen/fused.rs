@@ -513,6 +513,72 @@ fn matmul_like_candle(
     dst: &mut [f32],
     (m, n, k): (usize, usize, usize),
     lhs: &[f32],
+    lhs_strides: (usize, usize),
+    rhs: &[f32],
+    rhs_strides: (usize, usize),
+    threads: usize,
+) {
+    assert!(
+        dst.len() >= m * n,
+        "matmul: dst holds {} < {m} x {n}",
+        dst.len()
+    );
+    // SAFETY: `dst` holds the m x n values the kernel writes and is borrowed mutably.
+    unsafe {
+        gemm_into(
+            dst.as_mut_ptr(),
+            (m, n, k),
+            lhs,
+            lhs_strides,
+            rhs,
+            rhs_strides,
+            threads,
+        )
+    };
+}
+
+/// [`matmul_like_candle`] into a new `(m, n)` buffer. The kernel writes every value of its
+/// destination without reading it, so the buffer is not zero-filled first: at the paper
+/// preset's widths that fill was as costly as the softmax.
+fn product(
+    (m, n, k): (usize, usize, usize),
+    lhs: &[f32],
+    lhs_strides: (usize, usize),
+    rhs: &[f32],
+    rhs_strides: (usize, usize),
+    threads: usize,
+) -> Vec<f32> {
+    if k == 0 || m * n == 0 {
+        return vec![0f32; m * n];
+    }
+    let mut dst = Vec::with_capacity(m * n);
+    // SAFETY: the capacity holds m x n values; with k > 0 and `read_dst` false the kernel
+    // writes each of them (it computes dst = lhs rhs, never reading dst) before `set_len`
+    // exposes them.
+    unsafe {
+        gemm_into(
+            dst.as_mut_ptr(),
+            (m, n, k),
+            lhs,
+            lhs_strides,
+            rhs,
+            rhs_strides,
+            threads,
+        );
+        dst.set_len(m * n);
+    }
+    dst
+}
+
+/// The kernel call of [`matmul_like_candle`] into `dst`, after checking the operands'
+/// extents against their slices.
+///
+/// # Safety
+/// `dst` must be valid for writing `m * n` values, with nothing else reading or writing them.
+unsafe fn gemm_into(
+    dst: *mut f32,
+    (m, n, k): (usize, usize, usize),
+    lhs: &[f32],
     (lhs_rs, lhs_cs): (usize, usize),
     rhs: &[f32],
     (rhs_rs, rhs_cs): (usize, usize),
@@ -522,11 +588,6 @@ fn matmul_like_candle(
         (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs + 1
     };
     assert!(
-        dst.len() >= m * n,
-        "matmul: dst holds {} < {m} x {n}",
-        dst.len()
-    );
-    assert!(
         lhs.len() >= reach(m, k, lhs_rs, lhs_cs),
         "matmul: lhs too short"
     );
@@ -534,14 +595,14 @@ fn matmul_like_candle(
         rhs.len() >= reach(k, n, rhs_rs, rhs_cs),
         "matmul: rhs too short"
     );
-    // SAFETY: every index the kernel touches is inside the slices (checked above), `dst` is
-    // borrowed mutably and the operands immutably, so nothing else writes them meanwhile.
+    // SAFETY: every operand index the kernel touches is inside the slices (checked above),
+    // which are borrowed immutably; `dst` is the caller's to write (this function's contract).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             false,
@@ -785,9 +846,7 @@ impl CustomOp3 for Attention {
 
 /// `x (r, k) * w (k, n)` as candle's matmul computes it for two contiguous matrices.
 fn linear(x: &[f32], w: &[f32], (r, k, n): (usize, usize, usize), threads: usize) -> Vec<f32> {
-    let mut y = vec![0f32; r * n];
-    matmul_like_candle(&mut y, (r, n, k), x, (k, 1), w, (n, 1), threads);
-    y
+    product((r, n, k), x, (k, 1), w, (n, 1), threads)
 }
 
 /// The gradients `(dx, dw)` of `y = x (r, k) * w (k, n)` for the stored upstream gradient
@@ -800,16 +859,8 @@ fn linear_grads(
     (r, k, n): (usize, usize, usize),
     threads: usize,
 ) -> (Vec<f32>, Vec<f32>) {
-    let dx = |t| {
-        let mut dx = vec![0f32; r * k];
-        matmul_like_candle(&mut dx, (r, k, n), g, (n, 1), w, (1, n), t);
-        dx
-    };
-    let dw = |t| {
-        let mut dw = vec![0f32; k * n];
-        matmul_like_candle(&mut dw, (k, n, r), x, (1, k), g, (n, 1), t);
-        dw
-    };
+    let dx = |t| product((r, k, n), g, (n, 1), w, (1, n), t);
+    let dw = |t| product((k, n, r), x, (1, k), g, (n, 1), t);
     join(threads, r * k * n, dx, dw)
 }
 
@@ -932,16 +983,20 @@ impl FeedForward {
     }
 }
 
-/// `relu(h)` of a hidden tensor, in chunks of `ACTIVATION_CHUNK` values.
+/// `relu(h)` of a hidden tensor, split across threads in runs of at least 4,096 values.
 fn activations(h: &[f32], threads: usize) -> Vec<f32> {
-    const ACTIVATION_CHUNK: usize = 1 << 12;
-    let mut a = vec![0f32; h.len()];
-    for_each_chunk(threads, h.len(), &mut a, ACTIVATION_CHUNK, |i, c| {
-        for (av, &hv) in c.iter_mut().zip(&h[i * ACTIVATION_CHUNK..]) {
-            *av = relu(hv);
-        }
-    });
-    a
+    #[cfg(not(target_arch = "wasm32"))]
+    if threads > 1 && h.len() >= PARALLEL_MIN_VALUES {
+        use rayon::prelude::*;
+        const ACTIVATION_CHUNK: usize = 1 << 12;
+        return h
+            .par_iter()
+            .with_min_len(ACTIVATION_CHUNK)
+            .map(|&v| relu(v))
+            .collect();
+    }
+    let _ = threads;
+    h.iter().map(|&v| relu(v)).collect()
 }
 
 impl Default for FeedForward {
