@@ -986,6 +986,60 @@ impl CustomOp2 for Project {
     }
 }
 
+/// `x (R, K) * w (K, N)`: what candle's `x.matmul(w)` computes, bit for bit, value and
+/// gradients, with the rows split across threads ([`product`]) and the backward pass's two
+/// products run side by side ([`linear_grads`]) instead of each split by the kernel.
+pub struct Linear {
+    /// Threads the products may use.
+    pub threads: usize,
+}
+
+impl CustomOp2 for Linear {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (r, k, n) = linear_dims(l1, l2, self.name())?;
+        let (x, w) = (
+            contiguous(s1, l1, self.name())?,
+            contiguous(s2, l2, self.name())?,
+        );
+        let y = linear(x, w, (r, k, n), self.threads);
+        Ok((CpuStorage::F32(y), Shape::from((r, n))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = self.grads(x, w, g)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+impl Linear {
+    /// The gradients `(dx, dw)` for the upstream gradient `g (R, N)`.
+    pub fn grads(&self, x: &Tensor, w: &Tensor, g: &Tensor) -> Result<(Tensor, Tensor)> {
+        let dims = linear_dims(x.layout(), w.layout(), self.name())?;
+        let (xh, wh, gh) = (host(x)?, host(w)?, host(g)?);
+        let (dx, dw) = linear_grads(xh.values()?, wh.values()?, gh.values()?, dims, self.threads);
+        Ok((
+            Tensor::from_vec(dx, x.shape(), x.device())?,
+            Tensor::from_vec(dw, w.shape(), w.device())?,
+        ))
+    }
+}
+
 /// The ReLU feed-forward block `relu(x w1) w2` of `x (R, D)`, `w1 (D, F)`, `w2 (F, D)`: what
 /// `x.matmul(w1)`, [`Relu`] and `.matmul(w2)` compute, bit for bit, values and gradients, while
 /// the two `(R, F)` hidden tensors, the widest of the block, stay out of candle's graph. The

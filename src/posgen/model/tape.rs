@@ -10,7 +10,7 @@
 //! optimiser's own `+ 0` erases as well: the test trains both ways and compares the weights.
 
 use super::{Model, RopeTables, rms_norm_op};
-use crate::posgen::fused::{Attention, FeedForward, MergeHeads, Project, SplitHeads};
+use crate::posgen::fused::{Attention, FeedForward, Linear, MergeHeads, Project, SplitHeads};
 use candle_core::backprop::GradStore;
 use candle_core::{CustomOp1, CustomOp2, CustomOp3, Result, Tensor, Var};
 use std::sync::Arc;
@@ -48,6 +48,7 @@ pub struct Tape {
     x: Tensor,
     nf: Tensor,
     final_norm: Op2,
+    linear: Linear,
 }
 
 impl Model {
@@ -92,7 +93,7 @@ impl Model {
             let a = q.apply_op3_arc(&kt, &v, attn.clone())?;
             let merge: Op1 = Arc::new(Box::new(MergeHeads));
             let o = a.apply_op1_arc(merge.clone())?;
-            let x1 = (&x + o.matmul(at(4))?)?;
+            let x1 = (&x + o.apply_op2_no_bwd(at(4), &Linear { threads })?)?;
             let ffn_norm = rms_norm_op(threads);
             let n2 = x1.apply_op2_arc(at(5), ffn_norm.clone())?;
             let ffn: Op3 = Arc::new(Box::new(FeedForward::with_threads(threads)));
@@ -120,7 +121,8 @@ impl Model {
         let last = weights.len() - 2;
         let final_norm = rms_norm_op(threads);
         let nf = x.apply_op2_arc(w(last), final_norm.clone())?;
-        let logits = nf.matmul(w(last + 1))?;
+        let linear = Linear { threads };
+        let logits = nf.apply_op2_no_bwd(w(last + 1), &linear)?;
         let tape = Tape {
             ids,
             weights,
@@ -128,6 +130,7 @@ impl Model {
             x,
             nf,
             final_norm,
+            linear,
         };
         Ok((logits, tape))
     }
@@ -146,8 +149,8 @@ impl Tape {
         let n = self.weights.len();
         let mut g: Vec<Option<Tensor>> = vec![None; n];
         // logits = nf head
-        g[n - 1] = Some(self.nf.t()?.matmul(g_logits)?);
-        let g_nf = g_logits.matmul(&w(n - 1).t()?)?;
+        let (g_nf, gw) = self.linear.grads(&self.nf, w(n - 1), g_logits)?;
+        g[n - 1] = Some(gw);
         let (gx, gw) = self.final_norm.bwd(&self.x, w(n - 2), &self.nf, &g_nf)?;
         g[n - 2] = gw;
         let mut g_x = given(gx, "final norm")?;
@@ -162,8 +165,8 @@ impl Tape {
             g[at + 5] = gw;
             let g_x1 = (&g_x + given(gx1, "ffn norm")?)?;
             // x1 = x + o wo, o = merge(attention(q, k^T, v)), each of q, k^T, v from n1
-            g[at + 4] = Some(blk.o.t()?.matmul(&g_x1)?);
-            let g_o = g_x1.matmul(&w(at + 4).t()?)?;
+            let (g_o, gw) = self.linear.grads(&blk.o, w(at + 4), &g_x1)?;
+            g[at + 4] = Some(gw);
             let g_a = given(blk.merge.bwd(&blk.a, &blk.o, &g_o)?, "merge heads")?;
             let (gq, gk, gv) = blk.attn.bwd(&blk.q, &blk.kt, &blk.v, &blk.a, &g_a)?;
             // candle sums n1's three gradients as it meets their ops: v, then k^T, then q.
