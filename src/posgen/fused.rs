@@ -493,10 +493,6 @@ impl CustomOp1 for MergeHeads {
 /// costs more in synchronisation than it saves.
 const PARALLEL_MIN_FLOPS: usize = 1 << 22;
 
-/// Fewest rows of a product's part when [`product`] splits it across threads.
-#[cfg(not(target_arch = "wasm32"))]
-const SPLIT_MIN_ROWS: usize = 64;
-
 /// How a product of `flops` multiply-adds runs on `threads` threads (one in the browser, which
 /// has no thread pool). The kernel's results do not depend on it (it splits output blocks, not
 /// sums).
@@ -543,11 +539,7 @@ fn matmul_like_candle(
 
 /// [`matmul_like_candle`] into a new `(m, n)` buffer. The kernel writes every value of its
 /// destination without reading it, so the buffer is not zero-filled first: at the paper
-/// preset's widths that fill was as costly as the softmax. On several threads the rows are
-/// split into one independent product per thread rather than handed to the kernel's own
-/// splitting, which scaled the paper preset's forward pass by 1.37x at two threads where
-/// independent products scale 2x. Each value's sum runs over `k` in the same blocks (the
-/// kernel's depth blocking depends on `k` alone), so the result is the same bit for bit.
+/// preset's widths that fill was as costly as the softmax.
 fn product(
     (m, n, k): (usize, usize, usize),
     lhs: &[f32],
@@ -560,33 +552,6 @@ fn product(
         return vec![0f32; m * n];
     }
     let mut dst = Vec::with_capacity(m * n);
-    #[cfg(not(target_arch = "wasm32"))]
-    if threads > 1 && m >= 2 * SPLIT_MIN_ROWS && m * n * k >= PARALLEL_MIN_FLOPS {
-        use rayon::prelude::*;
-        let parts = threads.min(m / SPLIT_MIN_ROWS);
-        let per = m.div_ceil(parts);
-        let (base, lhs_rs) = (dst.as_mut_ptr() as usize, lhs_strides.0);
-        (0..parts).into_par_iter().for_each(|p| {
-            let r0 = p * per;
-            let rows = per.min(m - r0);
-            // SAFETY: part p writes rows r0..r0 + rows of the m x n capacity, which no other
-            // part writes; the kernel checks its operands against their slices.
-            unsafe {
-                gemm_into(
-                    (base as *mut f32).add(r0 * n),
-                    (rows, n, k),
-                    &lhs[r0 * lhs_rs..],
-                    lhs_strides,
-                    rhs,
-                    rhs_strides,
-                    1,
-                )
-            };
-        });
-        // SAFETY: the parts wrote every row.
-        unsafe { dst.set_len(m * n) };
-        return dst;
-    }
     // SAFETY: the capacity holds m x n values; with k > 0 and `read_dst` false the kernel
     // writes each of them (it computes dst = lhs rhs, never reading dst) before `set_len`
     // exposes them.
@@ -987,8 +952,9 @@ impl CustomOp2 for Project {
 }
 
 /// `x (R, K) * w (K, N)`: what candle's `x.matmul(w)` computes, bit for bit, value and
-/// gradients, with the rows split across threads ([`product`]) and the backward pass's two
-/// products run side by side ([`linear_grads`]) instead of each split by the kernel.
+/// gradients, with the backward pass's two products run side by side ([`linear_grads`])
+/// instead of each split by the kernel (the split that scaled the feed-forward block's backward
+/// pass 2x at two threads, where the kernel's own split scales its forward pass 1.4x).
 pub struct Linear {
     /// Threads the products may use.
     pub threads: usize,
@@ -1194,45 +1160,6 @@ mod tests {
         let grads = loss.backward().unwrap();
         let g = vars.iter().map(|v| grads.get(v).unwrap().clone()).collect();
         (y, g)
-    }
-
-    #[test]
-    fn products_split_by_rows_equal_one_product_bit_for_bit() {
-        for &(m, n, k) in &[
-            (1024, 512, 512),
-            (1024, 2048, 512),
-            (2048, 257, 64),
-            (2048, 64, 256),
-            (131, 96, 333),
-        ] {
-            let lhs = random(&[m, k], 7)
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            let rhs = random(&[k, n], 8)
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            let one = product((m, n, k), &lhs, (k, 1), &rhs, (n, 1), 1);
-            let mut reference = vec![0f32; m * n];
-            matmul_like_candle(&mut reference, (m, n, k), &lhs, (k, 1), &rhs, (n, 1), 1);
-            // transposed operands, as the backward passes read them
-            let t = product((k, n, m), &lhs, (1, k), &reference, (n, 1), 1);
-            for threads in [2, 3] {
-                let split = product((m, n, k), &lhs, (k, 1), &rhs, (n, 1), threads);
-                let ts = product((k, n, m), &lhs, (1, k), &reference, (n, 1), threads);
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&split), bits(&one), "{m} x {n} x {k} on {threads}");
-                assert_eq!(
-                    bits(&ts),
-                    bits(&t),
-                    "transposed {k} x {n} x {m} on {threads}"
-                );
-            }
-            assert_eq!(one, reference);
-        }
     }
 
     #[test]
