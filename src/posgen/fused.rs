@@ -14,11 +14,21 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::Arc;
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+/// The f32 values of a contiguous CPU input, or an error naming `op`.
+pub(crate) fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    contiguous_as(s, l, op)
+}
+
+/// The values of a contiguous CPU input of element type `T`, or an error naming `op`.
+pub(crate) fn contiguous_as<'a, T: candle_core::WithDType>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    op: &str,
+) -> Result<&'a [T]> {
     let (a, b) = l
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg(format!("{op}: input must be contiguous")))?;
-    Ok(&s.as_slice::<f32>()?[a..b])
+    Ok(&s.as_slice::<T>()?[a..b])
 }
 
 /// A tensor's f32 values in row-major order, borrowed from its CPU storage when the tensor is

@@ -9,7 +9,7 @@
 //! Written by hand because no crate fuses this for candle with a backward pass; the test checks
 //! it against candle's form bit for bit.
 
-use super::fused::{for_each_chunk, host};
+use super::fused::{contiguous, contiguous_as, for_each_chunk, host};
 use candle_core::cpu::kernels::VecOps;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use std::sync::OnceLock;
@@ -57,17 +57,14 @@ impl CrossEntropy {
 /// candle's thread count.
 pub fn loss_and_gradient(logits: &Tensor, targets: &Tensor) -> Result<(f32, Tensor)> {
     let op = CrossEntropy::with_threads(candle_core::utils::get_num_threads());
-    let loss = logits.detach().apply_op2_no_bwd(targets, &op)?;
+    let loss = logits.apply_op2_no_bwd(targets, &op)?;
     let (g, _) = op.bwd(logits, targets, &loss, &loss.ones_like()?)?;
     let g = g.ok_or_else(|| candle_core::Error::Msg("cross-entropy: no gradient".into()))?;
     Ok((loss.to_scalar::<f32>()?, g))
 }
 
 fn targets_of<'a>(s: &'a CpuStorage, l: &Layout, n: usize, c: usize) -> Result<&'a [u32]> {
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| {
-        candle_core::Error::Msg("cross-entropy: targets must be contiguous".into())
-    })?;
-    let t = &s.as_slice::<u32>()?[a..b];
+    let t = contiguous_as::<u32>(s, l, "cross-entropy")?;
     if l.dims() != [n] {
         candle_core::bail!("cross-entropy: targets {:?} for {n} rows", l.dims());
     }
@@ -92,30 +89,27 @@ impl CustomOp2 for CrossEntropy {
         let &[n, c] = l1.dims() else {
             candle_core::bail!("cross-entropy: logits must be (N, C), got {:?}", l1.dims());
         };
-        let (a, b) = l1.contiguous_offsets().ok_or_else(|| {
-            candle_core::Error::Msg("cross-entropy: logits must be contiguous".into())
-        })?;
-        let x = &s1.as_slice::<f32>()?[a..b];
+        let x = contiguous(s1, l1, self.name())?;
         let t = targets_of(s2, l2, n, c)?;
         // Per row: max m, e = exp(x - m), s = sum(e); the target's log-probability is
         // (x_t - m) - ln(s), as candle's log_softmax leaves it before the gather.
-        let mut exp = vec![0f32; n * c];
-        for_each_chunk(self.threads, n * c, &mut exp, c, |i, er| {
-            let xr = &x[i * c..(i + 1) * c];
-            let m = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            for (e, &v) in er.iter_mut().zip(xr) {
-                *e = (v - m).exp();
-            }
-        });
-        let mut stats = vec![0f32; 2 * n];
-        for_each_chunk(self.threads, n * c, &mut stats, 2, |i, ms| {
-            ms[0] = x[i * c..(i + 1) * c]
+        let mut max = vec![0f32; n];
+        for_each_chunk(self.threads, n * c, &mut max, 1, |i, m| {
+            m[0] = x[i * c..(i + 1) * c]
                 .iter()
                 .copied()
                 .fold(f32::NEG_INFINITY, f32::max);
-            ms[1] = row_sum(&exp[i * c..(i + 1) * c]);
         });
-        let (max, sum): (Vec<f32>, Vec<f32>) = stats.chunks(2).map(|ms| (ms[0], ms[1])).unzip();
+        let mut exp = vec![0f32; n * c];
+        for_each_chunk(self.threads, n * c, &mut exp, c, |i, er| {
+            for (e, &v) in er.iter_mut().zip(&x[i * c..(i + 1) * c]) {
+                *e = (v - max[i]).exp();
+            }
+        });
+        let mut sum = vec![0f32; n];
+        for_each_chunk(self.threads, n * c, &mut sum, 1, |i, s| {
+            s[0] = row_sum(&exp[i * c..(i + 1) * c]);
+        });
         let logp: Vec<f32> = (0..n)
             .map(|i| (x[i * c + t[i] as usize] - max[i]) - sum[i].ln())
             .collect();

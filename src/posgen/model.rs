@@ -110,14 +110,14 @@ fn ones_var(n: usize, dev: &Device) -> Result<Var> {
     Var::from_tensor(&Tensor::ones(n, DType::F32, dev)?)
 }
 
-/// The fused RMSNorm op on `threads` threads, shareable so a tape can run its backward pass.
-fn rms_norm_op(threads: usize) -> Arc<Box<dyn candle_core::CustomOp2 + Send + Sync>> {
-    Arc::new(Box::new(RmsNorm { eps: 1e-6, threads }))
+/// The model's fused RMSNorm op on `threads` threads.
+fn rms_norm_op(threads: usize) -> RmsNorm {
+    RmsNorm { eps: 1e-6, threads }
 }
 
 /// RMSNorm (fused, with its backward pass) on `threads` threads.
 fn rms_norm(x: &Tensor, w: &Tensor, threads: usize) -> Result<Tensor> {
-    x.contiguous()?.apply_op2_arc(w, rms_norm_op(threads))
+    x.contiguous()?.apply_op2(w, rms_norm_op(threads))
 }
 
 impl Model {

@@ -10,16 +10,13 @@
 //! optimiser's own `+ 0` erases as well: the test trains both ways and compares the weights.
 
 use super::{Model, RopeTables, rms_norm_op};
-use crate::posgen::fused::{Attention, FeedForward, Linear, MergeHeads, Project, SplitHeads};
+use crate::posgen::fused::{
+    Attention, FeedForward, Linear, MergeHeads, Project, RmsNorm, SplitHeads,
+};
 use candle_core::backprop::GradStore;
 use candle_core::{CustomOp1, CustomOp2, CustomOp3, Result, Tensor, Var};
-use std::sync::Arc;
 
-type Op1 = Arc<Box<dyn CustomOp1 + Send + Sync>>;
-type Op2 = Arc<Box<dyn CustomOp2 + Send + Sync>>;
-type Op3 = Arc<Box<dyn CustomOp3 + Send + Sync>>;
-
-/// One block's kept tensors and ops.
+/// One block's kept tensors and the ops that keep state for their backward pass.
 struct BlockTape {
     x: Tensor,
     n1: Tensor,
@@ -31,23 +28,21 @@ struct BlockTape {
     x1: Tensor,
     n2: Tensor,
     f: Tensor,
-    norm: Op2,
-    proj: [Op2; 3],
-    attn: Op3,
-    merge: Op1,
-    ffn_norm: Op2,
-    ffn: Op3,
+    proj: [Project; 3],
+    attn: Attention,
+    ffn: FeedForward,
 }
 
 /// What [`Model::forward_tape`] keeps for [`Tape::backward`]: the weights as they were read,
-/// every block's activations and the ops that made them (some keep state for their backward).
+/// every block's activations and the ops that made them (some keep state for their backward;
+/// the stateless norm and products are one op each for the whole chain).
 pub struct Tape {
     ids: Tensor,
     weights: Vec<(Var, Tensor)>,
     blocks: Vec<BlockTape>,
     x: Tensor,
     nf: Tensor,
-    final_norm: Op2,
+    norm: RmsNorm,
     linear: Linear,
 }
 
@@ -69,35 +64,33 @@ impl Model {
             .collect();
         let w = |i: usize| &weights[i].1;
         let ids = ids.flatten_all()?;
+        let (norm, linear) = (rms_norm_op(threads), Linear { threads });
         let mut x = w(0).index_select(&ids, 0)?.reshape((b * t, d))?;
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for l in 0..self.blocks.len() {
             // Block l's weights in named_vars order: attn_norm, wq, wk, wv, wo, ffn_norm, w1, w2.
             let at = |k: usize| w(1 + 8 * l + k);
-            let norm = rms_norm_op(threads);
-            let n1 = x.apply_op2_arc(at(0), norm.clone())?;
-            let proj: [Op2; 3] = std::array::from_fn(|j| -> Op2 {
-                let split = SplitHeads {
+            let n1 = x.apply_op2_no_bwd(at(0), &norm)?;
+            let proj: [Project; 3] = std::array::from_fn(|j| Project {
+                split: SplitHeads {
                     rope: (j < 2).then(|| rope.op.clone()),
                     batch: b,
                     len: t,
                     heads: h,
                     keys: j == 1,
-                };
-                Arc::new(Box::new(Project { split, threads }))
+                },
+                threads,
             });
-            let q = n1.apply_op2_arc(at(1), proj[0].clone())?;
-            let kt = n1.apply_op2_arc(at(2), proj[1].clone())?;
-            let v = n1.apply_op2_arc(at(3), proj[2].clone())?;
-            let attn: Op3 = Arc::new(Box::new(Attention::with_threads(threads)));
-            let a = q.apply_op3_arc(&kt, &v, attn.clone())?;
-            let merge: Op1 = Arc::new(Box::new(MergeHeads));
-            let o = a.apply_op1_arc(merge.clone())?;
-            let x1 = (&x + o.apply_op2_no_bwd(at(4), &Linear { threads })?)?;
-            let ffn_norm = rms_norm_op(threads);
-            let n2 = x1.apply_op2_arc(at(5), ffn_norm.clone())?;
-            let ffn: Op3 = Arc::new(Box::new(FeedForward::with_threads(threads)));
-            let f = n2.apply_op3_arc(at(6), at(7), ffn.clone())?;
+            let q = n1.apply_op2_no_bwd(at(1), &proj[0])?;
+            let kt = n1.apply_op2_no_bwd(at(2), &proj[1])?;
+            let v = n1.apply_op2_no_bwd(at(3), &proj[2])?;
+            let attn = Attention::with_threads(threads);
+            let a = q.apply_op3_no_bwd(&kt, &v, &attn)?;
+            let o = a.apply_op1_no_bwd(&MergeHeads)?;
+            let x1 = (&x + o.apply_op2_no_bwd(at(4), &linear)?)?;
+            let n2 = x1.apply_op2_no_bwd(at(5), &norm)?;
+            let ffn = FeedForward::with_threads(threads);
+            let f = n2.apply_op3_no_bwd(at(6), at(7), &ffn)?;
             let next = (&x1 + &f)?;
             blocks.push(BlockTape {
                 x: std::mem::replace(&mut x, next),
@@ -110,18 +103,13 @@ impl Model {
                 x1,
                 n2,
                 f,
-                norm,
                 proj,
                 attn,
-                merge,
-                ffn_norm,
                 ffn,
             });
         }
         let last = weights.len() - 2;
-        let final_norm = rms_norm_op(threads);
-        let nf = x.apply_op2_arc(w(last), final_norm.clone())?;
-        let linear = Linear { threads };
+        let nf = x.apply_op2_no_bwd(w(last), &norm)?;
         let logits = nf.apply_op2_no_bwd(w(last + 1), &linear)?;
         let tape = Tape {
             ids,
@@ -129,7 +117,7 @@ impl Model {
             blocks,
             x,
             nf,
-            final_norm,
+            norm,
             linear,
         };
         Ok((logits, tape))
@@ -151,7 +139,7 @@ impl Tape {
         // logits = nf head
         let (g_nf, gw) = self.linear.grads(&self.nf, w(n - 1), g_logits)?;
         g[n - 1] = Some(gw);
-        let (gx, gw) = self.final_norm.bwd(&self.x, w(n - 2), &self.nf, &g_nf)?;
+        let (gx, gw) = self.norm.bwd(&self.x, w(n - 2), &self.nf, &g_nf)?;
         g[n - 2] = gw;
         let mut g_x = given(gx, "final norm")?;
         for (l, blk) in self.blocks.iter().enumerate().rev() {
@@ -160,14 +148,14 @@ impl Tape {
             let (gn2, gw1, gw2) = blk.ffn.bwd(&blk.n2, w(at + 6), w(at + 7), &blk.f, &g_x)?;
             (g[at + 6], g[at + 7]) = (gw1, gw2);
             let (gx1, gw) =
-                blk.ffn_norm
+                self.norm
                     .bwd(&blk.x1, w(at + 5), &blk.n2, &given(gn2, "feed-forward")?)?;
             g[at + 5] = gw;
             let g_x1 = (&g_x + given(gx1, "ffn norm")?)?;
             // x1 = x + o wo, o = merge(attention(q, k^T, v)), each of q, k^T, v from n1
             let (g_o, gw) = self.linear.grads(&blk.o, w(at + 4), &g_x1)?;
             g[at + 4] = Some(gw);
-            let g_a = given(blk.merge.bwd(&blk.a, &blk.o, &g_o)?, "merge heads")?;
+            let g_a = given(MergeHeads.bwd(&blk.a, &blk.o, &g_o)?, "merge heads")?;
             let (gq, gk, gv) = blk.attn.bwd(&blk.q, &blk.kt, &blk.v, &blk.a, &g_a)?;
             // candle sums n1's three gradients as it meets their ops: v, then k^T, then q.
             let mut g_n1: Option<Tensor> = None;
@@ -186,7 +174,7 @@ impl Tape {
                 });
             }
             let g_n1 = given(g_n1, "projections")?;
-            let (gx, gw) = blk.norm.bwd(&blk.x, w(at), &blk.n1, &g_n1)?;
+            let (gx, gw) = self.norm.bwd(&blk.x, w(at), &blk.n1, &g_n1)?;
             g[at] = gw;
             g_x = (g_x1 + given(gx, "attention norm")?)?;
         }
@@ -236,6 +224,15 @@ mod tests {
         v.iter().map(|x| (x + 0.0).to_bits()).collect()
     }
 
+    /// The gradient of candle's cross-entropy with respect to `logits`, by candle's backward
+    /// pass on a copy of them.
+    fn loss_gradient(logits: &Tensor, targets: &Tensor) -> Tensor {
+        let lv = Var::from_tensor(logits).unwrap();
+        let loss = candle_nn::loss::cross_entropy(lv.as_tensor(), targets).unwrap();
+        let mut grads = loss.backward().unwrap();
+        grads.remove(lv.as_tensor()).unwrap()
+    }
+
     fn rope() -> RopeTables {
         let config = ScheduleConfig {
             dim: 8,
@@ -254,15 +251,7 @@ mod tests {
             .unwrap();
         let (logits, tape) = m.forward_tape(&ids, &rope).unwrap();
         assert_eq!(bits(&logits), bits(&m.forward(&ids, &rope).unwrap()));
-        let lv = Var::from_tensor(&logits).unwrap();
-        let loss = candle_nn::loss::cross_entropy(lv.as_tensor(), &targets).unwrap();
-        let g_logits = loss
-            .backward()
-            .unwrap()
-            .get(lv.as_tensor())
-            .unwrap()
-            .clone();
-        let ours = tape.backward(&g_logits).unwrap();
+        let ours = tape.backward(&loss_gradient(&logits, &targets)).unwrap();
         for (name, v) in m.named_vars() {
             let (a, b) = (ours.get(&v).unwrap(), theirs.get(&v).unwrap());
             assert_eq!(bits(a), bits(b), "gradient of {name}");
@@ -286,14 +275,7 @@ mod tests {
             let loss = candle_nn::loss::cross_entropy(&a.forward(&ids, &rope).unwrap(), &targets);
             oa.backward_step(&loss.unwrap()).unwrap();
             let (logits, tape) = b.forward_tape(&ids, &rope).unwrap();
-            let lv = Var::from_tensor(&logits).unwrap();
-            let loss = candle_nn::loss::cross_entropy(lv.as_tensor(), &targets).unwrap();
-            let g = loss
-                .backward()
-                .unwrap()
-                .get(lv.as_tensor())
-                .unwrap()
-                .clone();
+            let g = loss_gradient(&logits, &targets);
             ob.step(&tape.backward(&g).unwrap()).unwrap();
         }
         for ((name, va), (_, vb)) in a.named_vars().into_iter().zip(b.named_vars()) {
