@@ -323,6 +323,24 @@ fn bad_input_exits_2_with_one_line() {
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--budget"), "{err}");
+    for (flag, v) in [
+        ("--patience", "0"),
+        ("--max-steps", "0"),
+        ("--max-steps", "-3"),
+    ] {
+        let (code, _, err) = lab(&["lm", "pretrain", "--corpus", "code", "--out", cks, flag, v]);
+        assert_eq!(code, 2, "{flag} {v}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(flag), "{err}");
+    }
+    // the rule's overrides replace the preset's, before the budget multiplier
+    let capped = temp_dir("bad-ck").join("capped");
+    let mut a = pre.to_vec();
+    a[7] = capped.to_str().unwrap();
+    a.extend(["--max-steps", "3", "--patience", "1000", "--budget", "2"]);
+    let (code, doc, err) = lab(&a);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(doc["checkpoint"]["steps"], 6);
 }
 
 #[test]

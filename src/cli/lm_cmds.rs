@@ -91,6 +91,13 @@ pub struct PretrainArgs {
     /// Budget multiplier of patience and step cap, 1..=8 (2: the convergence check).
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub budget: i64,
+    /// Validation checks without improvement before stopping, 1..=1000, instead of the
+    /// preset's (before the budget multiplier): keeps a run under an earlier rule repeatable.
+    #[arg(long, allow_negative_numbers = true)]
+    pub patience: Option<i64>,
+    /// Step cap, 1..=1000000, instead of the preset's (before the budget multiplier).
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_steps: Option<i64>,
     /// Checkpoint directory to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -223,7 +230,13 @@ fn outcome_json(ck: &Checkpoint, tokens_per_second: f64, corpus: &Corpus) -> Val
 fn pretrain_cmd(a: &PretrainArgs) -> Result<Value, CliError> {
     let budget = in_range("budget", a.budget, 1, 8)? as usize;
     let corpus = Corpus::load(a.corpus, a.dir.corpus_dir.as_deref())?;
-    let preset = LmPreset::get(a.preset);
+    let mut preset = LmPreset::get(a.preset);
+    if let Some(p) = a.patience {
+        preset.patience = in_range("patience", p, 1, 1000)? as usize;
+    }
+    if let Some(m) = a.max_steps {
+        preset.max_steps = in_range("max_steps", m, 1, 1_000_000)? as usize;
+    }
     let mut report = progress(format!("pretrain {} seed {}", a.corpus.name(), a.seed), 100);
     let (ck, out) = pretrain(
         &preset,
