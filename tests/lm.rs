@@ -396,6 +396,7 @@ fn a_study_resumes_after_a_kill_to_the_same_results_and_reproduces() {
     assert_eq!(cmps.len(), 8, "4 pairs x 2 lengths");
     assert!(cmps.iter().all(|c| c["n"] == 2 && c["ci95"].is_array()));
     assert!(full["budget_check"]["seeds"] == serde_json::json!([0]));
+    check_stopping_rule(&full, &out, &w, &args);
 
     // a kill after some runs: the file holds fewer runs and one checkpoint is half-written
     let mut cut = full.clone();
@@ -419,6 +420,51 @@ fn a_study_resumes_after_a_kill_to_the_same_results_and_reproduces() {
     assert_eq!(resumed["comparisons"], full["comparisons"]);
 
     check_reproduce(&json, &w, &full);
+}
+
+/// The study at `out` (run with `args`) records its stopping rule, its report counts the
+/// pretrainings that reached the cap, and a file of the same study under another rule is not
+/// resumed into it.
+fn check_stopping_rule(full: &Value, out: &Path, w: &Path, args: &[&str]) {
+    // the file records the stopping rule; the report counts the pretrainings at the cap
+    let tiny = LmPreset::get(LmPresetName::Tiny);
+    assert_eq!(full["config"]["patience"], tiny.patience);
+    assert_eq!(full["config"]["max_steps"], tiny.max_steps);
+    let mut main: Vec<u64> = full["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["budget"] == "main" && (r["arm"] == "rope" || r["arm"] == "resonance-rope"))
+        .map(|r| r["steps"].as_u64().unwrap())
+        .collect();
+    main.sort_unstable();
+    let capped = main.iter().filter(|&&s| s >= tiny.max_steps as u64).count();
+    let md = std::fs::read_to_string(out.with_extension("md")).unwrap();
+    let line = md
+        .split("Main budget: ")
+        .nth(1)
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap();
+    assert!(
+        line.starts_with(&format!(
+            "4 pretrainings ran {} to {} steps",
+            main[0], main[3]
+        )) && line.ends_with(&format!("{capped} of them reached the cap")),
+        "{line}"
+    );
+    // a results file of the same study under another stopping rule is not resumed into it
+    let other = w.join("other");
+    let mut stale = full.clone();
+    stale["config"]["work_dir"] = other.with_extension("work").display().to_string().into();
+    stale["config"]["patience"] = (tiny.patience + 1).into();
+    std::fs::write(other.with_extension("json"), stale.to_string()).unwrap();
+    let mut a = args.to_vec();
+    a[13] = other.to_str().unwrap();
+    let (code, _, err) = lab(&a);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("other settings"), "{err}");
 }
 
 /// `lm reproduce` of the study at `json`: the cheapest run from nothing gives the recorded

@@ -322,6 +322,65 @@ fn budget_md(md: &mut String, b: &BudgetCheck) {
     }
 }
 
+/// One paragraph on how the pretrainings stopped: the rule, and how many reached the cap (a
+/// budget set by convergence stops by the rule, not the cap).
+fn pretraining_md(r: &LmStudyResult) -> String {
+    let c = &r.config;
+    let mut md = format!(
+        "Pretraining stops after {} validation checks (one every {} steps) without an \
+         improvement of {} nats per byte, and keeps the best weights; step cap {}. The doubled \
+         budget doubles patience and cap.",
+        c.patience, c.check_every, c.min_delta, c.max_steps
+    );
+    for budget in [Budget::Main, Budget::Doubled] {
+        let cap = match budget {
+            Budget::Main => c.max_steps,
+            Budget::Doubled => 2 * c.max_steps,
+        };
+        let mut steps: Vec<usize> = r
+            .runs
+            .iter()
+            .filter(|x| x.budget == budget && matches!(x.arm, Arm::Rope | Arm::ResonanceRope))
+            .map(|x| x.steps)
+            .collect();
+        if steps.is_empty() {
+            continue;
+        }
+        steps.sort_unstable();
+        let at_cap = steps.iter().filter(|&&s| s >= cap).count();
+        let name = match budget {
+            Budget::Main => "Main",
+            Budget::Doubled => "Doubled",
+        };
+        let n = steps.len();
+        if n == 1 {
+            let cap_note = if at_cap == 1 {
+                "to the cap"
+            } else {
+                "below the cap"
+            };
+            md.push_str(&format!(
+                " {name} budget: 1 pretraining ran {} steps ({cap_note}).",
+                steps[0]
+            ));
+        } else {
+            let median = if n % 2 == 1 {
+                steps[n / 2] as f64
+            } else {
+                (steps[n / 2 - 1] + steps[n / 2]) as f64 / 2.0
+            };
+            md.push_str(&format!(
+                " {name} budget: {n} pretrainings ran {} to {} steps (median {median}); {at_cap} \
+                 of them reached the cap.",
+                steps[0],
+                steps[n - 1]
+            ));
+        }
+    }
+    md.push_str("\n\n");
+    md
+}
+
 fn report_md(r: &LmStudyResult) -> String {
     let c = &r.config;
     let mut md = format!(
@@ -336,6 +395,7 @@ fn report_md(r: &LmStudyResult) -> String {
         c.train_len,
         c.scale
     );
+    md.push_str(&pretraining_md(r));
     md.push_str("| arm |");
     for l in &c.lengths {
         md.push_str(&format!(" {l} |"));
@@ -377,18 +437,6 @@ fn report_md(r: &LmStudyResult) -> String {
     if let Some(b) = &r.budget_check {
         budget_md(&mut md, b);
     }
-    let steps: Vec<usize> = r
-        .runs
-        .iter()
-        .filter(|x| x.budget == Budget::Main && !x.arm.yarn())
-        .map(|x| x.steps)
-        .collect();
-    if let (Some(lo), Some(hi)) = (steps.iter().min(), steps.iter().max()) {
-        md.push_str(&format!(
-            "\nPretraining ran {lo} to {hi} steps under the main budget (cap {}).\n",
-            LmPreset::get(c.preset).max_steps
-        ));
-    }
     md.push_str(&format!(
         "\n## Splits\n\n{} training, {} validation and {} test files (listed in the JSON).\n",
         r.splits.train.len(),
@@ -426,6 +474,10 @@ fn study_config(a: &LmStudyArgs) -> Result<LmStudyConfig, CliError> {
         lengths,
         scale,
         train_len: l,
+        patience: preset.patience,
+        check_every: preset.check_every,
+        min_delta: preset.min_delta,
+        max_steps: preset.max_steps,
         work_dir,
         corpus_dir,
     })

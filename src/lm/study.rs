@@ -495,6 +495,21 @@ pub struct LmStudyConfig {
     pub scale: usize,
     /// Pretraining length L.
     pub train_len: usize,
+    /// The preset's stopping rule: pretraining stops after `patience` validation checks, one
+    /// every `check_every` steps, without an improvement of `min_delta` nats per byte, or at
+    /// `max_steps` (the doubled budget doubles patience and cap). Recorded so that a study run
+    /// under another rule is never resumed into this one (0 in files that predate it).
+    #[serde(default)]
+    pub patience: usize,
+    /// Steps between validation checks.
+    #[serde(default)]
+    pub check_every: usize,
+    /// Improvement a check must make (nats per byte).
+    #[serde(default)]
+    pub min_delta: f64,
+    /// Step cap of pretraining.
+    #[serde(default)]
+    pub max_steps: usize,
     /// Where checkpoints are kept (not committed).
     pub work_dir: String,
     /// `--corpus-dir` when one was given.
