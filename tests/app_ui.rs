@@ -631,6 +631,7 @@ fn the_language_model_tab_scores_a_text_live() {
     direct.step_for(f64::INFINITY).unwrap();
     let want = direct.result().unwrap();
     let got = &live["result"];
+    assert_eq!(got["in_worker"], true, "{live}");
     assert_eq!(got["text_bytes"], readme.len());
     for (g, w) in got["arms"].as_array().unwrap().iter().zip(&want.arms) {
         assert_eq!(g["label"], w.label.as_str());

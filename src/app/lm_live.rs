@@ -74,6 +74,9 @@ pub struct LiveView {
     scored_text: String,
     /// The last finished scoring.
     pub result: Option<TextScoreResult>,
+    /// Whether `result` was computed in a worker (the page API reports it: a fast scoring may
+    /// finish before anyone sees it running).
+    result_in_worker: bool,
     /// Why the last scoring (or the weights) failed.
     pub error: Option<String>,
 }
@@ -98,6 +101,7 @@ impl LiveView {
             progress: (0, 0),
             scored_text: String::new(),
             result: None,
+            result_in_worker: false,
             error: None,
         }
     }
@@ -230,6 +234,7 @@ impl LiveView {
         }
         if let Some(r) = u.result {
             self.result = Some(r);
+            self.result_in_worker = matches!(self.engine, Some(Engine::Worker { .. }));
             self.engine = None;
         }
         if let Some(e) = u.error {
@@ -277,6 +282,7 @@ impl LiveView {
             "length": self.length,
             "error": self.error,
             "result": r.map(|r| serde_json::json!({
+                "in_worker": self.result_in_worker,
                 "length": r.length,
                 "windows": r.windows,
                 "text_bytes": r.text_bytes,
