@@ -112,5 +112,6 @@ def render(doc):
                      f"{c['seconds']:.0f} s on {c['threads']} threads.")
     return "\n".join(lines) + "\n"
 
+
 if __name__ == "__main__":
     main()

@@ -440,18 +440,17 @@ fn check_stopping_rule(full: &Value, out: &Path, w: &Path, args: &[&str]) {
     main.sort_unstable();
     let capped = main.iter().filter(|&&s| s >= tiny.max_steps as u64).count();
     let md = std::fs::read_to_string(out.with_extension("md")).unwrap();
-    let line = md
-        .split("Main budget: ")
+    let (line, _) = md
+        .split("Under the main budget ")
         .nth(1)
         .unwrap()
-        .split('.')
-        .next()
+        .split_once("reached the cap")
         .unwrap();
     assert!(
         line.starts_with(&format!(
             "4 pretrainings ran {} to {} steps",
             main[0], main[3]
-        )) && line.ends_with(&format!("{capped} of them reached the cap")),
+        )) && line.ends_with(&format!("; {capped} of them ")),
         "{line}"
     );
     // a results file of the same study under another stopping rule is not resumed into it

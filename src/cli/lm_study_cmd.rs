@@ -81,10 +81,7 @@ struct Unit<'a> {
 
 impl Unit<'_> {
     fn dir(&self, name: &str) -> PathBuf {
-        let tag = match self.budget {
-            Budget::Main => "main",
-            Budget::Doubled => "doubled",
-        };
+        let tag = self.budget.name();
         self.work.join(format!("s{}-{tag}-{name}", self.seed))
     }
 
@@ -105,8 +102,8 @@ impl Unit<'_> {
         if res {
             a.push(s("--resonance"));
         }
-        if self.budget == Budget::Doubled {
-            a.extend([s("--budget"), s(2)]);
+        if self.budget != Budget::Main {
+            a.extend([s("--budget"), s(self.budget.multiplier())]);
         }
         a.extend([s("--out"), dir.display().to_string()]);
         a.extend(self.dir_args.iter().cloned());
@@ -332,11 +329,8 @@ fn pretraining_md(r: &LmStudyResult) -> String {
          budget doubles patience and cap.",
         c.patience, c.check_every, c.min_delta, c.max_steps
     );
-    for budget in [Budget::Main, Budget::Doubled] {
-        let cap = match budget {
-            Budget::Main => c.max_steps,
-            Budget::Doubled => 2 * c.max_steps,
-        };
+    for budget in Budget::ALL {
+        let cap = c.max_steps * budget.multiplier();
         let mut steps: Vec<usize> = r
             .runs
             .iter()
@@ -348,10 +342,7 @@ fn pretraining_md(r: &LmStudyResult) -> String {
         }
         steps.sort_unstable();
         let at_cap = steps.iter().filter(|&&s| s >= cap).count();
-        let name = match budget {
-            Budget::Main => "Main",
-            Budget::Doubled => "Doubled",
-        };
+        let name = budget.name();
         let n = steps.len();
         if n == 1 {
             let cap_note = if at_cap == 1 {
@@ -360,7 +351,7 @@ fn pretraining_md(r: &LmStudyResult) -> String {
                 "below the cap"
             };
             md.push_str(&format!(
-                " {name} budget: 1 pretraining ran {} steps ({cap_note}).",
+                " Under the {name} budget 1 pretraining ran {} steps ({cap_note}).",
                 steps[0]
             ));
         } else {
@@ -370,8 +361,8 @@ fn pretraining_md(r: &LmStudyResult) -> String {
                 (steps[n / 2 - 1] + steps[n / 2]) as f64 / 2.0
             };
             md.push_str(&format!(
-                " {name} budget: {n} pretrainings ran {} to {} steps (median {median}); {at_cap} \
-                 of them reached the cap.",
+                " Under the {name} budget {n} pretrainings ran {} to {} steps (median {median}); \
+                 {at_cap} of them reached the cap.",
                 steps[0],
                 steps[n - 1]
             ));

@@ -121,6 +121,27 @@ pub enum Budget {
     Doubled,
 }
 
+impl Budget {
+    /// Both budgets, main first.
+    pub const ALL: [Budget; 2] = [Budget::Main, Budget::Doubled];
+
+    /// The name in files and checkpoint directories (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            Budget::Main => "main",
+            Budget::Doubled => "doubled",
+        }
+    }
+
+    /// The `lm pretrain --budget` multiplier of the preset's patience and step cap.
+    pub fn multiplier(self) -> usize {
+        match self {
+            Budget::Main => 1,
+            Budget::Doubled => 2,
+        }
+    }
+}
+
 /// The loss at each position of the longest evaluation window, averaged in bins.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PositionCurve {
